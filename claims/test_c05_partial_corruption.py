@@ -1,0 +1,47 @@
+"""C5: partial label corruption interpolates between true and random labels.
+
+Paper (Figure 1c, CIFAR-10): at every corruption level p the training error
+reaches zero, and the test error rises steadily with p towards 90%.
+
+Scale: the profile's (smoke: MLP 1x512, 5,000 images of the CIFAR-10 JPEG
+copy, first seed; p in {0, 0.2, ..., 1}).
+"""
+
+from harness import stats
+
+LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+# One-sided significance of the rising trend. Six levels admit 720 orderings;
+# a perfectly rising series has p = 1/720, one swapped neighbour pair 7/720.
+TREND_ALPHA = 0.01
+
+
+def _runs(claim_run, model, seed):
+    return [claim_run(model, variant="partial", corruption=p, seed=seed) for p in LEVELS]
+
+
+def test_c5_every_corruption_level_is_fitted(claim_run, claim_figure, profile, model):
+    """C5: 100% training accuracy at every level p, within the pass budget (no tolerance)."""
+    for p, record in zip(LEVELS, _runs(claim_run, model, profile.seeds[0])):
+        claim_figure("C5", f"train accuracy at p={p}, {model}", record["train_accuracy"], "== 1.0",
+                     record["outcome"] == "fitted", passes=record["passes"])
+        assert record["outcome"] == "fitted", f"p={p}: {record['message']}"
+
+
+def test_c5_test_error_rises_with_corruption(claim_run, claim_figure, profile, model):
+    """C5: test error rises steadily with p.
+
+    Threshold: Kendall's tau between p and the final test error is positive
+    with exact one-sided p-value <= 0.01 over the six levels: a trend test over
+    all levels, not a chain of pairwise inequalities. At p = 1 the error must
+    also be chance-level (within the binomial interval of 90% at alpha 0.01),
+    the end point the paper's curve approaches.
+    """
+    records = _runs(claim_run, model, profile.seeds[0])
+    errors = [1.0 - r["test_accuracy"] for r in records]
+    p_value = stats.increasing_trend_p(LEVELS, errors)
+    tau = stats.kendall_tau(LEVELS, errors)
+    claim_figure("C5", f"Kendall tau of test error vs p, {model} (errors {', '.join(f'{e:.3f}' for e in errors)})",
+                 tau, f"one-sided p = {p_value:.4f} <= {TREND_ALPHA}", p_value <= TREND_ALPHA)
+    assert p_value <= TREND_ALPHA, f"test errors {errors} do not rise with p (p = {p_value:.3f})"
+    low, high = stats.binomial_interval(records[-1]["n_test"], 0.9, TREND_ALPHA)
+    assert low <= errors[-1] <= high, f"test error at p=1 is {errors[-1]:.4f}, outside chance [{low:.4f}, {high:.4f}]"

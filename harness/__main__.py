@@ -1,0 +1,115 @@
+"""Command line: `python -m harness {fit,models,theory-bench}`.
+
+fit      train one configuration, show progress, print its summary (JSON with --json)
+models   list the paper's models with their parameter counts
+theory-bench
+         time the finite-sample expressivity construction (C8)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .config import VARIANTS, RunConfig, get_profile, PROFILES
+from .data import DataError
+from .optim import OptimizerSpecError
+
+SUMMARY_FIELDS = (
+    "outcome", "message", "passes", "passes_to_fit", "steps_to_fit", "train_accuracy", "test_accuracy",
+    "best_test_accuracy", "train_seconds", "eval_seconds", "images_per_second", "data_source",
+    "n_train", "n_test", "parameters", "key", "path", "reused",
+)
+
+# CLI flag -> RunConfig field, for the flags that map one to one.
+FIT_FIELDS = {
+    "model": str, "data": str, "n_train": int, "n_test": int, "variant": str, "p": float, "seed": int,
+    "device": str, "max_passes": int, "lr": float, "lr_decay": float, "decay_every": int,
+    "batch_size": int, "momentum": float, "weight_decay": float, "optimizer": str, "init": str,
+    "precision": str, "target_accuracy": float, "test_every": int,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    fit = commands.add_parser("fit", help="train one configuration and print its summary")
+    fit.add_argument("--profile", choices=sorted(PROFILES), help="start from a profile's settings")
+    for name, kind in FIT_FIELDS.items():
+        flag = "--" + name.replace("_", "-")
+        extra = {"choices": VARIANTS} if name == "variant" else {}
+        helptext = "label corruption level for --variant partial" if name == "p" else None
+        fit.add_argument(flag, type=kind, default=None, help=helptext, **extra)
+    fit.add_argument("--fresh", action="store_true", help="retrain even if a record of this run exists")
+    fit.add_argument("--json", action="store_true", help="print the summary as one JSON line (last line of output)")
+    fit.add_argument("--quiet", action="store_true", help="no per-pass progress")
+
+    commands.add_parser("models", help="list the paper's models and their parameter counts")
+    theory = commands.add_parser("theory-bench", help="time the C8 construction (see --help)", add_help=False)
+    theory.add_argument("rest", nargs=argparse.REMAINDER)
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "models":
+            return _models()
+        if args.command == "theory-bench":
+            from .theory.bench import main as theory_main
+
+            return theory_main(args.rest)
+        return _fit(args)
+    except (DataError, OptimizerSpecError, ValueError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _models() -> int:
+    from .models import describe_models
+
+    print(f"{'model':<18}{'parameters':>12}{'paper':>12}")
+    for name, measured, published in describe_models():
+        mark = "" if measured == published else "  MISMATCH"
+        print(f"{name:<18}{measured:>12,}{published:>12,}{mark}")
+    return 0
+
+
+def _fit(args) -> int:
+    import torch
+
+    from .store import cached_fit
+
+    changes = {name: getattr(args, name) for name in FIT_FIELDS if getattr(args, name) is not None}
+    if "p" in changes:
+        changes["corruption"] = changes.pop("p")
+    if args.profile:
+        config = get_profile(args.profile).config(changes.pop("model", "mlp_1x512"), **changes)
+    else:
+        changes.setdefault("device", "cuda" if torch.cuda.is_available() else "cpu")
+        config = RunConfig(**changes)
+    progress = None if args.quiet else _print_progress
+    record = cached_fit(config, fresh=args.fresh, progress=progress)
+    summary = {name: record.get(name) for name in SUMMARY_FIELDS}
+    summary["config"] = record["config"]
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for name in SUMMARY_FIELDS:
+            print(f"{name:>20}: {summary[name]}")
+    return 0 if record["outcome"] in ("fitted", "out_of_budget") else 1
+
+
+def _print_progress(state: dict) -> None:
+    test = state["test_accuracy"]
+    test_text = f"{test:.4f}" if test is not None else "  -   "
+    print(
+        f"pass {state['pass']:>4}/{state['max_passes']}  loss {state['loss']:.4f}  "
+        f"train {state['train_accuracy']:.4f}  test {test_text}  lr {state['lr']:.5f}  "
+        f"{state['train_seconds']:.2f}s",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""One settings object per run, its defaults in one place, and named profiles.
+
+A `RunConfig` fully describes a training run; its hash names the run record,
+so two runs with equal configs (and equal data) are the same run. Profiles are
+named presets (`smoke` for a CPU, `paper` for a GPU) in the spirit of
+hypothesis profiles: a profile overrides the defaults, explicit overrides win
+over the profile, and the final config is saved with every result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+VARIANTS = ("true", "partial", "random", "shuffled_pixels", "random_pixels", "gaussian")
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+# The paper's learning rates: 0.1 for Inception (from reproductions), 0.01 for
+# AlexNet and the MLPs. Used when a config leaves `lr` unset.
+PAPER_LEARNING_RATES = {
+    "inception": 0.1,
+    "inception_no_bn": 0.1,
+    "alexnet": 0.01,
+    "mlp_3x512": 0.01,
+    "mlp_1x512": 0.01,
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines one training run.
+
+    Units are given in the comments; `None` means "the paper's default for
+    this model" where that is meaningful.
+    """
+
+    data: str = "cifar10"  # data spec: "cifar10[:ROOT]", "mnist[:ROOT]" or "npz:PATH"
+    n_train: int | None = None  # training images used (a seeded subset); None = all
+    n_test: int | None = None  # test images used (a seeded subset); None = all
+    variant: str = "true"  # one of VARIANTS (paper section 2.1)
+    corruption: float = 0.0  # label corruption level p, used by variant "partial"
+    model: str = "mlp_1x512"
+    init: str = "default"  # "default" (PyTorch's) or "he"
+    optimizer: str = "paper_sgd"  # optimizer spec, resolved by harness.optim
+    lr: float | None = None  # initial learning rate; None = PAPER_LEARNING_RATES
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_decay: float = 0.95  # multiplied into the lr once per `decay_every` examples
+    decay_every: int = 50_000  # examples seen per decay step: one CIFAR-10 epoch
+    batch_size: int = 128  # the paper does not state it; reproductions use 128
+    max_passes: int = 100  # budget, in passes over the training set
+    target_accuracy: float = 1.0  # "fitted" = whole training set at this accuracy
+    test_every: int = 1  # passes between test-set evaluations (the last pass always)
+    seed: int = 0
+    device: str = "cpu"  # "cpu", "cuda", "cuda:1", ...
+    precision: str = "fp32"  # "fp32", "tf32" (TF32 matmuls and convolutions) or "bf16" (autocast); GPU only but fp32
+
+    def __post_init__(self) -> None:
+        from .models import INIT_NAMES, MODEL_NAMES
+
+        if self.model not in MODEL_NAMES:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODEL_NAMES)}")
+        if self.init not in INIT_NAMES:
+            raise ValueError(f"unknown init {self.init!r}; choose one of {', '.join(INIT_NAMES)}")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        if not 0.0 <= self.corruption <= 1.0:
+            raise ValueError(f"corruption level must lie in [0, 1], got {self.corruption}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        for name in ("batch_size", "max_passes", "decay_every", "test_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("n_train", "n_test"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1 (or unset for all), got {value}")
+        if not 0.0 < self.target_accuracy <= 1.0:
+            raise ValueError(f"target_accuracy must lie in (0, 1], got {self.target_accuracy}")
+
+    @property
+    def learning_rate(self) -> float:
+        """The initial learning rate actually used."""
+        if self.lr is not None:
+            return self.lr
+        return PAPER_LEARNING_RATES.get(self.model, 0.01)
+
+    @property
+    def label_corruption(self) -> float:
+        """Probability that a training label is redrawn uniformly.
+
+        "random" is the p = 1 end of "partial", so both name one mechanism.
+        """
+        if self.variant == "random":
+            return 1.0
+        if self.variant == "partial":
+            return self.corruption
+        return 0.0
+
+    def replace(self, **changes) -> "RunConfig":
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(f"unknown config field(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def key(self, data_fingerprint: str) -> str:
+        """Stable hash of the run: every field that changes the outcome.
+
+        The data spec is replaced by the data's fingerprint, so the same file
+        under another path is the same run, and a changed file is a new one.
+        The device index is dropped (cuda:0 and cuda:1 are the same run),
+        its kind is kept (CPU and GPU arithmetic differ).
+        """
+        values = self.to_dict()
+        values["data"] = data_fingerprint
+        values["device"] = self.device.split(":")[0]
+        values["lr"] = self.learning_rate
+        # true, partial and random labels are one mechanism at levels 0..1:
+        # equal levels are the same run whatever they are called.
+        if self.variant in ("true", "partial", "random"):
+            values["variant"], values["corruption"] = "labels", self.label_corruption
+        else:
+            values["corruption"] = 0.0
+        text = json.dumps(values, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named scale tier: the config defaults its claims start from."""
+
+    name: str
+    description: str
+    cifar_models: tuple[str, ...]
+    base: dict = field(default_factory=dict)
+    # Per-model overrides that the tier needs, each with its reason in a comment.
+    model_overrides: dict = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0,)
+
+    def config(self, model: str, **changes) -> RunConfig:
+        values = dict(self.base)
+        values.update(self.model_overrides.get(model, {}))
+        values.update(changes)
+        values["model"] = model
+        return RunConfig(**values)
+
+
+PROFILES = {
+    "smoke": Profile(
+        name="smoke",
+        description="CPU tier: MLP 1x512 on 5,000-image subsets of real data",
+        cifar_models=("mlp_1x512",),
+        base=dict(
+            n_train=5_000,
+            max_passes=150,  # budget: 5x the ~30 passes CIFAR random labels need here; MNIST needs ~85
+            device="cpu",
+            # The test set costs twice the training set's check; every fifth
+            # pass (and the last) keeps the curve readable at a third the cost.
+            test_every=5,
+            # On a 5,000-image subset the paper's x0.95 must be applied per
+            # 50,000 examples seen, not per pass, or the lr dies before the
+            # run fits (measured: per-pass decay never reaches 100%).
+            decay_every=50_000,
+        ),
+        seeds=(0, 1),
+    ),
+    "paper": Profile(
+        name="paper",
+        description="GPU tier: full CIFAR-10, the five paper models, the paper's SGD",
+        cifar_models=("inception", "inception_no_bn", "alexnet", "mlp_3x512", "mlp_1x512"),
+        # TF32: bf16 autocast alone was measured slower than fp32 at batch 128
+        # (cast overhead); the test set every 5 passes keeps evaluation cheap.
+        base=dict(device="cuda", max_passes=150, precision="tf32", test_every=5),
+        model_overrides={
+            # With x0.95 per pass the lr decays before MLP 1x512 reaches exactly
+            # zero error (the paper itself reports 99.34%); x0.99 per pass does
+            # (measured: 124 passes). A documented second schedule, recorded
+            # in every run's config.
+            "mlp_1x512": dict(lr_decay=0.99, max_passes=250),
+            # PyTorch's default init never starts fitting random labels without
+            # BatchNorm; He init at lr 0.1 diverges; lr 0.02 x0.98 nearly fits.
+            "inception_no_bn": dict(init="he", lr=0.02, lr_decay=0.98, max_passes=200),
+        },
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}") from None

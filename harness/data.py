@@ -1,0 +1,206 @@
+"""Datasets: where they come from, how they are checked, how they are prepared.
+
+Three sources, named by a data spec:
+
+- ``cifar10[:ROOT]``: torchvision's CIFAR10 (python pickle batches under
+  ``ROOT/cifar-10-batches-py``), downloaded into ROOT when allowed.
+- ``mnist[:ROOT]``: torchvision's MNIST (idx files under ``ROOT/MNIST/raw``).
+- ``npz:PATH``: an arrays file, for data brought by the user: uint8 arrays
+  ``train_x`` (N, H, W) or (N, H, W, C), ``train_y`` (N,), ``test_x``,
+  ``test_y``, labels in 0..num_classes-1.
+
+ROOT defaults to ``$HARNESS_DATA_DIR`` (else ``./data``). Every dataset
+carries a human-readable ``source`` that names it honestly: a known arrays
+file that is a lossy copy of a benchmark is never called by the benchmark's
+name alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ARRAY_NAMES = ("train_x", "train_y", "test_x", "test_y")
+
+# Arrays files whose content is known, by sha256: their honest names.
+KNOWN_ARRAYS_FILES = {
+    "e0407deaf0b72eb46b612f4d66ead5d15440e4a8a55b344254a0f9e635686ebb": "CIFAR-10 (JPEG q75 copy)",
+    "7a9e9afe3e5a31a40029aea4d65940367b3e0a32c169095d18883ac86d672e09": "MNIST (lossless arrays copy)",
+    # The same JPEG copy, centre-cropped to 28x28 (the paper's crop, so runs
+    # are unchanged): 135 MiB instead of 171 MB, for moving it between machines.
+    "8985b80864e5233ca1cc4b657b673e3723bc3648e46161034b2ae8e0e3f0fcb5": "CIFAR-10 (JPEG q75 copy, centre-cropped 28x28)",
+}
+
+
+class DataError(ValueError):
+    """Bad or missing data; the message says what to fix."""
+
+
+@dataclass
+class RawDataset:
+    """uint8 images (N, H, W, C) and int64 labels, as read from disk."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    source: str  # human-readable name of what this data is
+    fingerprint: str  # identity of the bytes, for run keys
+
+    @property
+    def num_classes(self) -> int:
+        return int(max(self.train_y.max(), self.test_y.max())) + 1
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("HARNESS_DATA_DIR", "data"))
+
+
+def load_raw(spec: str, *, allow_download: bool = False) -> RawDataset:
+    """Read the dataset a spec names; a clear DataError when it cannot."""
+    kind, _, location = spec.partition(":")
+    if kind == "npz":
+        if not location:
+            raise DataError("data spec 'npz:' needs a path, e.g. npz:data/mnist.npz")
+        return load_arrays_file(Path(location))
+    if kind in ("cifar10", "mnist"):
+        root = Path(location) if location else default_data_dir()
+        return _load_torchvision(kind, root, allow_download)
+    raise DataError(f"unknown data spec {spec!r}; use cifar10[:ROOT], mnist[:ROOT] or npz:PATH")
+
+
+def _load_torchvision(kind: str, root: Path, allow_download: bool) -> RawDataset:
+    import torchvision
+
+    if not root.is_dir() and not allow_download:
+        raise DataError(
+            f"data root {str(root)!r} does not exist; set HARNESS_DATA_DIR (or pass ROOT) "
+            "to a folder holding the dataset, or allow downloading"
+        )
+    cls = torchvision.datasets.CIFAR10 if kind == "cifar10" else torchvision.datasets.MNIST
+    try:
+        train = cls(str(root), train=True, download=allow_download)
+        test = cls(str(root), train=False, download=allow_download)
+    except Exception as error:  # missing, truncated or foreign files: torchvision raises many kinds
+        hint = "" if allow_download else " (downloading is off)"
+        raise DataError(f"torchvision could not read {kind} under {str(root)!r}{hint}: {type(error).__name__}: {error}") from None
+    arrays = [np.asarray(train.data), np.asarray(train.targets), np.asarray(test.data), np.asarray(test.targets)]
+    name = "CIFAR-10 (torchvision)" if kind == "cifar10" else "MNIST (torchvision)"
+    return _validated(dict(zip(ARRAY_NAMES, arrays)), name, origin=f"{kind} under {root}")
+
+
+def load_arrays_file(path: Path) -> RawDataset:
+    if not path.is_file():
+        raise DataError(f"arrays file {str(path)!r} not found; pass npz:PATH to an existing .npz")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [name for name in ARRAY_NAMES if name not in archive.files]
+            if missing:
+                raise DataError(
+                    f"arrays file {path.name} lacks {', '.join(missing)}; it needs uint8 arrays "
+                    f"{', '.join(ARRAY_NAMES)}"
+                )
+            arrays = {name: archive[name] for name in ARRAY_NAMES}
+    except DataError:
+        raise
+    except Exception as error:  # a truncated or foreign file
+        raise DataError(f"arrays file {path.name} is not a readable .npz: {error}") from None
+    digest = file_sha256(path)
+    name = KNOWN_ARRAYS_FILES.get(digest, f"arrays file {path.name}")
+    return _validated(arrays, name, origin=str(path), digest=digest)
+
+
+@lru_cache(maxsize=16)
+def _sha256_cached(path: str, size: int, mtime_ns: int, ctime_ns: int, inode: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    stat = path.stat()
+    # ctime and inode too: a rewrite that restores the mtime (cp -p, tar) still changes them.
+    return _sha256_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+
+
+def _validated(arrays: dict, name: str, *, origin: str, digest: str | None = None) -> RawDataset:
+    for part in ("train", "test"):
+        x, y = arrays[f"{part}_x"], arrays[f"{part}_y"]
+        if x.dtype != np.uint8:
+            raise DataError(f"{origin}: {part}_x must be uint8 pixels, got {x.dtype}")
+        if x.ndim == 3:
+            x = x[..., None]  # grey images: add the channel axis
+        if x.ndim != 4:
+            raise DataError(f"{origin}: {part}_x must have shape (N, H, W) or (N, H, W, C), got {x.shape}")
+        if y.ndim != 1 or len(y) != len(x):
+            raise DataError(f"{origin}: {part}_y must be a vector of {len(x)} labels, got shape {y.shape}")
+        if not np.issubdtype(y.dtype, np.integer):
+            raise DataError(f"{origin}: {part}_y must hold integer labels, got {y.dtype}")
+        if len(x) == 0:
+            raise DataError(f"{origin}: {part}_x is empty")
+        arrays[f"{part}_x"], arrays[f"{part}_y"] = x, y.astype(np.int64)
+    if arrays["train_x"].shape[1:] != arrays["test_x"].shape[1:]:
+        raise DataError(f"{origin}: train and test images differ in shape")
+    for part in ("train_y", "test_y"):
+        if arrays[part].min() < 0:
+            raise DataError(f"{origin}: {part} holds negative labels; labels must be classes 0..K-1")
+    unseen = np.setdiff1d(arrays["test_y"], arrays["train_y"])
+    if len(unseen):
+        raise DataError(
+            f"{origin}: test labels {unseen[:5].tolist()} never occur in train_y; labels must be classes 0..K-1 of the training set"
+        )
+    if digest is None:
+        digest = hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays.values())).hexdigest()
+    # The bytes alone identify the data: the same file under another name is the same data.
+    return RawDataset(**arrays, source=name, fingerprint=f"sha256:{digest}")
+
+
+# --- preprocessing -------------------------------------------------------
+
+
+def centre_crop(images: np.ndarray, size: int) -> np.ndarray:
+    """Centre crop (N, H, W, C) to size x size; images already that small pass."""
+    height, width = images.shape[1:3]
+    if height < size or width < size:
+        raise DataError(f"images of {height}x{width} are smaller than the {size}x{size} crop")
+    top, left = (height - size) // 2, (width - size) // 2
+    return images[:, top : top + size, left : left + size]
+
+
+def standardise_per_image(images: torch.Tensor) -> torch.Tensor:
+    """(x - mean(x)) / max(std(x), 1/sqrt(numel(x))) per image, as the paper.
+
+    The floor on the std keeps uniform images finite (TensorFlow's
+    per_image_standardization, which the paper used).
+    """
+    flat = images.flatten(1)
+    mean = flat.mean(dim=1, keepdim=True)
+    std = flat.std(dim=1, unbiased=False, keepdim=True)
+    floor = 1.0 / flat.shape[1] ** 0.5
+    return ((flat - mean) / std.clamp_min(floor)).view_as(images)
+
+
+def to_unit_float(images: np.ndarray, crop: int = 28) -> torch.Tensor:
+    """uint8 (N, H, W, C) -> float32 (N, C, crop, crop) in [0, 1]."""
+    cropped = centre_crop(images, crop)
+    return torch.from_numpy(np.ascontiguousarray(cropped)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def subset_indices(n_total: int, n_wanted: int | None, seed: int) -> np.ndarray:
+    """A seeded random subset (sorted), or everything when n_wanted is None.
+
+    Random, not the first n: the JPEG copy's test set is grouped by class, so
+    a prefix would hold a single class.
+    """
+    if n_wanted is None or n_wanted >= n_total:
+        return np.arange(n_total)
+    rng = np.random.default_rng([seed, 0x5EB5E7])
+    return np.sort(rng.choice(n_total, size=n_wanted, replace=False))

@@ -1,0 +1,90 @@
+"""Optimizers as plug-ins: a spec string resolves to a factory.
+
+The harness owns model, data, loss, seeds, budget and the learning-rate
+schedule; an optimizer is anything that turns parameters into a
+`torch.optim.Optimizer`. A spec is either a built-in name or an import path
+``package.module:factory`` (the factory is called with the parameters, plus
+``lr`` when the run sets one), optionally with keyword arguments:
+``package.module:factory(beta=0.9,eps=1e-8)``.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import torch
+
+Factory = Callable[..., torch.optim.Optimizer]
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """The run's optimizer settings that built-ins take from the config."""
+
+    lr: float
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+
+
+def _paper_sgd(params, hyper: Hyper):
+    return torch.optim.SGD(params, lr=hyper.lr, momentum=hyper.momentum, weight_decay=hyper.weight_decay)
+
+
+def _plain_sgd(params, hyper: Hyper):
+    return torch.optim.SGD(params, lr=hyper.lr, weight_decay=hyper.weight_decay)
+
+
+BUILTINS: dict[str, Callable[[Iterable, Hyper], torch.optim.Optimizer]] = {
+    "paper_sgd": _paper_sgd,  # SGD, momentum 0.9 (the paper's)
+    "sgd": _plain_sgd,  # SGD without momentum
+    "adam": lambda params, h: torch.optim.Adam(params, lr=h.lr, weight_decay=h.weight_decay),
+    "adamw": lambda params, h: torch.optim.AdamW(params, lr=h.lr, weight_decay=h.weight_decay),
+    "rmsprop": lambda params, h: torch.optim.RMSprop(params, lr=h.lr, weight_decay=h.weight_decay),
+}
+
+_IMPORT_SPEC = re.compile(r"^(?P<module>[\w.]+):(?P<attr>[\w.]+)(?:\((?P<kwargs>.*)\))?$")
+
+
+class OptimizerSpecError(ValueError):
+    """An optimizer spec that cannot be resolved."""
+
+
+def resolve(spec: str) -> Callable[[Iterable, Hyper], torch.optim.Optimizer]:
+    """Turn a spec into `build(params, hyper) -> Optimizer`; a clear error if not."""
+    if spec in BUILTINS:
+        return BUILTINS[spec]
+    match = _IMPORT_SPEC.match(spec)
+    if not match:
+        raise OptimizerSpecError(
+            f"optimizer {spec!r} is neither a built-in ({', '.join(BUILTINS)}) "
+            "nor an import path package.module:factory"
+        )
+    try:
+        target = importlib.import_module(match["module"])
+        for part in match["attr"].split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as error:
+        raise OptimizerSpecError(f"optimizer {spec!r} cannot be imported: {error}") from None
+    kwargs = _parse_kwargs(spec, match["kwargs"] or "")
+
+    def build(params, hyper: Hyper):
+        optimizer = target(params, **{"lr": hyper.lr, **kwargs})
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise OptimizerSpecError(f"{spec!r} returned {type(optimizer).__name__}, not a torch.optim.Optimizer")
+        return optimizer
+
+    return build
+
+
+def _parse_kwargs(spec: str, text: str) -> dict:
+    if not text.strip():
+        return {}
+    try:
+        call = ast.parse(f"f({text})", mode="eval").body
+        return {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
+    except (SyntaxError, ValueError) as error:
+        raise OptimizerSpecError(f"optimizer {spec!r}: keyword arguments must be literals ({error})") from None

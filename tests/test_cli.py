@@ -1,0 +1,70 @@
+"""The command line, driven in a subprocess as a user would."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def harness(*args, env_extra=None, cwd=None):
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
+
+
+def test_models_lists_the_exact_paper_counts():
+    result = harness("models")
+    assert result.returncode == 0
+    assert "1,649,402" in result.stdout and "1,209,866" in result.stdout
+    assert "MISMATCH" not in result.stdout
+
+
+def test_fit_prints_progress_and_ends_with_a_json_summary(tiny_npz, results):
+    result = harness(
+        "fit", "--model", "mlp_1x512", "--data", f"npz:{tiny_npz}", "--variant", "random",
+        "--seed", "0", "--max-passes", "3", "--device", "cpu", "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pass    1/3" in result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    for field in ("outcome", "steps_to_fit", "train_accuracy", "test_accuracy", "data_source"):
+        assert field in summary
+    assert summary["data_source"] == "arrays file tiny.npz"
+    assert summary["config"]["variant"] == "random"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "npz:/nonexistent/x.npz"], "not found"),
+        (["--model", "resnet"], "unknown model"),
+        (["--variant", "partial", "--p", "1.5"], "corruption level must lie in [0, 1]"),
+        (["--optimizer", "nope"], "neither a built-in"),
+        (["--data", "cifar10:/nonexistent/root"], "HARNESS_DATA_DIR"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_leaves_no_record(tiny_npz, results, args, message):
+    base = ["fit", "--data", f"npz:{tiny_npz}", "--max-passes", "1", "--device", "cpu"]
+    result = harness(*base, *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+    assert not (results / "runs").exists()
+
+
+def test_unknown_variant_is_refused_by_the_parser(tiny_npz):
+    result = harness("fit", "--data", f"npz:{tiny_npz}", "--variant", "noise")
+    assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_malformed_arrays_file_is_refused(tmp_path, results):
+    import numpy as np
+
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, train_x=np.zeros((4, 28, 28), np.float32), train_y=np.zeros(4, int),
+             test_x=np.zeros((2, 28, 28), np.uint8), test_y=np.zeros(2, int))
+    result = harness("fit", "--data", f"npz:{bad}", "--max-passes", "1", "--device", "cpu")
+    assert result.returncode == 2 and "must be uint8" in result.stderr

@@ -1,0 +1,60 @@
+"""Run records: atomic, append-only, stamped, reused by config hash."""
+
+import json
+
+import pytest
+
+from harness.config import RunConfig
+from harness.store import cached_fit, latest_record, write_json_atomic
+
+
+def config(tiny_npz, **changes):
+    values = dict(data=f"npz:{tiny_npz}", max_passes=2, device="cpu", variant="random")
+    values.update(changes)
+    return RunConfig(**values)
+
+
+def test_a_run_is_trained_once_then_reused(tiny_npz, results):
+    first = cached_fit(config(tiny_npz))
+    second = cached_fit(config(tiny_npz))
+    assert first["reused"] is False and second["reused"] is True
+    assert first["key"] == second["key"]
+    assert second["curves"] == first["curves"]
+    # A differently named but identical run (partial at p=1) is the same record.
+    assert cached_fit(config(tiny_npz, variant="partial", corruption=1.0))["reused"] is True
+
+
+def test_fresh_appends_a_record_and_never_overwrites(tiny_npz, results):
+    first = cached_fit(config(tiny_npz))
+    cached_fit(config(tiny_npz), fresh=True)
+    files = sorted((results / "runs" / first["key"]).glob("*.json"))
+    assert len(files) == 2
+
+
+def test_records_are_stamped_with_config_machine_and_data(tiny_npz, results):
+    record = cached_fit(config(tiny_npz))
+    saved = json.loads(open(record["path"]).read())
+    assert saved["config"]["variant"] == "random"
+    assert saved["data_source"] == "arrays file tiny.npz"
+    assert "sha256:" in saved["data_fingerprint"]
+    for field in ("torch", "cuda", "commit", "python", "time", "host_platform"):
+        assert field in saved["stamp"]
+
+
+def test_a_failed_write_leaves_no_file(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(TypeError):
+        write_json_atomic(target, {"bad": object()})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_damaged_records_are_skipped(tiny_npz, results):
+    record = cached_fit(config(tiny_npz))
+    (results / "runs" / record["key"] / "99999999.json").write_text("{ not json")
+    assert latest_record(record["key"], results)["key"] == record["key"]
+
+
+def test_bad_data_leaves_no_record(tmp_path, results):
+    with pytest.raises(ValueError, match="not found"):
+        cached_fit(RunConfig(data=f"npz:{tmp_path / 'missing.npz'}"))
+    assert not (results / "runs").exists()
