@@ -1,7 +1,8 @@
-"""Command line: `python -m harness {fit,models,theory-bench}`.
+"""Command line: `python -m harness {fit,models,bench,theory-bench}`.
 
 fit      train one configuration, show progress, print its summary (JSON with --json)
 models   list the paper's models with their parameter counts
+bench    training throughput of the harness's loop against the usual DataLoader loop
 theory-bench
          time the finite-sample expressivity construction (C8)
 """
@@ -22,6 +23,8 @@ SUMMARY_FIELDS = (
     "n_train", "n_test", "parameters", "key", "path", "reused",
 )
 
+FORWARDED = {"bench": ".bench:main", "theory-bench": ".theory.bench:main"}
+
 # CLI flag -> RunConfig field, for the flags that map one to one.
 FIT_FIELDS = {
     "model": str, "data": str, "n_train": int, "n_test": int, "variant": str, "p": float, "seed": int,
@@ -32,6 +35,12 @@ FIT_FIELDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in FORWARDED:  # commands with parsers of their own
+        module, _, function = FORWARDED[argv[0]].partition(":")
+        import importlib
+
+        return getattr(importlib.import_module(module, __package__), function)(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -47,17 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--quiet", action="store_true", help="no per-pass progress")
 
     commands.add_parser("models", help="list the paper's models and their parameter counts")
-    theory = commands.add_parser("theory-bench", help="time the C8 construction (see --help)", add_help=False)
-    theory.add_argument("rest", nargs=argparse.REMAINDER)
+    commands.add_parser("bench", help="throughput against the usual DataLoader loop (see its --help)")
+    commands.add_parser("theory-bench", help="time the C8 construction (see its --help)")
 
     args = parser.parse_args(argv)
     try:
         if args.command == "models":
             return _models()
-        if args.command == "theory-bench":
-            from .theory.bench import main as theory_main
-
-            return theory_main(args.rest)
         return _fit(args)
     except (DataError, OptimizerSpecError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)

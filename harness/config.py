@@ -186,7 +186,9 @@ PROFILES = {
             # zero error (the paper itself reports 99.34%); x0.99 per pass does
             # (measured: 124 passes). A documented second schedule, recorded
             # in every run's config.
-            "mlp_1x512": dict(lr_decay=0.99, max_passes=250),
+            # fp32: under TF32 this MLP ended one image short of 100% after
+            # 250 passes (measured on an H100), so TF32 changes its verdict.
+            "mlp_1x512": dict(precision="fp32", lr_decay=0.99, max_passes=250),
             # PyTorch's default init never starts fitting random labels without
             # BatchNorm; He init at lr 0.1 diverges; lr 0.02 x0.98 nearly fits.
             "inception_no_bn": dict(init="he", lr=0.02, lr_decay=0.98, max_passes=200),

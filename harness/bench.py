@@ -1,0 +1,162 @@
+"""Training throughput: the harness's loop against the usual way, in one run.
+
+Baseline ("usual"): what public reproductions do. A Dataset over uint8
+images with per-image transforms (to tensor, centre crop 28, per-image
+standardisation), a DataLoader with worker processes and pinned memory,
+fp32, batch 128, one step per batch.
+
+Ours ("resident"): the harness's loop. The preprocessed training set lives
+on the device; a pass is a device-side permutation and slices, with one host
+synchronisation per pass.
+
+Both train the same model with the paper's SGD for the same number of steps
+after a warm-up; the clock starts and stops after a device synchronisation.
+Printed per model: images/s of each, their ratio, and peak device memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import standardise_per_image
+from .models import MODEL_NAMES, build_model
+from .prepare import load_raw_cached
+from .train import CONVNETS, _matmul_precision
+
+BATCH = 128
+
+
+class _UsualDataset(torch.utils.data.Dataset):
+    """Per-image preprocessing on the host, as a torchvision transform pipeline would do it."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray):
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        image = torch.from_numpy(self.images[index]).permute(2, 0, 1).float().div(255.0)
+        top = (image.shape[1] - 28) // 2
+        left = (image.shape[2] - 28) // 2
+        image = image[:, top : top + 28, left : left + 28]
+        return standardise_per_image(image[None])[0], int(self.labels[index])
+
+
+def _step(model, optimizer, images, labels) -> torch.Tensor:
+    loss = F.cross_entropy(model(images), labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def _model_and_optimizer(name: str, device, channels: int):
+    torch.manual_seed(0)
+    model = build_model(name, in_channels=channels).to(device)
+    if name in CONVNETS:
+        model = model.to(memory_format=torch.channels_last)
+    return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+
+def _sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def usual_images_per_second(name, images, labels, device, steps, workers) -> float:
+    model, optimizer = _model_and_optimizer(name, device, images.shape[-1])
+    loader = torch.utils.data.DataLoader(
+        _UsualDataset(images, labels), batch_size=BATCH, shuffle=True, num_workers=workers,
+        pin_memory=device.type == "cuda", drop_last=True, persistent_workers=workers > 0,
+    )
+    seen, started, batches = 0, None, iter(loader)
+    warmup = max(3, steps // 10)
+    for index in range(steps + warmup):
+        try:
+            x, y = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            x, y = next(batches)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if name in CONVNETS:
+            x = x.contiguous(memory_format=torch.channels_last)
+        _step(model, optimizer, x, y)
+        if index + 1 == warmup:
+            _sync(device)
+            started = time.perf_counter()
+        elif index >= warmup:
+            seen += len(y)
+    _sync(device)
+    return seen / (time.perf_counter() - started)
+
+
+def resident_images_per_second(name, images, labels, device, steps) -> float:
+    model, optimizer = _model_and_optimizer(name, device, images.shape[-1])
+    x_all = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255.0)
+    top = (x_all.shape[2] - 28) // 2
+    x_all = standardise_per_image(x_all[:, :, top : top + 28, top : top + 28]).to(device)
+    if name in CONVNETS:
+        x_all = x_all.contiguous(memory_format=torch.channels_last)
+    y_all = torch.from_numpy(labels.astype(np.int64)).to(device)
+    n = len(y_all)
+    generator = torch.Generator(device=device).manual_seed(0)
+    order = torch.randperm(n, device=device, generator=generator)
+    warmup = max(3, steps // 10)
+    seen, started, cursor = 0, None, 0
+    for index in range(steps + warmup):
+        if cursor + BATCH > n:
+            order, cursor = torch.randperm(n, device=device, generator=generator), 0
+        rows = order[cursor : cursor + BATCH]
+        cursor += BATCH
+        _step(model, optimizer, x_all[rows], y_all[rows])
+        if index + 1 == warmup:
+            _sync(device)
+            started = time.perf_counter()
+        elif index >= warmup:
+            seen += BATCH
+    _sync(device)
+    return seen / (time.perf_counter() - started)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default="cifar10", help="data spec (default cifar10 under $HARNESS_DATA_DIR)")
+    parser.add_argument("--models", nargs="+", default=None, choices=MODEL_NAMES)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per loop (default 30 on CPU, 400 with --full)")
+    parser.add_argument("--workers", type=int, default=None, help="DataLoader workers of the baseline (default 2 on CPU, 8 on GPU)")
+    parser.add_argument("--full", action="store_true", help="GPU scale: all models, full training set, 400 steps")
+    args = parser.parse_args(argv)
+
+    device = torch.device(args.device)
+    cpu = device.type == "cpu"
+    models = args.models or (list(MODEL_NAMES) if args.full else ["mlp_1x512", "alexnet"])
+    steps = args.steps or (400 if args.full else 30)
+    workers = args.workers if args.workers is not None else (2 if cpu else 8)
+    raw = load_raw_cached(args.data)
+    n = len(raw.train_y) if args.full else min(len(raw.train_y), 5_000)
+    images, labels = raw.train_x[:n], raw.train_y[:n]
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"device: {name}; torch {torch.__version__}; data: {raw.source}, {n} training images; batch {BATCH}, "
+          f"{steps} timed steps; baseline: DataLoader with {workers} workers, per-image transforms, fp32")
+    print(f"{'model':<16}{'usual img/s':>13}{'resident img/s':>16}{'ratio':>8}{'peak MiB':>10}")
+    with _matmul_precision("fp32"):
+        for model_name in models:
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            usual = usual_images_per_second(model_name, images, labels, device, steps, workers)
+            resident = resident_images_per_second(model_name, images, labels, device, steps)
+            peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
+            print(f"{model_name:<16}{usual:>13,.0f}{resident:>16,.0f}{resident / usual:>8.2f}{peak:>10,.0f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
