@@ -14,6 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+AUGMENTATIONS = ("none", "crop")
 VARIANTS = ("true", "partial", "random", "shuffled_pixels", "random_pixels", "gaussian")
 PRECISIONS = ("fp32", "tf32", "bf16")
 
@@ -46,7 +47,9 @@ class RunConfig:
     optimizer: str = "paper_sgd"  # optimizer spec, resolved by harness.optim
     lr: float | None = None  # initial learning rate; None = PAPER_LEARNING_RATES
     momentum: float = 0.9
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # L2 coefficient; the paper's runs with it on use 0.0005 (unconfirmed)
+    dropout: float = 0.0  # dropout after hidden layers (MLPs, AlexNet's FC layers)
+    augment: str = "none"  # "none" or "crop": random 28x28 crop of the image padded by 2 px, per image, on the device
     lr_decay: float = 0.95  # multiplied into the lr once per `decay_every` examples
     decay_every: int = 50_000  # examples seen per decay step: one CIFAR-10 epoch
     batch_size: int = 128  # the paper does not state it; reproductions use 128
@@ -68,6 +71,10 @@ class RunConfig:
             raise ValueError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
         if not 0.0 <= self.corruption <= 1.0:
             raise ValueError(f"corruption level must lie in [0, 1], got {self.corruption}")
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         for name in ("batch_size", "max_passes", "decay_every", "test_every"):

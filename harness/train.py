@@ -59,7 +59,8 @@ def _fit(config: RunConfig, device: torch.device, data: DeviceData | None, progr
 
     torch.manual_seed(config.seed)
     model = build_model(
-        config.model, in_channels=data.in_channels, num_classes=data.num_classes, init=config.init
+        config.model, in_channels=data.in_channels, num_classes=data.num_classes, init=config.init,
+        dropout=config.dropout,
     ).to(device)
     train_x, test_x = data.train_x, data.test_x
     if config.model in CONVNETS:
@@ -77,6 +78,7 @@ def _fit(config: RunConfig, device: torch.device, data: DeviceData | None, progr
         torch.autocast("cuda", dtype=torch.bfloat16) if config.precision == "bf16" else nullcontext()
     )
 
+    augment = RandomCrop(train_x, generator) if config.augment == "crop" else None
     n = len(data.train_y)
     steps_per_pass = math.ceil(n / config.batch_size)
     curves: dict[str, list] = {
@@ -104,8 +106,9 @@ def _fit(config: RunConfig, device: torch.device, data: DeviceData | None, progr
             order = torch.randperm(n, device=device, generator=generator)
             for start in range(0, n, config.batch_size):
                 rows = order[start : start + config.batch_size]
+                images = augment(rows) if augment else train_x[rows]
                 with autocast:
-                    loss = F.cross_entropy(model(train_x[rows]), data.train_y[rows])
+                    loss = F.cross_entropy(model(images), data.train_y[rows])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -156,6 +159,34 @@ def _fit(config: RunConfig, device: torch.device, data: DeviceData | None, progr
         record["test_prediction_counts"] = torch.bincount(test_predictions, minlength=data.num_classes).tolist()
     record["test_label_counts"] = torch.bincount(data.test_y, minlength=data.num_classes).tolist()
     return record
+
+
+class RandomCrop:
+    """Random 28x28 crops of the training images padded by 2 pixels, per image, batched on the device.
+
+    The padded set is made once; a batch gathers its rows, then its crop
+    windows, with two gathers and no per-image Python. Evaluation always sees
+    the uncropped images.
+    """
+
+    PAD = 2
+
+    def __init__(self, images: torch.Tensor, generator: torch.Generator):
+        self.padded = F.pad(images, (self.PAD,) * 4)
+        self.size = images.shape[-1]
+        self.generator = generator
+        self.window = torch.arange(self.size, device=images.device)
+        channels_last = images.is_contiguous(memory_format=torch.channels_last) and images.shape[1] > 1
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __call__(self, rows: torch.Tensor) -> torch.Tensor:
+        batch = self.padded[rows]
+        b, c, h, w = batch.shape
+        shifts = torch.randint(0, 2 * self.PAD + 1, (2, b), device=batch.device, generator=self.generator)
+        top = (shifts[0][:, None] + self.window)[:, None, :, None].expand(b, c, self.size, w)
+        batch = torch.gather(batch, 2, top)
+        left = (shifts[1][:, None] + self.window)[:, None, None, :].expand(b, c, self.size, self.size)
+        return torch.gather(batch, 3, left).contiguous(memory_format=self.memory_format)
 
 
 @torch.inference_mode()

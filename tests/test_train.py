@@ -95,3 +95,22 @@ def test_bad_settings_fail_before_training(tiny_npz):
 def test_a_plug_in_optimizer_by_import_path(tiny_npz):
     record = fit(tiny(tiny_npz, optimizer="torch.optim:Adam(betas=(0.9, 0.99))", lr=1e-3, max_passes=2))
     assert record["passes"] >= 1
+
+
+def test_random_crop_takes_a_shifted_window_of_each_padded_image():
+    """Each augmented image is a 28x28 window of its own image padded by 2 px: no mixing across images."""
+    from harness.train import RandomCrop
+
+    images = torch.arange(3 * 1 * 28 * 28, dtype=torch.float32).view(3, 1, 28, 28)
+    crop = RandomCrop(images, torch.Generator().manual_seed(0))
+    out = crop(torch.tensor([2, 0]))
+    assert out.shape == (2, 1, 28, 28)
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
+    for got, row in zip(out, (2, 0)):
+        windows = [padded[row, :, i : i + 28, j : j + 28] for i in range(5) for j in range(5)]
+        assert any(torch.equal(got, w) for w in windows)
+
+
+def test_weight_decay_dropout_and_crop_train(tiny_npz):
+    record = fit(tiny(tiny_npz, weight_decay=5e-4, dropout=0.2, augment="crop", max_passes=2))
+    assert record["passes"] == 2 and record["config"]["augment"] == "crop"
