@@ -88,11 +88,19 @@ class RunConfig:
             raise ValueError(f"target_accuracy must lie in (0, 1], got {self.target_accuracy}")
 
     @property
-    def learning_rate(self) -> float:
-        """The initial learning rate actually used."""
+    def learning_rate(self) -> float | None:
+        """The initial learning rate actually used; None = the optimizer factory's own default.
+
+        Unset, the paper's SGD takes the paper's rate for the model, the other
+        built-ins their usual 1e-3, and an imported factory its own default.
+        """
         if self.lr is not None:
             return self.lr
-        return PAPER_LEARNING_RATES.get(self.model, 0.01)
+        if self.optimizer in ("paper_sgd", "sgd"):
+            return PAPER_LEARNING_RATES.get(self.model, 0.01)
+        if self.optimizer in ("adam", "adamw", "rmsprop"):
+            return 1e-3
+        return None
 
     @property
     def label_corruption(self) -> float:

@@ -4,7 +4,8 @@ The harness owns model, data, loss, seeds, budget and the learning-rate
 schedule; an optimizer is anything that turns parameters into a
 `torch.optim.Optimizer`. A spec is either a built-in name or an import path
 ``package.module:factory`` (the factory is called with the parameters, plus
-``lr`` when the run sets one), optionally with keyword arguments:
+``lr`` when the run sets one; otherwise its own default applies), optionally
+with keyword arguments:
 ``package.module:factory(beta=0.9,eps=1e-8)``.
 """
 
@@ -25,7 +26,7 @@ Factory = Callable[..., torch.optim.Optimizer]
 class Hyper:
     """The run's optimizer settings that built-ins take from the config."""
 
-    lr: float
+    lr: float | None  # None: the factory's own default
     momentum: float = 0.9
     weight_decay: float = 0.0
 
@@ -72,7 +73,8 @@ def resolve(spec: str) -> Callable[[Iterable, Hyper], torch.optim.Optimizer]:
     kwargs = _parse_kwargs(spec, match["kwargs"] or "")
 
     def build(params, hyper: Hyper):
-        optimizer = target(params, **{"lr": hyper.lr, **kwargs})
+        given = {} if hyper.lr is None else {"lr": hyper.lr}
+        optimizer = target(params, **{**given, **kwargs})
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise OptimizerSpecError(f"{spec!r} returned {type(optimizer).__name__}, not a torch.optim.Optimizer")
         return optimizer
@@ -88,3 +90,27 @@ def _parse_kwargs(spec: str, text: str) -> dict:
         return {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
     except (SyntaxError, ValueError) as error:
         raise OptimizerSpecError(f"optimizer {spec!r}: keyword arguments must be literals ({error})") from None
+
+
+def spec_id(spec: str) -> str:
+    """A short readable test id: the built-in name, or the factory's name and its arguments."""
+    if spec in BUILTINS:
+        return spec
+    match = _IMPORT_SPEC.match(spec)
+    if not match:
+        return spec
+    name = match["attr"].split(".")[-1]
+    return f"{name}({match['kwargs']})" if match["kwargs"] else name
+
+
+def describe(spec: str) -> str:
+    """Spec with the version of the package that provides it, for report headers."""
+    if spec in BUILTINS:
+        return f"{spec} (torch {torch.__version__})"
+    module = spec.split(":")[0]
+    try:
+        top = importlib.import_module(module.split(".")[0])
+        version = getattr(top, "__version__", "no version")
+    except ImportError:
+        version = "not importable"
+    return f"{spec} ({module.split('.')[0]} {version})"

@@ -17,6 +17,7 @@ import torch
 
 from .config import PROFILES, get_profile
 from .data import DataError
+from .optim import OptimizerSpecError, describe, resolve, spec_id
 from .store import cached_fit, machine_stamp, results_dir, write_json_atomic
 
 CLAIM_PROPERTY = "claim_figure"
@@ -53,6 +54,13 @@ def pytest_addoption(parser):
     group.addoption("--claims-fresh", action="store_true", help="retrain every run instead of reusing records")
     group.addoption("--allow-download", action="store_true", help="let torchvision download missing datasets")
     group.addoption("--device", default=None, help="training device; default the profile's (cpu or cuda)")
+    group.addoption(
+        "--optimizer",
+        action="append",
+        default=None,
+        help="optimizer under test (repeatable): a built-in (paper_sgd, sgd, adam, adamw, rmsprop) or "
+        "package.module:factory[(k=v,...)]; default $HARNESS_OPTIMIZERS (';'-separated) or paper_sgd",
+    )
 
 
 def pytest_configure(config):
@@ -64,7 +72,20 @@ def pytest_configure(config):
         # One thread per worker: measured 2.6x faster than 2 workers x 2 threads
         # on a 2-core machine (small matrices do not scale across threads).
         torch.set_num_threads(1)
-    config._claim_figures = []
+    config._optimizers = _optimizer_specs(config)
+
+
+def _optimizer_specs(config) -> list[str]:
+    """The optimizers under test, resolved now: a bad spec stops the run before anything trains."""
+    specs = config.getoption("--optimizer") or [
+        spec.strip() for spec in os.environ.get("HARNESS_OPTIMIZERS", "paper_sgd").split(";") if spec.strip()
+    ]
+    for spec in specs:
+        try:
+            resolve(spec)
+        except OptimizerSpecError as error:
+            raise pytest.UsageError(str(error)) from None
+    return list(dict.fromkeys(specs))  # each once, in the order given
 
 
 def _data_dir() -> Path:
@@ -105,9 +126,12 @@ def _device(config) -> str:
 
 
 def pytest_generate_tests(metafunc):
-    """A claim test with a `model` argument runs for every model of the profile."""
+    """A claim test runs for every model of the profile and, if it trains, every optimizer under test."""
     if "model" in metafunc.fixturenames:
         metafunc.parametrize("model", active_profile(metafunc.config).cifar_models)
+    if "claim_run" in metafunc.fixturenames:
+        specs = metafunc.config._optimizers
+        metafunc.parametrize("optimizer_spec", specs, ids=[spec_id(s) for s in specs])
 
 
 def pytest_report_header(config):
@@ -123,6 +147,7 @@ def pytest_report_header(config):
         f"claims profile: {profile.name} ({profile.description})",
         f"claims device: {device}; torch {torch.__version__}, CUDA {torch.version.cuda or 'none'}",
         f"claims data: {', '.join(sources)}; results: {results_dir()}",
+        f"claims optimizers: {'; '.join(describe(spec) for spec in config._optimizers)}",
     ]
 
 
@@ -159,14 +184,21 @@ def data_spec(request):
     return spec_for
 
 
-@pytest.fixture(scope="session")
-def claim_run(request, profile, data_spec):
-    """Function: (model, dataset, **config changes) -> run record, reused across tests."""
+_FRESH_DONE: set = set()  # configs retrained this session under --claims-fresh
+
+
+@pytest.fixture
+def claim_run(request, profile, data_spec, optimizer_spec):
+    """Function: (model, dataset, **config changes) -> run record, reused across tests.
+
+    Runs use the optimizer under test (the test's `optimizer_spec` parameter).
+    """
     device = request.config.getoption("--device")
     fresh = request.config.getoption("--claims-fresh")
-    fresh_done: set = set()
+    fresh_done = _FRESH_DONE
 
     def run(model: str | None = None, dataset: str = "cifar10", **changes) -> dict:
+        changes.setdefault("optimizer", optimizer_spec)
         if device:
             changes.setdefault("device", device)
         config = profile.config(model or profile.cifar_models[0], data=data_spec(dataset), **changes)
@@ -196,7 +228,7 @@ def mnist_arrays(data_spec):
 
 
 @pytest.fixture
-def claim_figure(record_property):
+def claim_figure(request, record_property):
     """Function to declare a claim's figure: it lands in the summary table and the session file.
 
     record_property travels from xdist workers to the controller, so the
@@ -205,6 +237,8 @@ def claim_figure(record_property):
 
     def declare(claim: str, figure: str, measured, threshold: str, holds: bool, **context) -> None:
         entry = {"claim": claim, "figure": figure, "measured": measured, "threshold": threshold, "holds": bool(holds)}
+        callspec = getattr(request.node, "callspec", None)
+        entry["optimizer"] = callspec.params.get("optimizer_spec") if callspec else None
         entry.update(context)
         record_property(CLAIM_PROPERTY, entry)
         print(f"{claim}: {figure} = {_fmt(measured)} (threshold {threshold}) -> {'holds' if holds else 'FAILS'}")
@@ -236,11 +270,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     terminalreporter.section("claim figures")
     for entry in sorted(_SESSION_FIGURES, key=lambda e: (e["claim"], e["test"])):
         verdict = "holds" if entry["holds"] else "FAILS"
-        write(f"{entry['claim']:<4} {verdict:<6} {entry['figure']}: {_fmt(entry['measured'])}  [{entry['threshold']}]")
+        optimizer = f" <{spec_id(entry['optimizer'])}>" if entry.get("optimizer") and len(config._optimizers) > 1 else ""
+        write(f"{entry['claim']:<4} {verdict:<6} {entry['figure']}{optimizer}: {_fmt(entry['measured'])}  [{entry['threshold']}]")
     summary = {
         "profile": active_profile(config).name,
         "stamp": machine_stamp(_device(config)),
         "exit_status": int(exitstatus),
+        "optimizers": config._optimizers,
         "figures": _SESSION_FIGURES,
     }
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

@@ -57,3 +57,39 @@ def test_paper_profile_marks_training_claims_gpu_and_skips_them_without_cuda(pyt
     result = pytester.runpytest_subprocess(f"--data-dir={data}", "--profile=paper", "-m", "gpu", "-rs",
                                            "-p", "no:xdist")
     result.stdout.fnmatch_lines(["*needs a CUDA device*", "*1 skipped*"])
+
+
+BROKEN = '''
+import torch
+
+
+def frozen(params, lr=0.1):
+    """An optimizer that never moves the weights: the fitting claims must fail with it."""
+    return torch.optim.SGD(params, lr=0.0)
+'''
+
+
+def test_the_suite_fails_with_an_optimizer_that_never_moves(pytester, tmp_path):
+    """A claim suite that cannot fail proves nothing: a frozen optimizer must fail the fitting claim."""
+    data = setup_project(pytester, tmp_path)
+    pytester.makepyfile(brokenopt=BROKEN)
+    result = pytester.runpytest_subprocess(
+        f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-p", "no:xdist",
+        "--optimizer=paper_sgd", "--optimizer=brokenopt:frozen",
+    )
+    result.stdout.fnmatch_lines([
+        "claims optimizers: paper_sgd (torch *); brokenopt:frozen (brokenopt no version)",
+        "*CX   FAILS  train accuracy <frozen>*",
+        "*CX   holds  train accuracy <paper_sgd>*",
+        "*1 failed, 1 passed*",
+    ])
+    result.stdout.fnmatch_lines(["FAILED test_claim.py::test_fits[[]frozen[]]*"])
+
+
+def test_an_unresolvable_optimizer_stops_before_anything_trains(pytester, tmp_path):
+    data = setup_project(pytester, tmp_path)
+    result = pytester.runpytest_subprocess(f"--data-dir={data}", "--profile=smoke", "-p", "no:xdist",
+                                           "--optimizer=nosuchpackage.thing:Opt")
+    assert result.ret == 4  # pytest's usage error
+    result.stderr.fnmatch_lines(["*optimizer 'nosuchpackage.thing:Opt' cannot be imported*"])
+    assert not (tmp_path / "r").exists()
