@@ -5,9 +5,14 @@ images with per-image transforms (to tensor, centre crop 28, per-image
 standardisation), a DataLoader with worker processes and pinned memory,
 fp32, batch 128, one step per batch.
 
-Ours ("resident"): the harness's loop. The preprocessed training set lives
-on the device; a pass is a device-side permutation and slices, with one host
-synchronisation per pass.
+Ours ("resident"): the harness's eager loop. The preprocessed training set
+lives on the device; a pass is a device-side permutation and slices, with
+one host synchronisation per pass. Ours ("graph", CUDA only): the same with
+the whole step captured as one CUDA graph (harness.graph_step).
+
+With --fit, the time to zero training error on random labels (the paper
+profile's settings for the model) for the eager and the graph loop, both
+measured in the same run, evaluation included.
 
 Both train the same model with the paper's SGD for the same number of steps
 after a warm-up; the clock starts and stops after a device synchronisation.
@@ -99,12 +104,7 @@ def usual_images_per_second(name, images, labels, device, steps, workers) -> flo
 
 def resident_images_per_second(name, images, labels, device, steps) -> float:
     model, optimizer = _model_and_optimizer(name, device, images.shape[-1])
-    x_all = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255.0)
-    top = (x_all.shape[2] - 28) // 2
-    x_all = standardise_per_image(x_all[:, :, top : top + 28, top : top + 28]).to(device)
-    if name in CONVNETS:
-        x_all = x_all.contiguous(memory_format=torch.channels_last)
-    y_all = torch.from_numpy(labels.astype(np.int64)).to(device)
+    x_all, y_all = _resident(name, images, labels, device)
     n = len(y_all)
     generator = torch.Generator(device=device).manual_seed(0)
     order = torch.randperm(n, device=device, generator=generator)
@@ -125,6 +125,51 @@ def resident_images_per_second(name, images, labels, device, steps) -> float:
     return seen / (time.perf_counter() - started)
 
 
+def graph_images_per_second(name, images, labels, device, steps) -> float:
+    from .graph_step import GraphedSGDStep
+
+    model, _ = _model_and_optimizer(name, device, images.shape[-1])
+    x_all, y_all = _resident(name, images, labels, device)
+    step = GraphedSGDStep(model, x_all, y_all, batch_size=BATCH, lr=0.01, momentum=0.9, weight_decay=0.0)
+    generator = torch.Generator(device=device).manual_seed(0)
+    timed = min(steps, len(y_all) // BATCH) * BATCH  # full batches only: one graph
+    step.run_pass(torch.randperm(len(y_all), device=device, generator=generator)[:timed], 0.01)  # warm
+    _sync(device)
+    started = time.perf_counter()
+    step.run_pass(torch.randperm(len(y_all), device=device, generator=generator)[:timed], 0.01)
+    _sync(device)
+    return timed / (time.perf_counter() - started)
+
+
+def _resident(name, images, labels, device):
+    x_all = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255.0)
+    top = (x_all.shape[2] - 28) // 2
+    x_all = standardise_per_image(x_all[:, :, top : top + 28, top : top + 28]).to(device)
+    if name in CONVNETS:
+        x_all = x_all.contiguous(memory_format=torch.channels_last)
+    return x_all, torch.from_numpy(labels.astype(np.int64)).to(device)
+
+
+def fit_benchmark(models, data_spec: str, device) -> None:
+    """Time to zero training error on random labels, eager loop vs graph loop, same run."""
+    from .config import get_profile
+    from .train import fit
+
+    print(f"\ntime to fit random labels (paper profile settings, {data_spec}); seconds include evaluation")
+    print(f"{'model':<16}{'loop':<7}{'outcome':<15}{'passes':>7}{'train s':>9}{'eval s':>8}{'setup s':>8}{'total s':>9}{'img/s':>10}")
+    for name in models:
+        totals = {}
+        for loop in ("eager", "graph"):
+            config = get_profile("paper").config(name, data=data_spec, variant="random", device=str(device), loop=loop)
+            record = fit(config)
+            total = record["train_seconds"] + record["eval_seconds"] + record["setup_seconds"]
+            totals[loop] = total
+            print(f"{name:<16}{loop:<7}{record['outcome']:<15}{record['passes']:>7}{record['train_seconds']:>9.1f}"
+                  f"{record['eval_seconds']:>8.1f}{record['setup_seconds']:>8.1f}{total:>9.1f}{record['images_per_second']:>10,.0f}",
+                  flush=True)
+        print(f"{name:<16}graph/eager speed-up: {totals['eager'] / totals['graph']:.2f}x")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="cifar10", help="data spec (default cifar10 under $HARNESS_DATA_DIR)")
@@ -133,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="timed steps per loop (default 30 on CPU, 400 with --full)")
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers of the baseline (default 2 on CPU, 8 on GPU)")
     parser.add_argument("--full", action="store_true", help="GPU scale: all models, full training set, 400 steps")
+    parser.add_argument("--fit", nargs="*", default=None, metavar="MODEL",
+                        help="also time fitting random labels, eager vs graph loop (CUDA; default model mlp_1x512)")
     args = parser.parse_args(argv)
 
     device = torch.device(args.device)
@@ -146,15 +193,23 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; torch {torch.__version__}; data: {raw.source}, {n} training images; batch {BATCH}, "
           f"{steps} timed steps; baseline: DataLoader with {workers} workers, per-image transforms, fp32")
-    print(f"{'model':<16}{'usual img/s':>13}{'resident img/s':>16}{'ratio':>8}{'peak MiB':>10}")
+    graphs = device.type == "cuda"
+    print(f"{'model':<16}{'usual img/s':>13}{'resident img/s':>16}{'ratio':>8}{'graph img/s':>13}{'ratio':>8}{'peak MiB':>10}")
     with _matmul_precision("fp32"):
         for model_name in models:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             usual = usual_images_per_second(model_name, images, labels, device, steps, workers)
             resident = resident_images_per_second(model_name, images, labels, device, steps)
+            graph = graph_images_per_second(model_name, images, labels, device, steps) if graphs else float("nan")
             peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
-            print(f"{model_name:<16}{usual:>13,.0f}{resident:>16,.0f}{resident / usual:>8.2f}{peak:>10,.0f}", flush=True)
+            print(f"{model_name:<16}{usual:>13,.0f}{resident:>16,.0f}{resident / usual:>8.2f}"
+                  f"{graph:>13,.0f}{graph / usual:>8.2f}{peak:>10,.0f}", flush=True)
+    if args.fit is not None:
+        if not graphs:
+            print("--fit compares the eager and graph loops, which needs CUDA", file=sys.stderr)
+            return 2
+        fit_benchmark(args.fit or ["mlp_1x512"], args.data, device)
     return 0
 
 

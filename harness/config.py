@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass, field
 
 AUGMENTATIONS = ("none", "crop")
+LOOPS = ("auto", "eager", "graph")
 VARIANTS = ("true", "partial", "random", "shuffled_pixels", "random_pixels", "gaussian")
 PRECISIONS = ("fp32", "tf32", "bf16")
 
@@ -58,6 +59,7 @@ class RunConfig:
     test_every: int = 1  # passes between test-set evaluations (the last pass always)
     seed: int = 0
     device: str = "cpu"  # "cpu", "cuda", "cuda:1", ...
+    loop: str = "auto"  # "eager", "graph" (whole step as one CUDA graph) or "auto" (graph where it applies)
     precision: str = "fp32"  # "fp32", "tf32" (TF32 matmuls and convolutions) or "bf16" (autocast); GPU only but fp32
 
     def __post_init__(self) -> None:
@@ -75,6 +77,8 @@ class RunConfig:
             raise ValueError(f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+        if self.loop not in LOOPS:
+            raise ValueError(f"unknown loop {self.loop!r}; choose one of {', '.join(LOOPS)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         for name in ("batch_size", "max_passes", "decay_every", "test_every"):
@@ -101,6 +105,20 @@ class RunConfig:
         if self.optimizer in ("adam", "adamw", "rmsprop"):
             return 1e-3
         return None
+
+    @property
+    def uses_graph(self) -> bool:
+        """Whether the training step runs as a CUDA graph (see harness.graph_step).
+
+        It applies to the built-in SGD optimizers on CUDA without augmentation;
+        "auto" takes it there, "graph" insists on it.
+        """
+        applies = (
+            self.device.startswith("cuda") and self.optimizer in ("paper_sgd", "sgd") and self.augment == "none"
+        )
+        if self.loop == "graph" and not applies:
+            raise ValueError("loop 'graph' needs a CUDA device, the paper_sgd or sgd optimizer and no augmentation")
+        return applies and self.loop != "eager"
 
     @property
     def label_corruption(self) -> float:
@@ -140,6 +158,7 @@ class RunConfig:
         values["data"] = data_fingerprint
         values["device"] = self.device.split(":")[0]
         values["lr"] = self.learning_rate
+        values["loop"] = "graph" if self.uses_graph else "eager"
         # true, partial and random labels are one mechanism at levels 0..1:
         # equal levels are the same run whatever they are called.
         if self.variant in ("true", "partial", "random"):

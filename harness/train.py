@@ -79,6 +79,17 @@ def _fit(config: RunConfig, device: torch.device, data: DeviceData | None, progr
     )
 
     augment = RandomCrop(train_x, generator) if config.augment == "crop" else None
+    graphed, setup_started = None, time.perf_counter()
+    if config.uses_graph:
+        from .graph_step import GraphedSGDStep
+
+        graphed = GraphedSGDStep(
+            model, train_x, data.train_y, batch_size=config.batch_size, lr=base_lrs[0],
+            momentum=config.momentum if config.optimizer == "paper_sgd" else 0.0,
+            weight_decay=config.weight_decay,
+            autocast_dtype=torch.bfloat16 if config.precision == "bf16" else None,
+        )
+    setup_seconds = time.perf_counter() - setup_started  # graph warm-up and capture: counted, not hidden
     n = len(data.train_y)
     steps_per_pass = math.ceil(n / config.batch_size)
     curves: dict[str, list] = {
@@ -101,18 +112,11 @@ def _fit(config: RunConfig, device: torch.device, data: DeviceData | None, progr
 
             _synchronise(device)
             started = time.perf_counter()
-            model.train()
-            loss_sum = torch.zeros((), device=device)
             order = torch.randperm(n, device=device, generator=generator)
-            for start in range(0, n, config.batch_size):
-                rows = order[start : start + config.batch_size]
-                images = augment(rows) if augment else train_x[rows]
-                with autocast:
-                    loss = F.cross_entropy(model(images), data.train_y[rows])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach().float() * len(rows)
+            if graphed is not None:
+                loss_sum = graphed.run_pass(order, base_lrs[0] * factor)
+            else:
+                loss_sum = _eager_pass(model, optimizer, train_x, data.train_y, order, config.batch_size, augment, autocast)
             mean_loss = float(loss_sum) / n  # the pass's one host synchronisation
             train_seconds = time.perf_counter() - started
 
@@ -153,12 +157,30 @@ def _fit(config: RunConfig, device: torch.device, data: DeviceData | None, progr
         outcome, message = "interrupted", "stopped by the user"
 
     record = _record(config, data, model, curves, outcome, message, passes_to_fit, steps_per_pass)
+    record["loop"] = "graph" if graphed is not None else "eager"
+    record["setup_seconds"] = setup_seconds
     if curves["test_accuracy"] and curves["test_accuracy"][-1] is not None:
         # What the final model predicts on the test set, per class: the null
         # of "test accuracy is chance" needs it when classes are unbalanced.
         record["test_prediction_counts"] = torch.bincount(test_predictions, minlength=data.num_classes).tolist()
     record["test_label_counts"] = torch.bincount(data.test_y, minlength=data.num_classes).tolist()
     return record
+
+
+def _eager_pass(model, optimizer, images, labels, order, batch_size, augment, autocast) -> torch.Tensor:
+    """One pass of ordinary steps; returns the summed loss, on the device (no host sync)."""
+    model.train()
+    loss_sum = torch.zeros((), device=images.device)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        batch = augment(rows) if augment else images[rows]
+        with autocast:
+            loss = F.cross_entropy(model(batch), labels[rows])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach().float() * len(rows)
+    return loss_sum
 
 
 class RandomCrop:

@@ -68,3 +68,13 @@ def test_malformed_arrays_file_is_refused(tmp_path, results):
              test_x=np.zeros((2, 28, 28), np.uint8), test_y=np.zeros(2, int))
     result = harness("fit", "--data", f"npz:{bad}", "--max-passes", "1", "--device", "cpu")
     assert result.returncode == 2 and "must be uint8" in result.stderr
+
+
+def test_bench_prints_the_baseline_and_ours_with_their_ratio(tiny_npz):
+    result = harness("bench", "--data", f"npz:{tiny_npz}", "--models", "mlp_1x512", "--steps", "3",
+                     "--workers", "0", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert "baseline: DataLoader" in result.stdout
+    row = [line for line in result.stdout.splitlines() if line.startswith("mlp_1x512")][0]
+    usual, resident, ratio = (float(v.replace(",", "")) for v in row.split()[1:4])
+    assert ratio == pytest.approx(resident / usual, rel=0.02)
