@@ -31,7 +31,8 @@ FIT_FIELDS = {
     "model": str, "data": str, "n_train": int, "n_test": int, "variant": str, "p": float, "seed": int,
     "device": str, "max_passes": int, "lr": float, "lr_decay": float, "decay_every": int,
     "batch_size": int, "momentum": float, "weight_decay": float, "optimizer": str, "init": str,
-    "precision": str, "target_accuracy": float, "test_every": int,
+    "precision": str, "target_accuracy": float, "test_every": int, "loop": str, "dropout": float,
+    "augment": str,
 }
 
 
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         helptext = "label corruption level for --variant partial" if name == "p" else None
         fit.add_argument(flag, type=kind, default=None, help=helptext, **extra)
     fit.add_argument("--fresh", action="store_true", help="retrain even if a record of this run exists")
+    fit.add_argument("--data-dir", help="where datasets live (sets HARNESS_DATA_DIR for cifar10/mnist specs)")
+    fit.add_argument("--results-dir", help="where run records go (sets HARNESS_RESULTS_DIR)")
     fit.add_argument("--json", action="store_true", help="print the summary as one JSON line (last line of output)")
     fit.add_argument("--quiet", action="store_true", help="no per-pass progress")
 
@@ -86,6 +89,11 @@ def _fit(args) -> int:
 
     from .store import cached_fit
 
+    import os
+
+    for option, variable in (("data_dir", "HARNESS_DATA_DIR"), ("results_dir", "HARNESS_RESULTS_DIR")):
+        if getattr(args, option):
+            os.environ[variable] = getattr(args, option)
     changes = {name: getattr(args, name) for name in FIT_FIELDS if getattr(args, name) is not None}
     if "p" in changes:
         changes["corruption"] = changes.pop("p")

@@ -36,6 +36,14 @@ def test_fit_prints_progress_and_ends_with_a_json_summary(tiny_npz, results):
     assert summary["config"]["variant"] == "random"
 
 
+def test_fit_writes_records_where_the_option_says(tiny_npz, tmp_path):
+    target = tmp_path / "elsewhere"
+    result = harness("fit", "--data", f"npz:{tiny_npz}", "--max-passes", "1", "--device", "cpu", "--quiet",
+                     "--results-dir", str(target))
+    assert result.returncode == 0, result.stderr
+    assert len(list((target / "runs").glob("*/*.json"))) == 1
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
