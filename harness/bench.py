@@ -22,6 +22,7 @@ Printed per model: images/s of each, their ratio, and peak device memory.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 
@@ -52,6 +53,29 @@ class _UsualDataset(torch.utils.data.Dataset):
         left = (image.shape[2] - 28) // 2
         image = image[:, top : top + 28, left : left + 28]
         return standardise_per_image(image[None])[0], int(self.labels[index])
+
+
+# Dense peak without tensor cores (fp32 FMA), TFLOP/s, from the vendors' data
+# sheets: the bench runs in fp32 with TF32 off, so this is its physical limit.
+FP32_PEAK_TFLOPS = {"H100 80GB HBM3": 66.9, "H100 SXM": 66.9, "H200": 66.9, "A100": 19.5, "H100 PCIe": 51.2}
+
+
+def training_flops_per_image(name: str, channels: int = 3) -> float:
+    """FLOPs of one training step (forward and backward) per image, counted by torch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build_model(name, in_channels=channels)
+    images, labels = torch.randn(BATCH, channels, 28, 28), torch.randint(0, 10, (BATCH,))
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(images), labels).backward()
+    return counter.get_total_flops() / BATCH
+
+
+def _peak_tflops(device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in FP32_PEAK_TFLOPS.items() if key in name), None)
 
 
 def _step(model, optimizer, images, labels) -> torch.Tensor:
@@ -194,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"device: {name}; torch {torch.__version__}; data: {raw.source}, {n} training images; batch {BATCH}, "
           f"{steps} timed steps; baseline: DataLoader with {workers} workers, per-image transforms, fp32")
     graphs = device.type == "cuda"
-    print(f"{'model':<16}{'usual img/s':>13}{'resident img/s':>16}{'ratio':>8}{'graph img/s':>13}{'ratio':>8}{'peak MiB':>10}")
+    peak_tflops = _peak_tflops(device)
+    print(f"{'model':<16}{'usual img/s':>13}{'resident img/s':>16}{'ratio':>8}{'graph img/s':>13}{'ratio':>8}"
+          f"{'GFLOP/img':>10}{'TFLOP/s':>9}{'of peak':>9}{'peak MiB':>10}")
     with _matmul_precision("fp32"):
         for model_name in models:
             if device.type == "cuda":
@@ -203,8 +229,15 @@ def main(argv: list[str] | None = None) -> int:
             resident = resident_images_per_second(model_name, images, labels, device, steps)
             graph = graph_images_per_second(model_name, images, labels, device, steps) if graphs else float("nan")
             peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
+            flops = training_flops_per_image(model_name, images.shape[-1])
+            best = resident if math.isnan(graph) else max(resident, graph)  # our best loop
+            achieved = best * flops / 1e12
+            fraction = f"{achieved / peak_tflops:>9.1%}" if peak_tflops else f"{'-':>9}"
             print(f"{model_name:<16}{usual:>13,.0f}{resident:>16,.0f}{resident / usual:>8.2f}"
-                  f"{graph:>13,.0f}{graph / usual:>8.2f}{peak:>10,.0f}", flush=True)
+                  f"{graph:>13,.0f}{graph / usual:>8.2f}{flops / 1e9:>10.3f}{achieved:>9.2f}{fraction}{peak:>10,.0f}",
+                  flush=True)
+    if peak_tflops:
+        print(f"of peak: our best loop's FLOP/s against the device's fp32 peak, {peak_tflops} TFLOP/s (data sheet)")
     if args.fit is not None:
         if not graphs:
             print("--fit compares the eager and graph loops, which needs CUDA", file=sys.stderr)
