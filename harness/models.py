@@ -172,6 +172,9 @@ def build_model(
         raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODEL_NAMES)}")
     if init not in INIT_NAMES:
         raise ValueError(f"unknown init {init!r}; valid inits: {', '.join(INIT_NAMES)}")
+    if dropout > 0 and name.startswith("inception"):
+        # Refused rather than ignored: a record must never claim dropout it did not have.
+        raise ValueError("the Inception models have no dropout layer; use dropout only with alexnet or the MLPs")
 
     if name == "inception":
         model = _inception(in_channels, num_classes, batch_norm=True)

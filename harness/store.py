@@ -41,6 +41,7 @@ def write_json_atomic(path: Path, value) -> None:
             json.dump(value, stream, indent=1, sort_keys=True)
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide records from other users
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -122,7 +122,7 @@ def _fit(config: RunConfig, device: torch.device, data: DeviceData | None, progr
 
             started = time.perf_counter()
             train_correct = _predict(model, train_x) == data.train_y
-            train_accuracy = float(train_correct.float().mean())
+            train_accuracy = float(train_correct.double().mean())  # float64: 1.0 means every image
             finishing = (
                 train_accuracy >= config.target_accuracy
                 or pass_index + 1 == config.max_passes
@@ -130,7 +130,7 @@ def _fit(config: RunConfig, device: torch.device, data: DeviceData | None, progr
             )
             if finishing or (pass_index + 1) % config.test_every == 0:
                 test_predictions = _predict(model, test_x)
-                test_accuracy = float((test_predictions == data.test_y).float().mean())
+                test_accuracy = float((test_predictions == data.test_y).double().mean())
             else:
                 test_accuracy = None  # not measured this pass
             curves["loss"].append(mean_loss)
@@ -139,8 +139,8 @@ def _fit(config: RunConfig, device: torch.device, data: DeviceData | None, progr
             curves["lr"].append(base_lrs[0] * factor)
             curves["train_seconds"].append(train_seconds)
             if track_noise:
-                curves["train_accuracy_clean"].append(float(train_correct[~data.label_changed].float().mean()))
-                curves["train_accuracy_corrupted"].append(float(train_correct[data.label_changed].float().mean()))
+                curves["train_accuracy_clean"].append(float(train_correct[~data.label_changed].double().mean()))
+                curves["train_accuracy_corrupted"].append(float(train_correct[data.label_changed].double().mean()))
             curves["eval_seconds"].append(time.perf_counter() - started)
             if progress:
                 progress({"pass": pass_index + 1, "max_passes": config.max_passes, **{k: v[-1] for k, v in curves.items()}})

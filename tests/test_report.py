@@ -1,0 +1,135 @@
+"""The report: rendered from real tiny runs and session files of the real shape."""
+
+import copy
+import json
+import sys
+
+import pytest
+
+from arrays_files import write_arrays_file
+from harness.config import RunConfig
+from harness.report import main, render_report
+from harness.store import cached_fit, save_record, write_json_atomic
+
+PAPER_SCALE_SOURCE = "CIFAR-10 (JPEG q75 copy, centre-cropped 28x28)"
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """A results folder: four real tiny runs, one record at the paper's scale, two claim sessions."""
+    folder = tmp_path_factory.mktemp("results")
+    data = write_arrays_file(folder.parent / "tiny.npz")
+    records = {}
+    for variant, p in (("true", 0.0), ("random", 0.0), ("partial", 0.5), ("gaussian", 0.0)):
+        config = RunConfig(data=f"npz:{data}", max_passes=30, device="cpu", variant=variant, corruption=p, lr=0.05)
+        records[variant] = cached_fit(config, root=folder)
+    # A record of the real shape at Table 1's scale, its numbers set by hand:
+    # Inception, true labels, no regularisers, 80.00% test (paper 85.75).
+    paper_scale = copy.deepcopy(records["true"])
+    paper_scale.update(n_train=50_000, data_source=PAPER_SCALE_SOURCE, test_accuracy=0.8, best_test_accuracy=0.8,
+                       train_accuracy=1.0, key="0123456789abcdef")
+    paper_scale["config"].update(model="inception", lr=None, precision="tf32", device="cuda")
+    paper_scale["stamp"] = {**paper_scale["stamp"], "gpu": "NVIDIA Test GPU"}
+    save_record(paper_scale, folder)
+    sessions = folder / "sessions"
+    figure = {"claim": "C1", "figure": "train accuracy, random labels", "threshold": "== 1.0", "paper": 99.34,
+              "test": "claims/test_c01.py::test_c1[mlp_1x512-paper_sgd]", "optimizer": "paper_sgd"}
+    write_json_atomic(sessions / "20260101T000000Z-smoke.json", {
+        "profile": "smoke", "stamp": {"cpu": "x86_64"}, "exit_status": 1,
+        "figures": [{**figure, "measured": 0.5, "holds": False}],
+    })
+    write_json_atomic(sessions / "20260102T000000Z-smoke.json", {
+        "profile": "smoke", "stamp": {"cpu": "x86_64"}, "exit_status": 1,
+        "figures": [{**figure, "measured": 1.0, "holds": True},
+                    {"claim": "A1", "figure": "lag to 50%", "measured": 5, "threshold": "clean first", "holds": False,
+                     "test": "claims/test_a1.py::test_a1[mlp_1x512-paper_sgd]"}],
+    })
+    return folder, records
+
+
+@pytest.fixture(scope="module")
+def rendered(results, tmp_path_factory):
+    folder, records = results
+    out = tmp_path_factory.mktemp("report")
+    path = render_report(folder, out)
+    return path, json.loads((out / "report.json").read_text()), records
+
+
+def test_report_files_exist_and_the_figures_decode(rendered):
+    image = pytest.importorskip("matplotlib.image")
+    path, report, _ = rendered
+    assert path.name == "report.md" and path.exists()
+    names = {entry["path"] for entry in report["figures"]}  # file names, relative to the report
+    assert {"figure1a.png", "figure1b.png", "figure1c.png", "memorisation.png", "figure2_early_stopping.png"} <= names
+    for name in names:
+        pixels = image.imread(path.parent / name)
+        assert pixels.ndim == 3 and pixels.shape[0] > 100 and pixels.shape[1] > 100
+        assert f"]({name})" in path.read_text()
+    assert report["figures_note"] is None
+
+
+def test_runs_table_holds_each_records_numbers(rendered):
+    path, report, records = rendered
+    rows = {(row["model"], row["variant"], row["n_train"]): row for row in report["runs"]}
+    assert len(report["runs"]) == 5
+    true = rows[("mlp_1x512", "true labels", 256)]
+    assert true["test_accuracy"] == records["true"]["test_accuracy"]
+    assert true["train_accuracy"] == records["true"]["train_accuracy"]
+    assert true["passes"] == records["true"]["passes"] and true["outcome"] == "fitted"
+    assert true["data_source"] == "arrays file tiny.npz"
+    assert rows[("mlp_1x512", "partial p=0.5", 256)]["p"] == 0.5
+    text = path.read_text()
+    partial = records["partial"]
+    assert f"| {100 * partial['test_accuracy']:.2f} |" in text
+    assert "arrays file tiny.npz" in text and "NVIDIA Test GPU" in text
+
+
+def test_table_1_compares_only_runs_at_the_papers_scale_and_says_where_they_differ(rendered):
+    path, report, _ = rendered
+    rows = [row for row in report["table_1"] if row["model"] == "inception" and row["labels"] == "true"
+            and not row["crop"] and not row["weight_decay"]]
+    assert len(rows) == 1 and rows[0]["paper_test"] == 85.75 and rows[0]["test"] == 0.8
+    assert "test differs by -5.75 points" in rows[0]["note"]
+    assert any("-5.75 points" in line for line in report["differences"])
+    subset = [row for row in report["table_1"] if row["model"] == "mlp_1x512" and row["setup"]]
+    assert subset and all("not the paper's scale" in row["note"] for row in subset)
+    assert [row["paper_test"] for row in report["table_1"] if row["model"] == "alexnet"] == [
+        81.22, 79.66, 77.36, 76.07, 9.86]
+    assert "| inception | no | no | true | 100.00 | 85.75 |" in path.read_text()
+
+
+def test_claim_figures_come_from_the_newest_session_of_each_test(rendered):
+    path, report, _ = rendered
+    c1 = [f for f in report["claims"] if f["claim"] == "C1"]
+    assert len(c1) == 1 and c1[0]["measured"] == 1.0 and c1[0]["holds"] is True
+    assert [f["claim"] for f in report["claims"]] == ["C1", "A1"]  # the paper's claims first, then Arpit et al.'s
+    text = path.read_text()
+    assert "1 of 2 figures hold" in text and "| A1 | **FAILS** |" in text and "| 99.34 |" in text
+
+
+def test_without_matplotlib_the_report_is_tables_only_and_says_so(results, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    folder, _ = results
+    path = render_report(folder, tmp_path)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["figures"] == [] and "matplotlib is not available" in report["figures_note"]
+    assert not list(tmp_path.glob("*.png"))
+    assert "matplotlib is not available" in path.read_text()
+    assert "| inception | no | no | true | 100.00 | 85.75 |" in path.read_text()  # the tables are all there
+
+
+def test_command_line_defaults_and_errors(results, tmp_path, capsys, monkeypatch):
+    folder, _ = results
+    assert main(["--results", str(folder), "--out", str(tmp_path / "out")]) == 0
+    assert capsys.readouterr().out.strip().endswith("report.md")
+    assert (tmp_path / "out" / "report.md").exists()
+    monkeypatch.setenv("HARNESS_RESULTS_DIR", str(tmp_path / "nothing"))
+    assert main([]) == 2
+    assert "no runs/ or sessions/" in capsys.readouterr().err
+
+
+def test_a_near_miss_is_never_printed_as_100_percent():
+    from harness.report import _pct
+
+    assert _pct(0.99998) == "99.9980" and _pct(1.0) == "100.00" and _pct(None) == "-"
