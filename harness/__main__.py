@@ -4,6 +4,7 @@ fit      train one configuration, show progress, print its summary (JSON with --
 models   list the paper's models with their parameter counts
 bench    training throughput of the harness's loop against the usual DataLoader loop
 report   render run records and claim figures as a report folder
+sessions list, show and compare claims sessions; the claims matrix
 theory-bench
          time the finite-sample expressivity construction (C8)
 """
@@ -24,7 +25,12 @@ SUMMARY_FIELDS = (
     "n_train", "n_test", "parameters", "key", "path", "reused",
 )
 
-FORWARDED = {"bench": ".bench:main", "theory-bench": ".theory.bench:main", "report": ".report:main"}
+FORWARDED = {
+    "bench": ".bench:main",
+    "theory-bench": ".theory.bench:main",
+    "report": ".report:main",
+    "sessions": ".sessions:main",
+}
 
 # CLI flag -> RunConfig field, for the flags that map one to one.
 FIT_FIELDS = {
@@ -62,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("models", help="list the paper's models and their parameter counts")
     commands.add_parser("bench", help="throughput against the usual DataLoader loop (see its --help)")
     commands.add_parser("theory-bench", help="time the C8 construction (see its --help)")
+    commands.add_parser("sessions", help="list, show, compare claims sessions; print the claims matrix (see its --help)")
     commands.add_parser("report", help="render run records and claim figures as Markdown, JSON and PNG (see its --help)")
 
     args = parser.parse_args(argv)

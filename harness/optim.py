@@ -92,6 +92,12 @@ def _parse_kwargs(spec: str, text: str) -> dict:
         raise OptimizerSpecError(f"optimizer {spec!r}: keyword arguments must be literals ({error})") from None
 
 
+def spec_kwargs(spec: str) -> dict:
+    """The keyword arguments an import spec fixes (``{}`` for a built-in)."""
+    match = None if spec in BUILTINS else _IMPORT_SPEC.match(spec)
+    return _parse_kwargs(spec, match["kwargs"] or "") if match else {}
+
+
 def spec_id(spec: str) -> str:
     """A short readable test id: the built-in name, or the factory's name and its arguments."""
     if spec in BUILTINS:

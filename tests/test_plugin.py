@@ -93,3 +93,170 @@ def test_an_unresolvable_optimizer_stops_before_anything_trains(pytester, tmp_pa
     assert result.ret == 4  # pytest's usage error
     result.stderr.fnmatch_lines(["*optimizer 'nosuchpackage.thing:Opt' cannot be imported*"])
     assert not (tmp_path / "r").exists()
+
+
+# --- check your optimizer: tuning, matrix, expected failures, sessions and compare ---------------
+
+
+def run_records(results):
+    import json
+
+    return [json.loads(p.read_text()) for p in (results / "runs").glob("*/*.json")]
+
+
+def session_files(results):
+    import json
+
+    return [json.loads(p.read_text()) for p in sorted((results / "sessions").glob("*.json"))]
+
+
+def test_two_optimizers_on_xdist_workers_get_a_tuned_lr_a_claims_matrix_and_numbered_sessions(pytester, tmp_path):
+    data = setup_project(pytester, tmp_path)
+    results = tmp_path / "r"
+    options = [f"--data-dir={data}", f"--results-dir={results}", "--profile=smoke", "-n", "2",
+               "--optimizer=paper_sgd", "--optimizer=adam", "--tune-lr", "--tune-lr-grid=1e-3,1e-2"]
+    result = pytester.runpytest_subprocess(*options)
+    result.stdout.fnmatch_lines([
+        "claims optimizers: paper_sgd (torch *); adam (torch *) lr * (tuned)",
+        "*claims matrix*",
+        "| claim | paper_sgd (reference) | adam |",
+        "| CX | holds * | holds * |",
+        "claim figures saved to *-0001-smoke.json (session 0001)",
+        "*2 passed*",
+    ])
+    (session,) = session_files(results)
+    tuned = session["tuning"]["adam"]["lr"]
+    assert tuned in (1e-3, 1e-2) and (results / "tuning" / "adam.json").exists()
+    assert session["number"] == 1 and session["optimizers"] == ["paper_sgd", "adam"]
+    assert session["command"].startswith("python -m pytest") and session["machine"]["cpu_count"]
+    assert {t["outcome"] for t in session["tests"].values()} == {"passed"}
+    claim_runs = [r["config"] for r in run_records(results) if r["config"]["max_passes"] == 40]
+    assert {(c["optimizer"], c["lr"]) for c in claim_runs} == {("paper_sgd", None), ("adam", tuned)}
+    again = pytester.runpytest_subprocess(*options, "--claims-compare")
+    again.stdout.fnmatch_lines(["claims: adam uses lr * (recorded, *adam.json)", "*claims comparison*",
+                                "against *-0001-smoke.json: 2 same", "*(session 0002)"])
+    assert again.ret == 0
+
+
+def test_expected_failures_are_xfailed_with_their_reason_and_a_stale_line_warns(pytester, tmp_path):
+    data = setup_project(pytester, tmp_path)
+    pytester.makepyfile(brokenopt=BROKEN)
+    xfail = tmp_path / "xfail.txt"
+    xfail.write_text("frozen: test_claim.py::test_fits[frozen]  # never moves its weights\n"
+                     "paper_sgd: *::test_gone*  # a test that was removed\n"
+                     "adam: *  # not under test here: no warning\n")
+    result = pytester.runpytest_subprocess(
+        f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-p", "no:xdist", "-rx",
+        "--optimizer=paper_sgd", "--optimizer=brokenopt:frozen", f"--claims-xfail={xfail}")
+    result.stdout.fnmatch_lines([
+        "*xfail.txt:2: ExpectedFailureWarning: 'paper_sgd: *::test_gone*' matches no collected test",
+        "| CX | holds * | FAILS (expected) * |",
+        "XFAIL test_claim.py::test_fits[[]frozen[]] - never moves its weights [[]*xfail.txt:1[]]",
+        "*1 passed, 1 xfailed, 1 warning*",
+    ])
+    assert result.ret == 0
+    assert "adam: *" not in result.stdout.str()
+    (session,) = session_files(tmp_path / "r")
+    assert session["tests"]["test_claim.py::test_fits[frozen]"]["outcome"] == "xfailed"
+
+
+def test_compare_fails_the_session_on_a_flip_or_a_figure_past_its_tolerance_and_warns_across_machines(
+        pytester, tmp_path):
+    import json
+
+    data = setup_project(pytester, tmp_path)
+    pytester.makepyfile(brokenopt=BROKEN)
+    xfail = tmp_path / "xfail.txt"
+    xfail.write_text("frozen: *  # never moves its weights\n")
+    options = [f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-p", "no:xdist",
+               "--optimizer=paper_sgd", "--optimizer=brokenopt:frozen", f"--claims-xfail={xfail}"]
+    assert pytester.runpytest_subprocess(*options).ret == 0
+    (first,) = session_files(tmp_path / "r")
+    for entry in first["figures"]:  # a baseline in which the frozen optimizer held and SGD measured 0.9
+        entry.update({"holds": True} if "frozen" in entry["optimizer"] else {"measured": 0.9})
+    first["stamp"]["gpu"] = "NVIDIA H100 80GB HBM3"
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps(first))
+    result = pytester.runpytest_subprocess(*options, f"--claims-compare={baseline}",
+                                           "--claims-compare-fail=CX:5%")
+    result.stdout.fnmatch_lines([
+        "*claims comparison*",
+        "!! WARNING: comparing across different machines or profiles with *baseline.json:",
+        "!!   gpu: 'NVIDIA H100 80GB HBM3' vs 'none'",
+        "CX   flipped  train accuracy <frozen>: * [[]holds->FAILS[]]  REGRESSION: verdict flip: holds -> FAILS",
+        "CX   changed  train accuracy <paper_sgd>: 0.9 -> 1 (delta +0.1, +11.1%) [[]holds->holds[]]  "
+        "REGRESSION: moved past CX:5%",
+        "2 regression(s) against *baseline.json",
+        "*1 passed, 1 xfailed*",
+    ])
+    assert result.ret == 1  # every test passed or failed as expected: the regressions fail the session
+    assert session_files(tmp_path / "r")[-1]["comparison"]["regressions"]
+
+
+def test_bad_expected_failures_compare_references_and_rules_stop_before_anything_trains(pytester, tmp_path,
+                                                                                       monkeypatch):
+    import os
+
+    for name in ("HARNESS_DATA_DIR", "HARNESS_RESULTS_DIR"):  # the in-process runs set them: restored after
+        monkeypatch.setenv(name, os.environ.get(name, "unset"))
+        if os.environ[name] == "unset":
+            monkeypatch.delenv(name)
+    data = setup_project(pytester, tmp_path)
+    bad_xfail = tmp_path / "xfail.txt"
+    bad_xfail.write_text("adam test_claim.py::test_fits\n")
+    base = [f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-p", "no:xdist"]
+    for options, message in [
+        ([f"--claims-xfail={bad_xfail}"], "*xfail.txt:1: expected 'optimizer_id: test-id-glob*"),
+        (["--claims-compare=0007"], "*no session number 0007*"),
+        (["--claims-compare=last", "--claims-compare-fail=CX:fast"], "*bad failure rule 'CX:fast'*"),
+        (["--claims-compare-fail=CX:5%"], "*--claims-compare-fail needs --claims-compare=REF*"),
+        (["--tune-lr", "--tune-lr-grid=0.1,-1"], "*bad learning-rate grid*"),
+    ]:
+        result = pytester.runpytest_inprocess(*base, *options)  # stops in pytest_configure: nothing global is touched
+        assert result.ret == 4, options
+        result.stderr.fnmatch_lines([message])
+    assert not (tmp_path / "r" / "runs").exists()
+
+
+def test_each_xdist_worker_gets_one_gpu_when_several_are_visible(monkeypatch):
+    import types
+
+    import torch
+
+    from harness import plugin
+
+    assert plugin.worker_gpu("gw0", None, 4) == "0"
+    assert plugin.worker_gpu("gw5", None, 4) == "1"
+    assert plugin.worker_gpu("gw1", "2,3", 4) == "3"
+    assert plugin.worker_gpu("gw2", "2,3", 2) == "2"
+    worker, controller = types.SimpleNamespace(workerinput={"workerid": "gw3"}), types.SimpleNamespace()
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw3")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert plugin._pin_worker_gpu(worker) is None and plugin.os.environ["CUDA_VISIBLE_DEVICES"] == "4,5,6"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    assert plugin._pin_worker_gpu(controller) is None  # a run started inside a worker inherits its variable
+    assert plugin._pin_worker_gpu(worker) == "4" and plugin.os.environ["CUDA_VISIBLE_DEVICES"] == "4"
+    monkeypatch.delenv("PYTEST_XDIST_WORKER")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6")
+    assert plugin._pin_worker_gpu(worker) is None  # not an xdist worker: every GPU stays visible
+
+
+def test_the_optimizer_of_the_check_your_optimizer_guide_runs_tuned_beside_the_papers_sgd(pytester, tmp_path):
+    """The guide's example optimizer is real code: it resolves, is tuned, and trains a claim."""
+    import re
+
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "check-your-optimizer.md").read_text()
+    code = re.search(r"<!-- example-optimizer[^>]*-->\n```python\n(.*?)```", guide, re.S).group(1)
+    data = setup_project(pytester, tmp_path)
+    pytester.makepyfile(myopt=code)
+    result = pytester.runpytest_subprocess(
+        f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-p", "no:xdist",
+        "--optimizer=paper_sgd", "--optimizer=myopt:Lion", "--tune-lr", "--tune-lr-grid=1e-3,1e-2")
+    result.stdout.fnmatch_lines([
+        "claims: tuning Lion: lr 0.001 -> *",
+        "claims optimizers: paper_sgd (torch *); myopt:Lion (myopt no version) lr * (tuned)",
+        "| claim | paper_sgd (reference) | Lion |",
+        "*2 passed*",
+    ])

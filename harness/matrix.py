@@ -1,0 +1,183 @@
+"""The claims matrix: which claims hold for which optimizer, as Markdown.
+
+Built from a claims session file (``harness.sessions``): one column per
+optimizer, the paper's SGD first as the reference, one row per claim; each
+cell gives the verdict, how many of the claim's figures hold and their
+measured values. A second table lines up every figure across optimizers.
+Claims that train nothing (the theory claims) do not depend on the optimizer
+and are listed once, below.
+
+    from harness.matrix import claims_matrix
+    text = claims_matrix(json.load(open("RESULTS/sessions/<file>.json")))
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from .optim import spec_id
+from .sessions import (
+    REFERENCE_OPTIMIZER, claim_of_test, claim_order, entry_optimizer, figure_row, session_optimizers,
+)
+
+FAILED = ("failed", "error")
+MAX_VALUES = 4  # measured values shown in a matrix cell; the figures table has them all
+MAX_MESSAGE = 90  # characters of a failed test's message shown where it declared no figure
+
+
+def claims_matrix(session: dict, *, reference: dict | None = None) -> str:
+    """Markdown claims matrix (optimizer x claim) of one session file's figures and test outcomes.
+
+    `reference`: another session (or baseline) whose paper_sgd results fill the
+    reference column when `session` did not run the paper's SGD itself.
+    """
+    columns = _columns(session, reference)
+    cells = {name: _collect(source, spec) for name, spec, source in columns}
+    theory = _collect(session, None)
+    claims = sorted({claim for cell in cells.values() for claim in cell}, key=claim_order)
+    lines = [f"### Claims matrix ({_describe(session)})", ""]
+    lines += [f"- {note}" for note in _notes(session, columns)]
+    lines.append("")
+    if claims:
+        lines.append("| claim | " + " | ".join(name for name, _, _ in columns) + " |")
+        lines.append("|---" * (len(columns) + 1) + "|")
+        for claim in claims:
+            row = [_cell(cells[name].get(claim)) for name, _, _ in columns]
+            lines.append(f"| {claim} | " + " | ".join(row) + " |")
+        lines += ["", "Figures, lined up across optimizers (measured value, verdict):", ""]
+        lines += _figures_table(columns)
+    else:
+        lines.append("No training claim ran in this session.")
+    if theory:
+        lines += ["", "Claims that train nothing (the same for every optimizer):", "",
+                  "| claim | verdict |", "|---|---|"]
+        lines += [f"| {claim} | {_cell(theory[claim])} |" for claim in sorted(theory, key=claim_order)]
+    return "\n".join(lines) + "\n"
+
+
+def _describe(session: dict) -> str:
+    number = session.get("number")
+    parts = [f"profile {session.get('profile', '?')}"]
+    if number:
+        parts.append(f"session {int(number):04d}")
+    commit = (session.get("stamp") or {}).get("commit")
+    if commit:
+        parts.append(f"commit {commit[:12]}")
+    return ", ".join(parts)
+
+
+def _columns(session: dict, reference: dict | None) -> list[tuple[str, str, dict | None]]:
+    """(header, optimizer spec, session holding its results) per column, the paper's SGD first."""
+    specs = session_optimizers(session)
+    columns = []
+    if REFERENCE_OPTIMIZER in specs:
+        columns.append((f"{REFERENCE_OPTIMIZER} (reference)", REFERENCE_OPTIMIZER, session))
+    elif reference is not None and REFERENCE_OPTIMIZER in session_optimizers(reference):
+        where = f"session {int(reference['number']):04d}" if reference.get("number") else "baseline"
+        columns.append((f"{REFERENCE_OPTIMIZER} (reference, {where})", REFERENCE_OPTIMIZER, reference))
+    else:
+        columns.append((f"{REFERENCE_OPTIMIZER} (reference, not run)", REFERENCE_OPTIMIZER, None))
+    columns += [(_escape(spec_id(spec)), spec, session) for spec in specs if spec != REFERENCE_OPTIMIZER]
+    return columns
+
+
+def _notes(session: dict, columns) -> list[str]:
+    notes = []
+    tuning = session.get("tuning") or {}
+    for _, spec, source in columns:
+        if source is None:
+            notes.append(f"{REFERENCE_OPTIMIZER} did not run in this session and no reference session was given; "
+                         "run it with `--optimizer=paper_sgd` beside yours")
+        elif spec in tuning:
+            notes.append(f"{spec_id(spec)}: learning rate {tuning[spec]['lr']:g}, chosen by the tuning step "
+                         f"({tuning[spec].get('file', 'RESULTS/tuning')})")
+    notes.append("holds: every figure of the claim holds and its tests passed; FAILS: a figure or test failed; "
+                 "FAILS (expected): listed in the expected-failures file; skipped: could not run here")
+    return notes
+
+
+def _collect(session: dict | None, spec: str | None) -> dict[str, dict]:
+    """{claim: {"figures": [...], "outcomes": {nodeid: outcome}}} for one optimizer (None: no optimizer)."""
+    found: dict[str, dict] = defaultdict(lambda: {"figures": [], "outcomes": {}, "messages": {}})
+    if session is None:
+        return {}
+    test_claims: dict[str, set] = defaultdict(set)
+    for entry in session.get("figures", []):
+        if entry_optimizer(entry, session) == spec:
+            found[entry.get("claim", "?")]["figures"].append(entry)
+            test_claims[entry.get("test", "")].add(entry.get("claim", "?"))
+    for nodeid, test in (session.get("tests") or {}).items():
+        if test.get("optimizer") != spec:
+            continue
+        for claim in test_claims.get(nodeid) or {claim_of_test(nodeid)} - {"?"}:
+            found[claim]["outcomes"][nodeid] = test.get("outcome")
+            if test.get("message"):
+                found[claim]["messages"][nodeid] = test["message"]
+    return dict(found)
+
+
+def verdict(cell: dict | None) -> str:
+    """holds, FAILS, FAILS (expected), holds (unexpectedly), skipped or not run."""
+    if not cell:
+        return "not run"
+    outcomes = cell["outcomes"]
+    expected = {n for n, o in outcomes.items() if o == "xfailed"}
+    failing_figures = [f for f in cell["figures"] if not f.get("holds") and f.get("test") not in expected]
+    if failing_figures or any(o in FAILED for o in outcomes.values()):
+        return "**FAILS**"
+    if expected:
+        return "FAILS (expected)"
+    if any(o == "xpassed" for o in outcomes.values()):
+        return "holds (unexpectedly: listed as expected to fail)"
+    if cell["figures"] or any(o == "passed" for o in outcomes.values()):
+        return "holds"
+    if outcomes and all(o == "skipped" for o in outcomes.values()):
+        return "skipped"
+    return "not run"
+
+
+def _cell(cell: dict | None) -> str:
+    text = verdict(cell)
+    figures = (cell or {}).get("figures") or []
+    if figures:
+        holding = sum(bool(f.get("holds")) for f in figures)
+        values = ", ".join(_fmt(f.get("measured")) for f in figures[:MAX_VALUES])
+        more = ", ..." if len(figures) > MAX_VALUES else ""
+        text += f" · {holding}/{len(figures)} figures hold · {values}{more}"
+    with_figures = {f.get("test") for f in figures}
+    silent = [message for nodeid, message in (cell or {}).get("messages", {}).items() if nodeid not in with_figures]
+    if silent:  # a test that failed before declaring a figure: its message is the figure
+        first = silent[0].strip().splitlines()[0] if silent[0].strip() else ""
+        text += f" · test failed: {first[:MAX_MESSAGE]}{'...' if len(first) > MAX_MESSAGE else ''}"
+    return _escape(text)
+
+
+def _figures_table(columns) -> list[str]:
+    rows: dict[tuple, dict[str, dict]] = defaultdict(dict)
+    for name, spec, source in columns:
+        if source is None:
+            continue
+        for entry in source.get("figures", []):
+            if entry_optimizer(entry, source) == spec:
+                rows[figure_row(entry, source)][name] = entry
+    lines = ["| claim | figure | " + " | ".join(name for name, _, _ in columns) + " |",
+             "|---" * (len(columns) + 2) + "|"]
+    for key in sorted(rows, key=lambda k: (claim_order(k[0]), k[1], k[2])):
+        claim, _, label = key
+        cells = []
+        for name, _, _ in columns:
+            entry = rows[key].get(name)
+            cells.append("-" if entry is None else
+                         f"{_fmt(entry.get('measured'))} {'holds' if entry.get('holds') else '**FAILS**'}")
+        lines.append(f"| {claim} | {_escape(label)} | " + " | ".join(_escape(c) for c in cells) + " |")
+    return lines
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _escape(text: str) -> str:
+    return str(text).replace("|", "\\|")

@@ -1,0 +1,183 @@
+"""Claims sessions: numbering, references, figure identity, comparison, failure rules, expected failures."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness import sessions
+from harness.sessions import (
+    SessionError, compare, figure_label, format_comparison, parse_fail_rule, read_expected_failures,
+    strip_optimizer_param,
+)
+
+BASELINES = Path(__file__).resolve().parents[1] / "ci" / "baselines"
+
+
+def figure(claim, text, measured, holds=True, optimizer="paper_sgd", test=None):
+    test = test or f"claims/test_x.py::test_{claim.lower()}_x[mlp_1x512-{optimizer}]"
+    return {"claim": claim, "figure": text, "measured": measured, "threshold": "t", "holds": holds,
+            "optimizer": optimizer, "test": test}
+
+
+def session(*figures, gpu=None, profile="smoke", optimizers=("paper_sgd",)):
+    stamp = {"cpu": "x86_64", "host_platform": "Linux-6-x86_64", "torch": "2.4", "python": "3.11"}
+    if gpu:
+        stamp["gpu"] = gpu
+    return {"profile": profile, "stamp": stamp, "optimizers": list(optimizers), "figures": list(figures)}
+
+
+@pytest.mark.parametrize("text, label", [
+    ("train accuracy, random labels, mlp_1x512, seed 0 (CIFAR-10 (JPEG q75 copy), n=5000)",
+     "train accuracy, random labels, mlp_1x512, seed 0"),
+    ("passes to fit, mlp_1x512, seed 1: true 12, random 30", "passes to fit, mlp_1x512, seed 1: true #, random #"),
+    ("lag, p=0.4 (passes clean vs corrupted: 50%: 3 vs 8)", "lag, p=0.4"),
+    ("depth 101: worst residual", "depth 101: worst residual"),
+    ("x, seed 0: dropout 0.5 0.7050 vs none -1e-3, w0", "x, seed 0: dropout # # vs none #, w0"),
+    ("Kendall tau of test error vs p, mlp_1x512 (errors 0.5, 0.6)", "Kendall tau of test error vs p, mlp_1x512"),
+    ("test accuracy, random labels, MNIST (chance 0.1003)", "test accuracy, random labels, MNIST"),
+    ("steps to fit, gaussian (slowest seed) vs random labels (fastest seed), mlp_1x512",
+     "steps to fit, gaussian vs random labels, mlp_1x512"),
+])
+def test_a_figure_label_drops_the_measured_details(text, label):
+    assert figure_label(text) == label
+
+
+@pytest.mark.parametrize("nodeid, optimizer, stripped", [
+    ("c.py::test_a[mlp_1x512-paper_sgd]", "paper_sgd", "c.py::test_a[mlp_1x512]"),
+    ("c.py::test_a[paper_sgd]", "paper_sgd", "c.py::test_a"),
+    ("c.py::test_a[mlp_1x512-adam-gaussian]", "adam", "c.py::test_a[mlp_1x512-gaussian]"),
+    ("c.py::test_a[frozen(lr=1e-3)-x]", "m:frozen(lr=1e-3)", "c.py::test_a[x]"),
+    ("c.py::test_a[mlp_1x512]", "paper_sgd", "c.py::test_a[mlp_1x512]"),  # written before the plug-in
+    ("c.py::test_a[3]", None, "c.py::test_a[3]"),
+])
+def test_the_optimizer_parameter_is_removed_from_test_ids(nodeid, optimizer, stripped):
+    assert strip_optimizer_param(nodeid, optimizer) == stripped
+
+
+def test_sessions_are_numbered_in_order_and_their_names_sort_oldest_first(tmp_path):
+    first = sessions.save_session({"profile": "smoke", "figures": []}, tmp_path)
+    second = sessions.save_session({"profile": "paper", "figures": []}, tmp_path)
+    assert first.name.endswith("-0001-smoke.json") and second.name.endswith("-0002-paper.json")
+    assert sorted(p.name for p in (tmp_path / "sessions").glob("*.json")) == [first.name, second.name]
+    assert json.loads(second.read_text())["number"] == 2
+    assert sessions.resolve_reference("last", tmp_path) == second
+    assert sessions.resolve_reference("last", tmp_path, before=2) == first
+    assert sessions.resolve_reference("0001", tmp_path) == first
+    assert sessions.load_session(str(second))["profile"] == "paper"
+    for bad in ("7", "no-such-file.json"):
+        with pytest.raises(SessionError):
+            sessions.resolve_reference(bad, tmp_path)
+    with pytest.raises(SessionError, match="no earlier numbered session"):
+        sessions.resolve_reference("last", tmp_path, before=1)
+
+
+def test_failure_rules_parse_relative_absolute_and_every_claim():
+    assert parse_fail_rule("C3:50%") == sessions.FailRule("C3", 0.5, True, "C3:50%")
+    assert parse_fail_rule("C2:0.01") == sessions.FailRule("C2", 0.01, False, "C2:0.01")
+    assert parse_fail_rule("*:10%").selects("C12") and parse_fail_rule("5%").selector == "*"
+    assert parse_fail_rule("c3:1").selects("C3") and not parse_fail_rule("C3:1").selects("C2")
+    for bad in ("C3:", "C3:fast", "C3:-1", "C 3:5%", "C3:nan%", "3:5%"):
+        with pytest.raises(SessionError, match="bad failure rule"):
+            parse_fail_rule(bad)
+
+
+def test_compare_flags_figures_past_their_tolerance_and_verdict_flips():
+    before = session(figure("C3", "slowdown, seed 0: true 10, random 20", 2.0),
+                     figure("C2", "test accuracy (chance 0.1000)", 0.100),
+                     figure("C1", "train accuracy", 1.0),
+                     figure("C4", "steps to fit", "12 vs 30"),
+                     figure("C5", "tau", 0.9, holds=False))
+    after = session(figure("C3", "slowdown, seed 0: true 10, random 32", 3.2),
+                    figure("C2", "test accuracy (chance 0.1001)", 0.105),
+                    figure("C1", "train accuracy", 0.99, holds=False),
+                    figure("C4", "steps to fit", "14 vs 30"),
+                    figure("C5", "tau", 1.0, holds=True))
+    result = compare(after, before, [parse_fail_rule("C3:50%"), parse_fail_rule("C2:0.01")])
+    rows = {row.key[1]: row for row in result.rows}
+    assert rows["C3"].regression == "moved past C3:50%"  # +60%
+    assert rows["C2"].regression is None and rows["C2"].delta == pytest.approx(0.005)
+    assert rows["C1"].status == "flipped" and "holds -> FAILS" in rows["C1"].regression
+    assert rows["C4"].status == "changed" and rows["C4"].delta is None and rows["C4"].regression is None
+    assert rows["C5"].status == "fixed" and rows["C5"].regression is None
+    assert {row.key[1] for row in result.regressions} == {"C1", "C3"}
+    assert not result.hardware
+    text = "\n".join(format_comparison(result))
+    assert "2 regression(s)" in text and "REGRESSION: moved past C3:50%" in text
+    assert "note: failure rule C7:1% selects no figure" in "\n".join(
+        format_comparison(compare(after, before, [parse_fail_rule("C7:1%")])))
+    tighter = compare(after, before, [parse_fail_rule("C2:0.001")])
+    assert {row.key[1] for row in tighter.regressions} == {"C1", "C2"}  # a flip needs no rule
+
+
+def test_compare_across_machines_warns_loudly_and_lists_new_and_missing_figures():
+    before = session(figure("C1", "a", 1.0), figure("C1", "b", 1.0), gpu="NVIDIA H100 80GB HBM3")
+    after = session(figure("C1", "a", 1.0), figure("C1", "c", 1.0),
+                    figure("C1", "a", 1.0, optimizer="adam"), optimizers=("paper_sgd", "adam"))
+    result = compare(after, before)
+    assert result.hardware == ["gpu: 'NVIDIA H100 80GB HBM3' vs 'none'", "gpu_count: 1 vs 0"]
+    statuses = sorted((row.key[0], row.key[3], row.status) for row in result.rows)
+    assert statuses == [("paper_sgd", "a", "same"), ("paper_sgd", "b", "missing"), ("paper_sgd", "c", "new")]
+    lines = format_comparison(result)
+    assert lines[0].startswith("!!!") and "different machines" in lines[1]
+    assert "note: 1 figures of adam have no baseline (the baseline did not run it)" in lines
+
+
+def test_a_session_from_before_the_optimizer_plug_in_compares_as_the_papers_sgd():
+    legacy = {"profile": "paper", "stamp": {}, "figures": [
+        {"claim": "C1", "figure": "train accuracy, seed 0 (n=50000)", "measured": 1.0, "holds": True,
+         "test": "claims/test_c01.py::test_c1[mlp_1x512]"}]}
+    now = session(figure("C1", "train accuracy, seed 0 (n=50000)", 1.0,
+                         test="claims/test_c01.py::test_c1[mlp_1x512-paper_sgd]"), profile="paper")
+    assert [row.status for row in compare(now, legacy).rows] == ["same"]
+
+
+def test_repeated_figure_identities_stay_distinct():
+    twice = session(figure("C1", "x (seed 0)", 1.0), figure("C1", "x (seed 1)", 0.5))
+    assert [key[3] for key in sessions.indexed_figures(twice)] == ["x", "x #2"]
+
+
+def test_expected_failures_file(tmp_path):
+    path = tmp_path / "xfail.txt"
+    path.write_text("# comment\n\nadam: claims/test_c03_slowdown.py::*  # Adam fits true labels too fast\n"
+                    "*: *::test_c9_adam[x]\nmod.opt:frozen: *fits*\n")
+    adam, anyone, frozen = read_expected_failures(path)
+    assert adam.reason == "Adam fits true labels too fast" and adam.where == f"{path}:3"
+    assert adam.applies("claims/test_c03_slowdown.py::test_c3[mlp_1x512-adam]", "adam")
+    assert not adam.applies("claims/test_c03_slowdown.py::test_c3[mlp_1x512-paper_sgd]", "paper_sgd")
+    assert anyone.applies("claims/a.py::test_c9_adam[x]", None)  # brackets are literal
+    assert not anyone.applies("claims/a.py::test_c9_adam[y]", None)
+    assert frozen.applies("t.py::test_fits[frozen]", "mod.opt:frozen") and frozen.reason.startswith("listed in")
+    path.write_text("adam claims/test_c03_slowdown.py\n")
+    with pytest.raises(SessionError, match=":1: expected 'optimizer_id: test-id-glob"):
+        read_expected_failures(path)
+
+
+def test_command_line_compare_exits_1_on_a_regression_and_baseline_copies_the_figures(tmp_path, capsys):
+    good = session(figure("C3", "ratio", 2.0))
+    worse = session(figure("C3", "ratio", 4.0))
+    sessions.save_session(good, tmp_path)
+    sessions.save_session(worse, tmp_path)
+    root = ["--results-dir", str(tmp_path)]
+    assert sessions.main(root + ["compare", "last", "1", "--fail", "C3:50%"]) == 1
+    assert "REGRESSION" in capsys.readouterr().out
+    assert sessions.main(root + ["compare", "last", "1", "--fail", "C3:150%"]) == 0
+    out = tmp_path / "baseline.json"
+    assert sessions.main(root + ["baseline", "1", str(out)]) == 0
+    baseline = json.loads(out.read_text())
+    assert baseline["figures"] == json.loads(json.dumps(good["figures"]))
+    assert baseline["baseline"]["from"].endswith("-0001-smoke.json")
+    assert sessions.main(root + ["compare", "2", "7"]) == 2
+
+
+@pytest.mark.parametrize("name", ["smoke-cpu.json", "paper-h100.json"])
+def test_the_committed_baselines_are_real_sessions(name):
+    """Made from real session files by `python -m harness.sessions baseline`, never by hand."""
+    path = BASELINES / name
+    if not path.exists():
+        pytest.skip(f"{name} not committed")
+    baseline = sessions.load_session(str(path))
+    assert baseline["baseline"]["from"] and baseline["figures"] and baseline["stamp"]
+    result = compare(baseline, baseline, [parse_fail_rule("*:0")])
+    assert not result.regressions and not result.hardware
+    assert {row.status for row in result.rows} == {"same"}
