@@ -61,6 +61,12 @@ def pytest_addoption(parser):
         help="folder holding the datasets (torchvision layout or arrays files); default $HARNESS_DATA_DIR or ./data",
     )
     group.addoption("--results-dir", default=None, help="where run records go; default $HARNESS_RESULTS_DIR")
+    group.addoption(
+        "--claims-report",
+        default=None,
+        metavar="DIR",
+        help="at the end of the session, render the report (Markdown, JSON, figures) of the results folder into DIR",
+    )
     group.addoption("--claims-fresh", action="store_true", help="retrain every run instead of reusing records")
     group.addoption("--allow-download", action="store_true", help="let torchvision download missing datasets")
     group.addoption("--device", default=None, help="training device; default the profile's (cpu or cuda)")
@@ -413,10 +419,22 @@ def claim_figure(request, record_property):
         callspec = getattr(request.node, "callspec", None)
         entry["optimizer"] = callspec.params.get("optimizer_spec") if callspec else None
         entry.update(context)
+        # Plain Python values only: xdist cannot send numpy scalars between processes.
+        entry = {key: _plain(value) for key, value in entry.items()}
         record_property(CLAIM_PROPERTY, entry)
         print(f"{claim}: {figure} = {_fmt(measured)} (threshold {threshold}) -> {'holds' if holds else 'FAILS'}")
 
     return declare
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
 
 
 def _fmt(value) -> str:
@@ -527,6 +545,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     _write_matrix(terminalreporter, config, summary)
     _write_comparison(terminalreporter, config)
     write(f"claim figures saved to {config._session_path} (session {summary['number']:04d})")
+    report_dir = config.getoption("--claims-report")
+    if report_dir:
+        from .report import render_report
+
+        write(f"report written to {render_report(results_dir(), Path(report_dir))}")
 
 
 def _write_matrix(terminalreporter, config, summary) -> None:

@@ -260,3 +260,30 @@ def test_the_optimizer_of_the_check_your_optimizer_guide_runs_tuned_beside_the_p
         "| claim | paper_sgd (reference) | Lion |",
         "*2 passed*",
     ])
+
+
+def test_claims_report_option_renders_the_report_at_the_end(pytester, tmp_path):
+    data = setup_project(pytester, tmp_path)
+    report = tmp_path / "report"
+    result = pytester.runpytest_subprocess(f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}",
+                                           "--profile=smoke", "-p", "no:xdist", f"--claims-report={report}")
+    result.stdout.fnmatch_lines(["report written to *report.md"])
+    assert "CX" in (report / "report.md").read_text()
+
+
+NUMPY_CLAIM = '''
+import numpy as np
+
+
+def test_numpy_figure(claim_figure):
+    claim_figure("CY", "numpy figure", np.float64(0.25), "<= 1", np.bool_(True), spread=np.float32(0.5))
+'''
+
+
+def test_numpy_figures_travel_between_xdist_workers(pytester, tmp_path):
+    """Claims often compute figures with numpy; they must reach the controller's summary intact."""
+    setup_project(pytester, tmp_path)
+    pytester.makepyfile(test_numpy=NUMPY_CLAIM)
+    result = pytester.runpytest_subprocess(f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-n", "1",
+                                           "test_numpy.py")
+    result.stdout.fnmatch_lines(["CY   holds  numpy figure: 0.25*", "*1 passed*"])
