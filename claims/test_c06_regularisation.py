@@ -22,22 +22,17 @@ are full-scale values, reported beside the subset's, not targets for it.
 
 import pytest
 
-from harness import stats
+from harness import paper, stats
+from harness.models import MODEL_NAMES
 
 WEIGHT_DECAY = 0.0005  # the "on" value (CLAIMS.md; reproductions' choice)
 CHANCE = 0.1  # CIFAR-10's balanced test set
 
-# Table 1: test accuracy (%) by (random crop, weight decay), true labels.
-PAPER_TEST_ACCURACY = {
-    "inception": {(True, True): 89.05, (True, False): 89.31, (False, True): 86.03, (False, False): 85.75},
-    "inception_no_bn": {(False, True): 83.00, (False, False): 82.00},
-    "alexnet": {(True, True): 81.22, (True, False): 79.66, (False, True): 77.36, (False, False): 76.07},
-    "mlp_3x512": {(False, True): 53.35, (False, False): 52.39},
-    "mlp_1x512": {(False, True): 50.39, (False, False): 50.51},
-}
-# Random labels with weight decay on: training accuracy (%) (section 3 / the
-# authors' slides); AlexNet "failed to converge".
-PAPER_RANDOM_LABELS_WEIGHT_DECAY_TRAIN = {"inception": 100.0, "mlp_1x512": 99.21}
+# Table 1: test accuracy (%) by (random crop, weight decay), true labels; and
+# training accuracy (%) on random labels with weight decay on (AlexNet "failed
+# to converge").
+PAPER_TEST_ACCURACY = {model: paper.table1_true_label_test_accuracy(model) for model in MODEL_NAMES}
+PAPER_RANDOM_LABELS_WEIGHT_DECAY_TRAIN = paper.RANDOM_LABELS_WEIGHT_DECAY_TRAIN
 
 # "Far above chance": at least three times chance. The 99% binomial range of
 # a chance-level accuracy at n_test = 10,000 ends at 10.8%, so 30% is tens of

@@ -441,7 +441,8 @@ def compare(current: dict, baseline: dict, rules: list[FailRule] | tuple = ()) -
         x, y = _number(before.get("measured")), _number(after.get("measured"))
         if x is not None and y is not None:
             row.delta = y - x
-            if y != x:
+            # Rounding (float32 against float64 arithmetic) is not a change.
+            if not math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-12):
                 row.status = "changed"
             broken = [rule.text for rule in rules if rule.selects(key[1]) and rule.exceeded(x, y)]
             if broken:
