@@ -25,6 +25,7 @@ import argparse
 import math
 import sys
 import time
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -58,6 +59,8 @@ class _UsualDataset(torch.utils.data.Dataset):
 # Dense peak without tensor cores (fp32 FMA), TFLOP/s, from the vendors' data
 # sheets: the bench runs in fp32 with TF32 off, so this is its physical limit.
 FP32_PEAK_TFLOPS = {"H100 80GB HBM3": 66.9, "H100 SXM": 66.9, "H200": 66.9, "A100": 19.5, "H100 PCIe": 51.2}
+# Dense bf16 tensor-core peak, TFLOP/s, data sheets: the limit of a bf16 run.
+BF16_PEAK_TFLOPS = {"H100 80GB HBM3": 989.4, "H100 SXM": 989.4, "H200": 989.4, "A100": 312.0, "H100 PCIe": 756.0}
 
 
 def training_flops_per_image(name: str, channels: int = 3) -> float:
@@ -71,15 +74,27 @@ def training_flops_per_image(name: str, channels: int = 3) -> float:
     return counter.get_total_flops() / BATCH
 
 
-def _peak_tflops(device) -> float | None:
+def _peak_tflops(device, precision: str) -> float | None:
     if device.type != "cuda":
         return None
     name = torch.cuda.get_device_name(device)
-    return next((peak for key, peak in FP32_PEAK_TFLOPS.items() if key in name), None)
+    table = BF16_PEAK_TFLOPS if precision == "bf16" else FP32_PEAK_TFLOPS
+    return next((peak for key, peak in table.items() if key in name), None)
 
 
-def _step(model, optimizer, images, labels) -> torch.Tensor:
-    loss = F.cross_entropy(model(images), labels)
+def _autocast(device, precision: str):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if precision == "bf16" and device.type == "cuda" else None
+
+
+def synthetic_images(n: int = 50_000, seed: int = 0):
+    """uint8 noise of CIFAR-10's shape: throughput does not depend on the pixels."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n)
+
+
+def _step(model, optimizer, images, labels, autocast=None) -> torch.Tensor:
+    with autocast or nullcontext():
+        loss = F.cross_entropy(model(images), labels)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -126,7 +141,7 @@ def usual_images_per_second(name, images, labels, device, steps, workers) -> flo
     return seen / (time.perf_counter() - started)
 
 
-def resident_images_per_second(name, images, labels, device, steps) -> float:
+def resident_images_per_second(name, images, labels, device, steps, precision="fp32") -> float:
     model, optimizer = _model_and_optimizer(name, device, images.shape[-1])
     x_all, y_all = _resident(name, images, labels, device)
     n = len(y_all)
@@ -139,7 +154,7 @@ def resident_images_per_second(name, images, labels, device, steps) -> float:
             order, cursor = torch.randperm(n, device=device, generator=generator), 0
         rows = order[cursor : cursor + BATCH]
         cursor += BATCH
-        _step(model, optimizer, x_all[rows], y_all[rows])
+        _step(model, optimizer, x_all[rows], y_all[rows], _autocast(device, precision))
         if index + 1 == warmup:
             _sync(device)
             started = time.perf_counter()
@@ -149,12 +164,13 @@ def resident_images_per_second(name, images, labels, device, steps) -> float:
     return seen / (time.perf_counter() - started)
 
 
-def graph_images_per_second(name, images, labels, device, steps) -> float:
+def graph_images_per_second(name, images, labels, device, steps, precision="fp32") -> float:
     from .graph_step import GraphedSGDStep
 
     model, _ = _model_and_optimizer(name, device, images.shape[-1])
     x_all, y_all = _resident(name, images, labels, device)
-    step = GraphedSGDStep(model, x_all, y_all, batch_size=BATCH, lr=0.01, momentum=0.9, weight_decay=0.0)
+    step = GraphedSGDStep(model, x_all, y_all, batch_size=BATCH, lr=0.01, momentum=0.9, weight_decay=0.0,
+                          autocast_dtype=torch.bfloat16 if precision == "bf16" else None)
     generator = torch.Generator(device=device).manual_seed(0)
     timed = min(steps, len(y_all) // BATCH) * BATCH  # full batches only: one graph
     step.run_pass(torch.randperm(len(y_all), device=device, generator=generator)[:timed], 0.01)  # warm
@@ -196,7 +212,10 @@ def fit_benchmark(models, data_spec: str, device) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default="cifar10", help="data spec (default cifar10 under $HARNESS_DATA_DIR)")
+    parser.add_argument("--data", default="cifar10",
+                        help="data spec (default cifar10 under $HARNESS_DATA_DIR), or 'synthetic' (uint8 noise of CIFAR-10's shape)")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="precision of our loops (bf16 autocast, GPU); the usual baseline stays fp32")
     parser.add_argument("--models", nargs="+", default=None, choices=MODEL_NAMES)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per loop (default 30 on CPU, 400 with --full)")
@@ -211,14 +230,20 @@ def main(argv: list[str] | None = None) -> int:
     models = args.models or (list(MODEL_NAMES) if args.full else ["mlp_1x512", "alexnet"])
     steps = args.steps or (400 if args.full else 30)
     workers = args.workers if args.workers is not None else (2 if cpu else 8)
-    raw = load_raw_cached(args.data)
-    n = len(raw.train_y) if args.full else min(len(raw.train_y), 5_000)
-    images, labels = raw.train_x[:n], raw.train_y[:n]
+    if args.data == "synthetic":
+        all_images, all_labels = synthetic_images()
+        source = "synthetic uint8 noise, 32x32x3 (throughput only)"
+    else:
+        raw = load_raw_cached(args.data)
+        all_images, all_labels, source = raw.train_x, raw.train_y, raw.source
+    n = len(all_labels) if args.full else min(len(all_labels), 5_000)
+    images, labels = all_images[:n], all_labels[:n]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; torch {torch.__version__}; data: {raw.source}, {n} training images; batch {BATCH}, "
-          f"{steps} timed steps; baseline: DataLoader with {workers} workers, per-image transforms, fp32")
+    print(f"device: {name}; torch {torch.__version__}; data: {source}, {n} training images; batch {BATCH}, "
+          f"{steps} timed steps; ours in {args.precision}; baseline: DataLoader with {workers} workers, "
+          "per-image transforms, fp32")
     graphs = device.type == "cuda"
-    peak_tflops = _peak_tflops(device)
+    peak_tflops = _peak_tflops(device, args.precision)
     print(f"{'model':<16}{'usual img/s':>13}{'resident img/s':>16}{'ratio':>8}{'graph img/s':>13}{'ratio':>8}"
           f"{'GFLOP/img':>10}{'TFLOP/s':>9}{'of peak':>9}{'peak MiB':>10}")
     with _matmul_precision("fp32"):
@@ -226,8 +251,9 @@ def main(argv: list[str] | None = None) -> int:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             usual = usual_images_per_second(model_name, images, labels, device, steps, workers)
-            resident = resident_images_per_second(model_name, images, labels, device, steps)
-            graph = graph_images_per_second(model_name, images, labels, device, steps) if graphs else float("nan")
+            resident = resident_images_per_second(model_name, images, labels, device, steps, args.precision)
+            graph = (graph_images_per_second(model_name, images, labels, device, steps, args.precision)
+                     if graphs else float("nan"))
             peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
             flops = training_flops_per_image(model_name, images.shape[-1])
             best = resident if math.isnan(graph) else max(resident, graph)  # our best loop
@@ -237,10 +263,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"{graph:>13,.0f}{graph / usual:>8.2f}{flops / 1e9:>10.3f}{achieved:>9.2f}{fraction}{peak:>10,.0f}",
                   flush=True)
     if peak_tflops:
-        print(f"of peak: our best loop's FLOP/s against the device's fp32 peak, {peak_tflops} TFLOP/s (data sheet)")
+        print(f"of peak: our best loop's FLOP/s against the device's {args.precision} dense peak, "
+              f"{peak_tflops} TFLOP/s (data sheet)")
     if args.fit is not None:
-        if not graphs:
-            print("--fit compares the eager and graph loops, which needs CUDA", file=sys.stderr)
+        if not graphs or args.data == "synthetic":
+            print("--fit compares the eager and graph loops on real data, which needs CUDA and a data spec",
+                  file=sys.stderr)
             return 2
         fit_benchmark(args.fit or ["mlp_1x512"], args.data, device)
     return 0
