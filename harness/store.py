@@ -99,12 +99,42 @@ def cached_fit(config: RunConfig, *, fresh: bool = False, progress=None, root: P
             if record is not None:
                 record["reused"] = True
                 return record
-        record = fit(config, progress=progress)
+        with _live_log(root, key, config) as log:
+            record = fit(config, progress=_both(log, progress))
         record["key"] = key
         record["stamp"] = machine_stamp(config.device)
         record["path"] = str(save_record(record, root))
         record["reused"] = False
         return record
+
+
+@contextmanager
+def _live_log(root: Path, key: str, config: RunConfig):
+    """RESULTS/live/<key>.log: one line per pass while a run trains (`tail -f` it).
+
+    Progress that pytest and its workers would swallow stays visible; the
+    file is removed once the record is saved.
+    """
+    path = root / "live" / f"{key}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", buffering=1) as stream:
+        stream.write(f"{config.model} {config.variant} p={config.corruption} seed={config.seed} on {config.device}\n")
+
+        def write(state: dict) -> None:
+            test = state["test_accuracy"]
+            stream.write(
+                f"pass {state['pass']}/{state['max_passes']} loss {state['loss']:.4f} "
+                f"train {state['train_accuracy']:.4f} test {'-' if test is None else f'{test:.4f}'}\n"
+            )
+
+        yield write
+    path.unlink(missing_ok=True)
+
+
+def _both(first, second):
+    if first is None:
+        return second
+    return lambda state: (first(state), second(state))
 
 
 def machine_stamp(device: str = "cpu") -> dict:

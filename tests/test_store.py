@@ -58,3 +58,15 @@ def test_bad_data_leaves_no_record(tmp_path, results):
     with pytest.raises(ValueError, match="not found"):
         cached_fit(RunConfig(data=f"npz:{tmp_path / 'missing.npz'}"))
     assert not (results / "runs").exists()
+
+
+def test_a_training_run_keeps_a_live_log_until_its_record_is_saved(tiny_npz, results):
+    """Progress stays visible under pytest and xdist: RESULTS/live/<key>.log, one line per pass."""
+    snapshots = []
+
+    def peek(state):
+        snapshots.append(next((results / "live").glob("*.log")).read_text())
+
+    record = cached_fit(config(tiny_npz, max_passes=2), progress=peek)
+    assert "pass 1/2 loss" in snapshots[0] and "pass 2/2" in snapshots[1]
+    assert not (results / "live" / f"{record['key']}.log").exists()
