@@ -131,10 +131,10 @@ def _live_log(root: Path, key: str, config: RunConfig):
     path.unlink(missing_ok=True)
 
 
-def _both(first, second):
-    if first is None:
-        return second
-    return lambda state: (first(state), second(state))
+def _both(*callbacks):
+    """One progress callback that calls each given one in turn (None ones skipped)."""
+    present = [callback for callback in callbacks if callback is not None]
+    return lambda state: [callback(state) for callback in present]
 
 
 def machine_stamp(device: str = "cpu") -> dict:
