@@ -210,6 +210,29 @@ def fit_benchmark(models, data_spec: str, device) -> None:
         print(f"{name:<16}graph/eager speed-up: {totals['eager'] / totals['graph']:.2f}x")
 
 
+def batched_benchmark(data_spec: str, runs: int, passes: int, n_train: int, device) -> None:
+    """R MLP runs differing in seed: one by one (baseline) against batched, same run of the bench."""
+    from .batched import fit_batched
+    from .config import RunConfig
+    from .train import fit
+
+    configs = [
+        RunConfig(data=data_spec, model="mlp_1x512", variant="random", seed=seed, n_train=n_train,
+                  max_passes=passes, device=str(device), loop="eager", test_every=passes)
+        for seed in range(runs)
+    ]
+    load_raw_cached(data_spec)  # reading the file is not part of either timing
+    started = time.perf_counter()
+    for config in configs:
+        fit(config)
+    one_by_one = time.perf_counter() - started
+    started = time.perf_counter()
+    fit_batched(configs)
+    together = time.perf_counter() - started
+    print(f"\n{runs} runs of mlp_1x512, {passes} passes over {n_train} images each ({data_spec})")
+    print(f"one by one {one_by_one:.1f} s, batched {together:.1f} s: {one_by_one / together:.2f}x")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="cifar10",
@@ -221,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="timed steps per loop (default 30 on CPU, 400 with --full)")
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers of the baseline (default 2 on CPU, 8 on GPU)")
     parser.add_argument("--full", action="store_true", help="GPU scale: all models, full training set, 400 steps")
+    parser.add_argument("--batched", type=int, default=None, metavar="R",
+                        help="also time R MLP 1x512 runs one by one against batched (harness.batched)")
     parser.add_argument("--fit", nargs="*", default=None, metavar="MODEL",
                         help="also time fitting random labels, eager vs graph loop (CUDA; default model mlp_1x512)")
     args = parser.parse_args(argv)
@@ -265,6 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     if peak_tflops:
         print(f"of peak: our best loop's FLOP/s against the device's {args.precision} dense peak, "
               f"{peak_tflops} TFLOP/s (data sheet)")
+    if args.batched:
+        if args.data == "synthetic":
+            print("--batched trains real runs and needs a data spec", file=sys.stderr)
+            return 2
+        batched_benchmark(args.data, args.batched, 3 if cpu else 20, n, device)
     if args.fit is not None:
         if not graphs or args.data == "synthetic":
             print("--fit compares the eager and graph loops on real data, which needs CUDA and a data spec",

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 
 AUGMENTATIONS = ("none", "crop")
-LOOPS = ("auto", "eager", "graph")
+LOOPS = ("auto", "eager", "graph", "batched")
 VARIANTS = ("true", "partial", "random", "shuffled_pixels", "random_pixels", "gaussian")
 PRECISIONS = ("fp32", "tf32", "bf16")
 
@@ -59,7 +59,7 @@ class RunConfig:
     test_every: int = 1  # passes between test-set evaluations (the last pass always)
     seed: int = 0
     device: str = "cpu"  # "cpu", "cuda", "cuda:1", ...
-    loop: str = "auto"  # "eager", "graph" (whole step as one CUDA graph) or "auto" (graph where it applies)
+    loop: str = "auto"  # "eager", "graph" (whole step as one CUDA graph), "auto" (graph where it applies), "batched" (set by harness.batched)
     precision: str = "fp32"  # "fp32", "tf32" (TF32 matmuls and convolutions) or "bf16" (autocast); GPU only but fp32
 
     def __post_init__(self) -> None:
@@ -118,7 +118,7 @@ class RunConfig:
         )
         if self.loop == "graph" and not applies:
             raise ValueError("loop 'graph' needs a CUDA device, the paper_sgd or sgd optimizer and no augmentation")
-        return applies and self.loop != "eager"
+        return applies and self.loop in ("auto", "graph")
 
     @property
     def label_corruption(self) -> float:
@@ -158,7 +158,7 @@ class RunConfig:
         values["data"] = data_fingerprint
         values["device"] = self.device.split(":")[0]
         values["lr"] = self.learning_rate
-        values["loop"] = "graph" if self.uses_graph else "eager"
+        values["loop"] = "batched" if self.loop == "batched" else ("graph" if self.uses_graph else "eager")
         # true, partial and random labels are one mechanism at levels 0..1:
         # equal levels are the same run whatever they are called.
         if self.variant in ("true", "partial", "random"):

@@ -34,6 +34,8 @@ def fit(config: RunConfig, *, data: DeviceData | None = None, progress: Progress
     device = torch.device(config.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"config asks for device {config.device!r} but CUDA is not available")
+    if config.loop == "batched":
+        raise ValueError("loop 'batched' is harness.batched.fit_batched's; fit trains one run")
     if config.precision != "fp32" and device.type != "cuda":
         raise ValueError(f"precision {config.precision} is a GPU setting; use precision fp32 on the CPU")
     with _matmul_precision(config.precision if device.type == "cuda" else "fp32"):

@@ -86,3 +86,10 @@ def test_bench_prints_the_baseline_and_ours_with_their_ratio(tiny_npz):
     row = [line for line in result.stdout.splitlines() if line.startswith("mlp_1x512")][0]
     usual, resident, ratio = (float(v.replace(",", "")) for v in row.split()[1:4])
     assert ratio == pytest.approx(resident / usual, rel=0.02)
+
+
+def test_bench_times_batched_runs_against_one_by_one(tiny_npz):
+    result = harness("bench", "--data", f"npz:{tiny_npz}", "--models", "mlp_1x512", "--steps", "2",
+                     "--workers", "0", "--device", "cpu", "--batched", "2")
+    assert result.returncode == 0, result.stderr
+    assert "2 runs of mlp_1x512" in result.stdout and "one by one" in result.stdout
