@@ -34,6 +34,9 @@ ROUNDING = 1e-6
 ACROSS_RUNS_TIERS = ("paper",)
 
 DROPOUT = 0.5  # hidden-unit dropout rate of Srivastava et al. (2014)
+# Progress above chance (train accuracy) the run without dropout must have made
+# by the reading pass for "fraction of progress kept" to be a stable ratio.
+MIN_PROGRESS = 0.05
 # A3's budget in passes, per tier: about a third of the passes the runs
 # without dropout need to fit random labels, so those have not fitted and
 # have moved clearly above chance (smoke: 27-28 passes; paper, one H100:
@@ -165,6 +168,10 @@ def test_a3_dropout_slows_noise_more_than_real_data(claim_run, claim_figure, pro
             dropped = claim_run(model, variant=variant, seed=seed, dropout=DROPOUT, max_passes=passes)
             without = _reading_at(plain["curves"]["train_accuracy"], passes)
             with_dropout = _reading_at(dropped["curves"]["train_accuracy"], passes)
+            if without - CHANCE < MIN_PROGRESS:
+                # A ratio over a denominator near zero measures noise (and can flip sign).
+                pytest.skip(f"{variant} labels without dropout are at {without:.4f} after {passes} passes, "
+                            f"within {MIN_PROGRESS} of chance: too early to compare progress at this tier")
             kept[variant] = (with_dropout - CHANCE) / (without - CHANCE)
             test[variant] = (_reading_at(dropped["curves"]["test_accuracy"], passes),
                              _reading_at(plain["curves"]["test_accuracy"], passes))

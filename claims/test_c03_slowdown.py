@@ -23,7 +23,10 @@ def test_c3_random_labels_cost_a_small_constant_factor(claim_run, claim_figure, 
 
     Threshold: both runs fit, and the median ratio of passes to 100% training
     accuracy is at most MAX_SLOWDOWN (10; derivation above). The same
-    hyperparameters are used for both label sets, as in the paper.
+    hyperparameters are used for both label sets, as in the paper. The claim
+    bounds the cost of noise from above; whether noise is slower at all is
+    A2's claim (claims/test_a1_a3_memorisation.py), so a ratio below 1 (the
+    smoke tier measures 0.9) is reported, not failed.
     """
     ratios = []
     for seed in profile.seeds:

@@ -11,7 +11,7 @@ from harness import stats
 
 LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 # One-sided significance of the rising trend. Six levels admit 720 orderings;
-# a perfectly rising series has p = 1/720, one swapped neighbour pair 7/720.
+# a perfectly rising series has p = 1/720, one swapped neighbour pair 6/720.
 TREND_ALPHA = 0.01
 
 

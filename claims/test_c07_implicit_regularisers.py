@@ -44,8 +44,8 @@ MAX_EARLY_STOPPING_GAIN = 0.02
 def test_c7_batch_norm_changes_test_accuracy_by_a_few_points(claim_run, claim_figure, profile):
     """C7: Inception with and without BatchNorm, true labels, weight decay off and on.
 
-    Threshold: the median over seeds of |accuracy with BN - accuracy without|
-    is at most MAX_BATCH_NORM_EFFECT (6 points; derivation above), for both
+    Threshold: |median over seeds of (accuracy with BN - accuracy without)|,
+    the systematic effect, is at most MAX_BATCH_NORM_EFFECT (6 points; derivation above), for both
     weight-decay settings. Each model runs with its profile settings (the
     paper profile trains Inception w/o BN with He init, lr 0.02, x0.98: its
     default settings do not train; recorded in every run's config).

@@ -7,3 +7,8 @@ constructions that need no training loop.
 """
 
 __version__ = "0.1.0"
+
+# Bumped whenever a change alters what a run computes (data, variants,
+# training, evaluation): it is part of every run key, so records made by the
+# old code are never reused for the new.
+RUN_SEMANTICS_VERSION = 2

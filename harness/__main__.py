@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--fresh", action="store_true", help="retrain even if a record of this run exists")
     fit.add_argument("--data-dir", help="where datasets live (sets HARNESS_DATA_DIR for cifar10/mnist specs)")
     fit.add_argument("--results-dir", help="where run records go (sets HARNESS_RESULTS_DIR)")
+    fit.add_argument("--allow-download", action="store_true",
+                     help="let torchvision download a missing CIFAR-10 or MNIST (sets HARNESS_ALLOW_DOWNLOAD=1)")
     fit.add_argument("--json", action="store_true", help="print the summary as one JSON line (last line of output)")
     fit.add_argument("--quiet", action="store_true", help="no per-pass progress")
 
@@ -101,6 +103,8 @@ def _fit(args) -> int:
     for option, variable in (("data_dir", "HARNESS_DATA_DIR"), ("results_dir", "HARNESS_RESULTS_DIR")):
         if getattr(args, option):
             os.environ[variable] = getattr(args, option)
+    if args.allow_download:
+        os.environ["HARNESS_ALLOW_DOWNLOAD"] = "1"
     changes = {name: getattr(args, name) for name in FIT_FIELDS if getattr(args, name) is not None}
     if "p" in changes:
         changes["corruption"] = changes.pop("p")

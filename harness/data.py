@@ -62,8 +62,14 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("HARNESS_DATA_DIR", "data"))
 
 
-def load_raw(spec: str, *, allow_download: bool = False) -> RawDataset:
-    """Read the dataset a spec names; a clear DataError when it cannot."""
+def load_raw(spec: str, *, allow_download: bool | None = None) -> RawDataset:
+    """Read the dataset a spec names; a clear DataError when it cannot.
+
+    allow_download defaults to $HARNESS_ALLOW_DOWNLOAD (set to 1 to let
+    torchvision fetch a missing CIFAR-10 or MNIST into the data folder).
+    """
+    if allow_download is None:
+        allow_download = os.environ.get("HARNESS_ALLOW_DOWNLOAD", "") == "1"
     kind, _, location = spec.partition(":")
     if kind == "npz":
         if not location:

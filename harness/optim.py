@@ -12,7 +12,9 @@ with keyword arguments:
 from __future__ import annotations
 
 import ast
+import hashlib
 import importlib
+import inspect
 import re
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -120,3 +122,23 @@ def describe(spec: str) -> str:
     except ImportError:
         version = "not importable"
     return f"{spec} ({module.split('.')[0]} {version})"
+
+
+def code_fingerprint(spec: str) -> str:
+    """Identity of the optimizer's code: torch's version for a built-in, the source file's hash for an import.
+
+    Part of every run key, so editing your optimizer retrains instead of
+    reusing records made by the old code.
+    """
+    if spec in BUILTINS:
+        return f"torch {torch.__version__}"
+    match = _IMPORT_SPEC.match(spec)
+    try:
+        module = importlib.import_module(match["module"]) if match else None
+        source = inspect.getsourcefile(module) if module else None
+    except (ImportError, TypeError):
+        source = None
+    if not source:
+        return f"unhashable {spec}"
+    with open(source, "rb") as stream:
+        return "sha256:" + hashlib.sha256(stream.read()).hexdigest()[:16]

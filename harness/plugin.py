@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import time
 import warnings
 from pathlib import Path
 
@@ -130,6 +131,11 @@ def pytest_configure(config):
     config._optimizers = _optimizer_specs(config)
     workerinput = getattr(config, "workerinput", None)
     config._tuned_lr = dict(workerinput.get("harness_tuned_lr", {})) if workerinput else {}
+    if config.getoption("--allow-download"):
+        os.environ["HARNESS_ALLOW_DOWNLOAD"] = "1"  # read by every later dataset load
+    config._fresh_since = None
+    if config.getoption("--claims-fresh"):
+        config._fresh_since = workerinput["harness_fresh_since"] if workerinput else time.time()
     config._tuning = {}
     try:
         config._tune_grid = tuning.parse_grid(config.getoption("--tune-lr-grid") or ",".join(map(str, tuning.GRID)))
@@ -208,8 +214,9 @@ def pytest_sessionstart(session):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
-    """xdist: every worker uses the learning rates the controller chose."""
+    """xdist: every worker uses the learning rates the controller chose and its session start."""
     node.workerinput["harness_tuned_lr"] = dict(node.config._tuned_lr)
+    node.workerinput["harness_fresh_since"] = node.config._fresh_since
 
 
 def _optimizer_specs(config) -> list[str]:
@@ -359,9 +366,6 @@ def data_spec(request):
     return spec_for
 
 
-_FRESH_DONE: set = set()  # configs retrained this session under --claims-fresh
-
-
 @pytest.fixture
 def claim_run(request, profile, data_spec, optimizer_spec):
     """Function: (model, dataset, **config changes) -> run record, reused across tests.
@@ -370,8 +374,7 @@ def claim_run(request, profile, data_spec, optimizer_spec):
     at the learning rate --tune-lr chose for it where it chose one.
     """
     device = request.config.getoption("--device")
-    fresh = request.config.getoption("--claims-fresh")
-    fresh_done = _FRESH_DONE
+    fresh_since = request.config._fresh_since
     tuned_lr = request.config._tuned_lr.get(optimizer_spec)
 
     def run(model: str | None = None, dataset: str = "cifar10", **changes) -> dict:
@@ -381,10 +384,10 @@ def claim_run(request, profile, data_spec, optimizer_spec):
         if device:
             changes.setdefault("device", device)
         config = profile.config(model or profile.cifar_models[0], data=data_spec(dataset), **changes)
-        first_time = config not in fresh_done
-        fresh_done.add(config)  # --claims-fresh retrains once per session, then reuses
         try:
-            return cached_fit(config, fresh=fresh and first_time)
+            # Under --claims-fresh a record counts only if this session made it: each
+            # shared run is trained once, by whichever worker reaches it first.
+            return cached_fit(config, fresh_since=fresh_since)
         except DataError as error:
             pytest.fail(f"data error: {error}", pytrace=False)
 

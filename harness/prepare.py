@@ -35,9 +35,15 @@ class DeviceData:
         return self.train_x.shape[1]
 
 
-@lru_cache(maxsize=4)
-def load_raw_cached(spec: str, allow_download: bool = False) -> RawDataset:
+def load_raw_cached(spec: str) -> RawDataset:
     """One read per process: many runs share a dataset."""
+    import os
+
+    return _load_raw_cached(spec, os.environ.get("HARNESS_ALLOW_DOWNLOAD", "") == "1")
+
+
+@lru_cache(maxsize=4)
+def _load_raw_cached(spec: str, allow_download: bool) -> RawDataset:
     return load_raw(spec, allow_download=allow_download)
 
 

@@ -22,7 +22,9 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .config import PAPER_LEARNING_RATES
+from .config import PAPER_LEARNING_RATES, RunConfig
+from .optim import spec_id
+from .store import latest_record
 from .paper import RANDOM_LABELS_WEIGHT_DECAY_TRAIN, TABLE_1
 
 # Expected spread of a reproduction around Table 1, in percentage points.
@@ -39,18 +41,23 @@ PAPER_N_TRAIN = 50_000  # Table 1's scale; runs on subsets are shown, never comp
 
 
 def load_runs(results: Path) -> list[dict]:
-    """The newest readable record of every run key, sorted for display."""
+    """Per run key, the record the store would reuse (else the newest readable one), sorted for display."""
     records = []
     for folder in sorted((results / "runs").glob("*")):
-        for path in sorted(folder.glob("*.json"), reverse=True):
-            try:
-                record = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                continue  # a damaged file is skipped, as the store does
+        record = latest_record(folder.name, results) or _newest_readable(folder)
+        if record is not None:
             record.setdefault("key", folder.name)
             records.append(record)
-            break
     return sorted(records, key=_run_order)
+
+
+def _newest_readable(folder: Path) -> dict | None:
+    for path in sorted(folder.glob("*.json"), reverse=True):
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # a damaged file is skipped, as the store does
+    return None
 
 
 def load_sessions(results: Path) -> list[dict]:
@@ -144,8 +151,13 @@ def setup_key(record: dict) -> tuple:
 def setup_text(record: dict) -> str:
     """A short name for a run's setup: model, scale and the settings that differ from the usual."""
     config = record["config"]
-    lr = config.get("lr") or PAPER_LEARNING_RATES.get(config.get("model"))
+    try:
+        lr = RunConfig.from_dict(config).learning_rate  # what the run really used, per optimizer
+    except (TypeError, ValueError):
+        lr = config.get("lr") or PAPER_LEARNING_RATES.get(config.get("model"))
     parts = [config.get("model", "?"), f"n={record.get('n_train')}"]
+    if config.get("optimizer", "paper_sgd") != "paper_sgd":
+        parts.append(spec_id(config["optimizer"]))
     if lr is not None:
         parts.append(f"lr {lr:g}")
     parts.append(f"x{config.get('lr_decay', 0.95):g}")

@@ -14,6 +14,7 @@ import os
 import platform
 import subprocess
 import tempfile
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -81,11 +82,24 @@ def _run_lock(key: str, root: Path):
 
 
 def run_key(config: RunConfig) -> str:
-    return config.key(load_raw_cached(config.data).fingerprint)
+    """The config's hash with the data's bytes, the optimizer's code and the harness's run semantics."""
+    from . import RUN_SEMANTICS_VERSION
+    from .optim import code_fingerprint
+
+    identity = f"{load_raw_cached(config.data).fingerprint}|{code_fingerprint(config.optimizer)}|semantics {RUN_SEMANTICS_VERSION}"
+    return config.key(identity)
 
 
-def cached_fit(config: RunConfig, *, fresh: bool = False, progress=None, root: Path | None = None) -> dict:
-    """The run record for `config`: reused when one exists, else trained and saved."""
+def cached_fit(
+    config: RunConfig, *, fresh: bool = False, fresh_since: float | None = None, progress=None, root: Path | None = None
+) -> dict:
+    """The run record for `config`: reused when one exists, else trained and saved.
+
+    fresh: retrain regardless. fresh_since (epoch seconds): reuse only a record
+    finished at or after that moment, so a session that asked for fresh runs
+    trains each shared run once, whichever process gets to it first.
+    An interrupted run is saved (its curves are kept) and the interrupt raised again.
+    """
     from .train import fit  # imported here: the store is usable without the training stack
 
     from .optim import resolve
@@ -96,15 +110,18 @@ def cached_fit(config: RunConfig, *, fresh: bool = False, progress=None, root: P
     with _run_lock(key, root):
         if not fresh:
             record = latest_record(key, root)
-            if record is not None:
+            if record is not None and (fresh_since is None or record.get("finished_at", 0.0) >= fresh_since):
                 record["reused"] = True
                 return record
         with _live_log(root, key, config) as log:
             record = fit(config, progress=_both(log, progress))
         record["key"] = key
         record["stamp"] = machine_stamp(config.device)
+        record["finished_at"] = time.time()
         record["path"] = str(save_record(record, root))
         record["reused"] = False
+        if record["outcome"] == "interrupted":
+            raise KeyboardInterrupt(f"run interrupted; its curves are kept in {record['path']}")
         return record
 
 
@@ -127,8 +144,10 @@ def _live_log(root: Path, key: str, config: RunConfig):
                 f"train {state['train_accuracy']:.4f} test {'-' if test is None else f'{test:.4f}'}\n"
             )
 
-        yield write
-    path.unlink(missing_ok=True)
+        try:
+            yield write
+        finally:
+            path.unlink(missing_ok=True)
 
 
 def _both(*callbacks):

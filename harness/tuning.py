@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .config import RunConfig
-from .optim import BUILTINS, spec_id, spec_kwargs
+from .optim import BUILTINS, code_fingerprint, spec_id, spec_kwargs
 
 GRID = (1e-4, 1e-3, 1e-2, 1e-1)  # initial learning rates tried, one per decade
 PASSES = 5  # passes over the tuning subset per trial
@@ -83,7 +83,7 @@ def load_choice(spec: str, base: RunConfig, grid=GRID, passes: int = PASSES, roo
     except (OSError, json.JSONDecodeError):
         return None
     same = (record.get("optimizer") == spec and record.get("grid") == [float(v) for v in grid]
-            and record.get("scale") == _scale(base, passes))
+            and record.get("scale") == _scale(base, passes) and record.get("code") == code_fingerprint(spec))
     return record if same else None
 
 
@@ -140,6 +140,7 @@ def tune(spec: str, base: RunConfig, *, grid=GRID, passes: int = PASSES, fresh: 
         "grid": [float(v) for v in grid],
         "passes": passes,
         "scale": _scale(base, passes),
+        "code": code_fingerprint(spec),  # an edited optimizer is tuned again
         "trials": trials,
         "stamp": machine_stamp(base.device),
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -70,3 +70,45 @@ def test_a_training_run_keeps_a_live_log_until_its_record_is_saved(tiny_npz, res
     record = cached_fit(config(tiny_npz, max_passes=2), progress=peek)
     assert "pass 1/2 loss" in snapshots[0] and "pass 2/2" in snapshots[1]
     assert not (results / "live" / f"{record['key']}.log").exists()
+
+
+def test_an_interrupted_run_keeps_its_record_and_raises_again(tiny_npz, results):
+    """Ctrl-C must stop a claims session, not turn into a recorded claim failure."""
+    def interrupt(state):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt, match="curves are kept"):
+        cached_fit(config(tiny_npz, max_passes=3), progress=interrupt)
+    saved = [json.loads(p.read_text()) for p in (results / "runs").glob("*/*.json")]
+    assert [r["outcome"] for r in saved] == ["interrupted"]
+    assert cached_fit(config(tiny_npz, max_passes=3))["reused"] is False  # never reused
+
+
+def test_fresh_since_reuses_only_records_of_this_session(tiny_npz, results):
+    import time
+
+    first = cached_fit(config(tiny_npz))
+    started = time.time()
+    second = cached_fit(config(tiny_npz), fresh_since=started)
+    third = cached_fit(config(tiny_npz), fresh_since=started)
+    assert second["reused"] is False and third["reused"] is True
+    assert third["finished_at"] == second["finished_at"] > first["finished_at"]
+
+
+def test_editing_an_imported_optimizer_changes_the_run_key(tmp_path, monkeypatch):
+    import sys
+
+    from harness.store import run_key
+
+    module = tmp_path / "editedopt.py"
+    module.write_text("import torch\ndef make(params, lr=0.1):\n    return torch.optim.SGD(params, lr=lr)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    data = tmp_path / "d.npz"
+    from arrays_files import write_arrays_file
+
+    write_arrays_file(data)
+    spec_config = RunConfig(data=f"npz:{data}", optimizer="editedopt:make")
+    before = run_key(spec_config)
+    module.write_text(module.read_text() + "# a change\n")
+    sys.modules.pop("editedopt", None)
+    assert run_key(spec_config) != before
