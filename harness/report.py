@@ -16,7 +16,6 @@ import argparse
 import json
 import math
 import os
-import re
 import sys
 from collections import defaultdict
 from datetime import datetime, timezone
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from .config import PAPER_LEARNING_RATES, RunConfig
 from .optim import spec_id
+from .sessions import claim_of_test, claim_order
 from .store import latest_record
 from .paper import RANDOM_LABELS_WEIGHT_DECAY_TRAIN, TABLE_1
 
@@ -82,18 +82,20 @@ def claim_figures(sessions: list[dict]) -> list[dict]:
             tests[figure.get("test", "")].append(figure)
         for test, figures in tests.items():
             newest[(session.get("profile"), test)] = {"session": session, "figures": figures}
+        # A test this session ran but that failed before declaring a figure: its
+        # older figures no longer stand; it is shown as failing, with its message.
+        for test, result in (session.get("tests") or {}).items():
+            if test not in tests and result.get("outcome") in ("failed", "error"):
+                newest[(session.get("profile"), test)] = {"session": session, "figures": [{
+                    "claim": claim_of_test(test), "figure": f"test {result['outcome']} before declaring a figure",
+                    "measured": result.get("message") or result.get("reason") or "", "threshold": "-",
+                    "holds": False, "test": test, "optimizer": result.get("optimizer"),
+                }]}
     rows = []
     for (profile, test), entry in newest.items():
         for figure in entry["figures"]:
             rows.append({**figure, "profile": profile, "session": entry["session"]["file"]})
-    return sorted(rows, key=lambda f: (f["profile"] or "", _claim_order(f.get("claim", "")), f.get("test", "")))
-
-
-def _claim_order(claim: str) -> tuple:
-    match = re.fullmatch(r"([A-Z]+)(\d+)", claim)
-    if not match:
-        return (2, claim, 0)
-    return (0 if match.group(1) == "C" else 1, match.group(1), int(match.group(2)))
+    return sorted(rows, key=lambda f: (f["profile"] or "", claim_order(f.get("claim", "")), f.get("test", "")))
 
 
 # --- describing runs ---------------------------------------------------------

@@ -133,3 +133,17 @@ def test_a_near_miss_is_never_printed_as_100_percent():
     from harness.report import _pct
 
     assert _pct(0.99998) == "99.9980" and _pct(1.0) == "100.00" and _pct(None) == "-"
+
+
+def test_a_newer_failure_before_any_figure_replaces_the_older_verdict():
+    """A test that held last night and errored tonight must not still show 'holds'."""
+    from harness.report import claim_figures
+
+    test = "claims/test_c03_slowdown.py::test_c3_random_labels_cost_a_small_constant_factor[mlp_1x512-paper_sgd]"
+    older = {"file": "1.json", "profile": "smoke", "figures": [
+        {"claim": "C3", "figure": "slowdown", "measured": 0.9, "threshold": "<= 10", "holds": True, "test": test}]}
+    newer = {"file": "2.json", "profile": "smoke", "figures": [],
+             "tests": {test: {"outcome": "failed", "message": "true labels, seed 0: out of budget"}}}
+    rows = claim_figures([older, newer])
+    assert len(rows) == 1 and rows[0]["holds"] is False and rows[0]["claim"] == "C3"
+    assert "out of budget" in rows[0]["measured"] and rows[0]["session"] == "2.json"
