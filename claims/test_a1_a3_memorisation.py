@@ -17,6 +17,7 @@ import math
 import pytest
 
 from harness import stats
+from harness.plugin import require_fitted
 
 LEVELS = (0.4, 0.6)  # C5's runs: enough corrupted and clean examples for both curves to mean something
 CHANCE = 0.1
@@ -130,7 +131,7 @@ def test_a2_random_labels_take_more_steps_than_true_labels(claim_run, claim_figu
     for seed in profile.seeds:
         true = claim_run(model, variant="true", seed=seed)
         random = claim_run(model, variant="random", seed=seed)
-        assert true["outcome"] == "fitted", f"true labels, seed {seed}: {true['message']}"
+        require_fitted(true, f"A2: {model} true labels, seed {seed}")
         random_steps = random["steps_to_fit"] or random["passes"] * random["steps_per_pass"]
         ratios.append(random_steps / true["steps_to_fit"])
     ratio = stats.median(ratios)

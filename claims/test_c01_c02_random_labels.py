@@ -11,6 +11,7 @@ JPEG copy and of MNIST, seeds 0 and 1; paper: full CIFAR-10, five models).
 import numpy as np
 
 from harness import paper, stats
+from harness.plugin import require_fitted
 
 ALPHA = 0.01  # false-alarm rate of the chance test: 1 in 100 sound runs fails it
 
@@ -38,9 +39,7 @@ def test_c1_random_labels_are_fitted_exactly(claim_run, claim_figure, profile, m
             paper=paper.RANDOM_LABELS_TRAIN_ACCURACY.get(model),
             passes=record["passes"],
         )
-        assert record["outcome"] == "fitted", (
-            f"{model} seed {seed}: {record['outcome']} ({record['message']})"
-        )
+        require_fitted(record, f"C1: {model} seed {seed}")
 
 
 def test_c1_random_labels_are_fitted_on_mnist(claim_run, claim_figure, profile):
@@ -58,7 +57,7 @@ def test_c1_random_labels_are_fitted_on_mnist(claim_run, claim_figure, profile):
         record["outcome"] == "fitted",
         passes=record["passes"],
     )
-    assert record["outcome"] == "fitted", record["message"]
+    require_fitted(record, "C1: mlp_1x512 on MNIST")
 
 
 def _chance_check(record: dict) -> tuple[float, float, float]:

@@ -8,6 +8,7 @@ Scale: the profile's (smoke: MLP 1x512, 5,000 images, seeds 0 and 1).
 """
 
 from harness import stats
+from harness.plugin import require_fitted
 
 # Declared reading of "a small constant factor", fixed before measuring: at
 # most one order of magnitude. The paper gives no number; its Figure 1a plots
@@ -32,8 +33,8 @@ def test_c3_random_labels_cost_a_small_constant_factor(claim_run, claim_figure, 
     for seed in profile.seeds:
         true = claim_run(model, variant="true", seed=seed)
         random = claim_run(model, variant="random", seed=seed)
-        assert true["outcome"] == "fitted", f"true labels, seed {seed}: {true['message']}"
-        assert random["outcome"] == "fitted", f"random labels, seed {seed}: {random['message']}"
+        require_fitted(true, f"C3: {model} true labels, seed {seed}")
+        require_fitted(random, f"C3: {model} random labels, seed {seed}")
         ratios.append(random["steps_to_fit"] / true["steps_to_fit"])
         claim_figure(
             "C3",

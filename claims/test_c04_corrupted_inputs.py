@@ -11,6 +11,8 @@ so for it shuffled pixels must behave exactly as true labels.
 
 import pytest
 
+from harness.plugin import require_fitted
+
 INPUT_VARIANTS = ("shuffled_pixels", "random_pixels", "gaussian")
 
 
@@ -24,7 +26,7 @@ def test_c4_corrupted_inputs_are_fitted(claim_run, claim_figure, profile, model,
         record = claim_run(model, variant=variant, seed=seed)
         claim_figure("C4", f"train accuracy, {variant}, {model}, seed {seed}", record["train_accuracy"],
                      "== 1.0", record["outcome"] == "fitted", passes=record["passes"])
-        assert record["outcome"] == "fitted", f"{variant} seed {seed}: {record['message']}"
+        require_fitted(record, f"C4: {model} {variant} seed {seed}")
 
 
 @pytest.mark.parametrize("variant", ("random_pixels", "gaussian"))
@@ -40,7 +42,7 @@ def test_c4_noise_inputs_fit_faster_than_random_labels(claim_run, claim_figure, 
     noise = [claim_run(model, variant=variant, seed=seed) for seed in profile.seeds]
     labels = [claim_run(model, variant="random", seed=seed) for seed in profile.seeds]
     for record in noise + labels:
-        assert record["outcome"] == "fitted", f"{record['config']['variant']}: {record['message']}"
+        require_fitted(record, f"C4: {model} {record['config']['variant']} seed {record['config']['seed']}")
     slowest_noise = max(r["steps_to_fit"] for r in noise)
     fastest_labels = min(r["steps_to_fit"] for r in labels)
     claim_figure("C4", f"steps to fit, {variant} (slowest seed) vs random labels (fastest seed), {model}",

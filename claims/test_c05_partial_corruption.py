@@ -8,6 +8,7 @@ copy, first seed; p in {0, 0.2, ..., 1}).
 """
 
 from harness import stats
+from harness.plugin import require_fitted
 
 LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 # One-sided significance of the rising trend. Six levels admit 720 orderings;
@@ -24,7 +25,7 @@ def test_c5_every_corruption_level_is_fitted(claim_run, claim_figure, profile, m
     for p, record in zip(LEVELS, _runs(claim_run, model, profile.seeds[0])):
         claim_figure("C5", f"train accuracy at p={p}, {model}", record["train_accuracy"], "== 1.0",
                      record["outcome"] == "fitted", passes=record["passes"])
-        assert record["outcome"] == "fitted", f"p={p}: {record['message']}"
+        require_fitted(record, f"C5: {model} p={p}")
 
 
 def test_c5_test_error_rises_with_corruption(claim_run, claim_figure, profile, model):

@@ -22,7 +22,7 @@ from .optim import OptimizerSpecError
 SUMMARY_FIELDS = (
     "outcome", "message", "passes", "passes_to_fit", "steps_to_fit", "train_accuracy", "test_accuracy",
     "best_test_accuracy", "train_seconds", "eval_seconds", "images_per_second", "data_source",
-    "n_train", "n_test", "parameters", "key", "path", "reused",
+    "n_train", "n_test", "parameters", "key", "path", "reused", "saved", "save_error", "resumed_from_pass",
 )
 
 FORWARDED = {
@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         extra = {"choices": VARIANTS} if name == "variant" else {}
         helptext = "label corruption level for --variant partial" if name == "p" else None
         fit.add_argument(flag, type=kind, default=None, help=helptext, **extra)
+    fit.add_argument("--deterministic", action="store_true",
+                     help="deterministic kernels (see harness.train); part of the run key")
     fit.add_argument("--fresh", action="store_true", help="retrain even if a record of this run exists")
     fit.add_argument("--data-dir", help="where datasets live (sets HARNESS_DATA_DIR for cifar10/mnist specs)")
     fit.add_argument("--results-dir", help="where run records go (sets HARNESS_RESULTS_DIR)")
@@ -108,6 +110,8 @@ def _fit(args) -> int:
     changes = {name: getattr(args, name) for name in FIT_FIELDS if getattr(args, name) is not None}
     if "p" in changes:
         changes["corruption"] = changes.pop("p")
+    if args.deterministic:
+        changes["deterministic"] = True
     if args.profile:
         config = get_profile(args.profile).config(changes.pop("model", "mlp_1x512"), **changes)
     else:

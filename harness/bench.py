@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from .data import standardise_per_image
 from .models import MODEL_NAMES, build_model
 from .prepare import load_raw_cached
-from .train import CONVNETS, _matmul_precision
+from .train import CONVNETS, matmul_precision
 
 BATCH = 128
 
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     peak_tflops = _peak_tflops(device, args.precision)
     print(f"{'model':<16}{'usual img/s':>13}{'resident img/s':>16}{'ratio':>8}{'graph img/s':>13}{'ratio':>8}"
           f"{'GFLOP/img':>10}{'TFLOP/s':>9}{'of peak':>9}{'peak MiB':>10}")
-    with _matmul_precision("fp32"):
+    with matmul_precision("fp32"):
         for model_name in models:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)

@@ -61,6 +61,10 @@ class RunConfig:
     device: str = "cpu"  # "cpu", "cuda", "cuda:1", ...
     loop: str = "auto"  # "eager", "graph" (whole step as one CUDA graph), "auto" (graph where it applies), "batched" (set by harness.batched)
     precision: str = "fp32"  # "fp32", "tf32" (TF32 matmuls and convolutions) or "bf16" (autocast); GPU only but fp32
+    # Deterministic kernels (torch.use_deterministic_algorithms, cuDNN deterministic, no
+    # benchmark): what it does and does not make reproducible on a GPU is in harness.train's
+    # docstring. On the CPU runs are bitwise reproducible without it.
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
         from .models import INIT_NAMES, MODEL_NAMES
@@ -90,6 +94,8 @@ class RunConfig:
                 raise ValueError(f"{name} must be at least 1 (or unset for all), got {value}")
         if not 0.0 < self.target_accuracy <= 1.0:
             raise ValueError(f"target_accuracy must lie in (0, 1], got {self.target_accuracy}")
+        if not isinstance(self.deterministic, bool):
+            raise ValueError(f"deterministic must be True or False, got {self.deterministic!r}")
 
     @property
     def learning_rate(self) -> float | None:
@@ -152,9 +158,13 @@ class RunConfig:
         The data spec is replaced by the data's fingerprint, so the same file
         under another path is the same run, and a changed file is a new one.
         The device index is dropped (cuda:0 and cuda:1 are the same run),
-        its kind is kept (CPU and GPU arithmetic differ).
+        its kind is kept (CPU and GPU arithmetic differ). `deterministic`
+        enters the hash only when True, so the keys of runs made before the
+        field existed stay what they were.
         """
         values = self.to_dict()
+        if not self.deterministic:
+            del values["deterministic"]
         values["data"] = data_fingerprint
         values["device"] = self.device.split(":")[0]
         values["lr"] = self.learning_rate

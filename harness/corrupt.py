@@ -25,6 +25,10 @@ class Corrupted:
     label_changed: torch.Tensor
 
 
+# The seed stream of every data corruption; the ImageNet tier draws its labels from it too,
+# so one seed means one draw in both tiers.
+LABEL_STREAM = 0xC0AA
+
 def corrupt_labels(labels: np.ndarray, p: float, num_classes: int, rng: np.random.Generator) -> np.ndarray:
     """With probability p, independently, replace a label by a uniform class.
 
@@ -89,7 +93,7 @@ def apply_variant(
     """
     if not 0.0 <= label_corruption <= 1.0:
         raise ValueError(f"corruption level must lie in [0, 1], got {label_corruption}")
-    rng = np.random.default_rng([seed, 0xC0AA])  # its own stream: training draws stay independent
+    rng = np.random.default_rng([seed, LABEL_STREAM])  # its own stream: training draws stay independent
     # Level 0 draws nothing, so a true-label run is bit-identical to partial at p = 0.
     new_y = corrupt_labels(train_y, label_corruption, num_classes, rng) if label_corruption > 0 else train_y
     if variant in ("true", "partial", "random"):

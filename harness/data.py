@@ -7,7 +7,7 @@ Three sources, named by a data spec:
 - ``mnist[:ROOT]``: torchvision's MNIST (idx files under ``ROOT/MNIST/raw``).
 - ``npz:PATH``: an arrays file, for data brought by the user: uint8 arrays
   ``train_x`` (N, H, W) or (N, H, W, C), ``train_y`` (N,), ``test_x``,
-  ``test_y``, labels in 0..num_classes-1.
+  ``test_y``, labels in 0..num_classes-1, each class present in ``train_y``.
 
 ROOT defaults to ``$HARNESS_DATA_DIR`` (else ``./data``). Every dataset
 carries a human-readable ``source`` that names it honestly: a known arrays
@@ -95,10 +95,91 @@ def _load_torchvision(kind: str, root: Path, allow_download: bool) -> RawDataset
         test = cls(str(root), train=False, download=allow_download)
     except Exception as error:  # missing, truncated or foreign files: torchvision raises many kinds
         hint = "" if allow_download else " (downloading is off)"
-        raise DataError(f"torchvision could not read {kind} under {str(root)!r}{hint}: {type(error).__name__}: {error}") from None
+        diagnose = _diagnose_cifar10_folder if kind == "cifar10" else _diagnose_mnist_folder
+        problem = diagnose(root)
+        said = " ".join(f"{type(error).__name__}: {error}".split())  # one line, whatever torchvision wrote
+        if problem is None:
+            raise DataError(f"torchvision could not read {kind} under {str(root)!r}{hint}: {said}") from None
+        raise DataError(
+            f"torchvision could not read {kind} under {str(root)!r}{hint}: {problem}; {_REFETCH} "
+            f"(torchvision: {said})"
+        ) from None
     arrays = [np.asarray(train.data), np.asarray(train.targets), np.asarray(test.data), np.asarray(test.targets)]
     name = "CIFAR-10 (torchvision)" if kind == "cifar10" else "MNIST (torchvision)"
     return _validated(dict(zip(ARRAY_NAMES, arrays)), name, origin=f"{kind} under {root}")
+
+
+_REFETCH = (
+    "delete that folder and download the dataset again (pass --allow-download or set HARNESS_ALLOW_DOWNLOAD=1), "
+    "or use an arrays file instead (npz:PATH)"
+)
+
+
+def _diagnose_cifar10_folder(root: Path) -> str | None:
+    """What is wrong with ROOT/cifar-10-batches-py, by torchvision's own file list and md5 checksums.
+
+    torchvision says only "not found or corrupted"; the user needs to know
+    which file, and that a folder which exists is not fixed by waiting.
+    The checksums are read from torchvision's CIFAR10 class (and checked by
+    its check_integrity) so that they stay the ones torchvision enforces.
+    """
+    from torchvision.datasets import cifar
+
+    folder = root / cifar.CIFAR10.base_folder
+    if not folder.is_dir():
+        return f"there is no {cifar.CIFAR10.base_folder} folder in {str(root)!r}"
+    expected = [*cifar.CIFAR10.train_list, *cifar.CIFAR10.test_list,
+                [cifar.CIFAR10.meta["filename"], cifar.CIFAR10.meta["md5"]]]
+    missing = [name for name, _ in expected if not (folder / name).is_file()]
+    if missing:
+        return f"the folder {str(folder)!r} exists but lacks {', '.join(missing)}"
+    damaged = [name for name, md5 in expected if not cifar.check_integrity(str(folder / name), md5)]
+    if damaged:
+        return (
+            f"the folder {str(folder)!r} exists but the md5 checksum of {', '.join(damaged)} does not match "
+            "CIFAR-10's (a damaged or partial copy, or not the real dataset)"
+        )
+    return None
+
+
+# MNIST's idx files: magic number (data type 0x08 = uint8, then the number of
+# dimensions) and the dimensions, big-endian, before the data.
+_MNIST_IDX_DIMENSIONS = {"images-idx3-ubyte": 3, "labels-idx1-ubyte": 1}
+
+
+def _diagnose_mnist_folder(root: Path) -> str | None:
+    """What is wrong with ROOT/MNIST/raw: a missing file, or an idx header its file size contradicts.
+
+    torchvision keeps no checksum of the uncompressed idx files, so the
+    header is the only integrity check there is: it states the dimensions,
+    hence the file's exact size.
+    """
+    folder = root / "MNIST" / "raw"
+    if not folder.is_dir():
+        return f"there is no MNIST/raw folder in {str(root)!r}"
+    names = [f"{split}-{kind}" for split in ("train", "t10k") for kind in _MNIST_IDX_DIMENSIONS]
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        return f"the folder {str(folder)!r} exists but lacks {', '.join(missing)}"
+    for name in names:
+        problem = _idx_file_problem(folder / name, _MNIST_IDX_DIMENSIONS[name.split("-", 1)[1]])
+        if problem:
+            return f"the folder {str(folder)!r} exists but {name} {problem}"
+    return None
+
+
+def _idx_file_problem(path: Path, dimensions: int) -> str | None:
+    size = path.stat().st_size
+    header_size = 4 * (1 + dimensions)
+    with open(path, "rb") as stream:
+        header = stream.read(header_size)
+    if len(header) < header_size or header[:4] != bytes([0, 0, 0x08, dimensions]):
+        return f"is not a uint8 idx file of {dimensions} dimension(s) (its first bytes are {header[:4].hex()})"
+    shape = [int.from_bytes(header[4 * i : 4 * i + 4], "big") for i in range(1, dimensions + 1)]
+    promised = header_size + int(np.prod(shape))
+    if size != promised:
+        return f"is damaged: its header promises {promised} bytes (shape {tuple(shape)}), the file has {size}"
+    return None
 
 
 def load_arrays_file(path: Path) -> RawDataset:
@@ -109,14 +190,18 @@ def load_arrays_file(path: Path) -> RawDataset:
             missing = [name for name in ARRAY_NAMES if name not in archive.files]
             if missing:
                 raise DataError(
-                    f"arrays file {path.name} lacks {', '.join(missing)}; it needs uint8 arrays "
+                    f"arrays file {path} lacks {', '.join(missing)}; it needs uint8 arrays "
                     f"{', '.join(ARRAY_NAMES)}"
                 )
             arrays = {name: archive[name] for name in ARRAY_NAMES}
     except DataError:
         raise
     except Exception as error:  # a truncated or foreign file
-        raise DataError(f"arrays file {path.name} is not a readable .npz: {error}") from None
+        said = " ".join(f"{type(error).__name__}: {error}".split())
+        raise DataError(
+            f"arrays file {path} is not a readable .npz ({said}): it is truncated, damaged or not an npz "
+            f"archive; copy it again or rewrite it with numpy.savez (uint8 {', '.join(ARRAY_NAMES)})"
+        ) from None
     digest = file_sha256(path)
     name = KNOWN_ARRAYS_FILES.get(digest, f"arrays file {path.name}")
     return _validated(arrays, name, origin=str(path), digest=digest)
@@ -155,18 +240,56 @@ def _validated(arrays: dict, name: str, *, origin: str, digest: str | None = Non
         arrays[f"{part}_x"], arrays[f"{part}_y"] = x, y.astype(np.int64)
     if arrays["train_x"].shape[1:] != arrays["test_x"].shape[1:]:
         raise DataError(f"{origin}: train and test images differ in shape")
-    for part in ("train_y", "test_y"):
-        if arrays[part].min() < 0:
-            raise DataError(f"{origin}: {part} holds negative labels; labels must be classes 0..K-1")
-    unseen = np.setdiff1d(arrays["test_y"], arrays["train_y"])
-    if len(unseen):
-        raise DataError(
-            f"{origin}: test labels {unseen[:5].tolist()} never occur in train_y; labels must be classes 0..K-1 of the training set"
-        )
+    _check_label_range(arrays["train_y"], arrays["test_y"], origin)
     if digest is None:
         digest = hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays.values())).hexdigest()
     # The bytes alone identify the data: the same file under another name is the same data.
     return RawDataset(**arrays, source=name, fingerprint=f"sha256:{digest}")
+
+
+def _check_label_range(train_y: np.ndarray, test_y: np.ndarray, origin: str) -> None:
+    """Labels must be the classes 0..K-1, each one present in train_y; K is inferred from them.
+
+    A label outside that range (a negative one, a sentinel such as 255 or
+    -1 stored as uint8, labels counted from 1) would silently add output
+    classes that no image belongs to, and change what "random labels"
+    means, so it is refused with the offending values and their counts.
+    """
+    for part, labels in (("train_y", train_y), ("test_y", test_y)):
+        negative = labels[labels < 0]
+        if len(negative):
+            raise DataError(
+                f"{origin}: {part} holds {len(negative)} negative label(s) ({_value_counts(negative)}); "
+                "labels must be the classes 0..K-1: fix or drop those images"
+            )
+    present = np.unique(train_y)  # sorted, none negative
+    gaps = np.flatnonzero(present != np.arange(len(present)))
+    if len(gaps):
+        # Everything above the first class that never occurs is out of range:
+        # catches a stray 255 among 0..9 as well as labels counted from 1.
+        first_absent = int(gaps[0])
+        outside = train_y[train_y > first_absent]
+        raise DataError(
+            f"{origin}: train_y holds {len(outside)} label(s) outside the class range: class {first_absent} "
+            f"never occurs, yet labels above it do ({_value_counts(outside)}). Labels must be the classes "
+            "0..K-1, each present in the training set: renumber them or drop those images"
+        )
+    unseen = test_y[test_y > present[-1]]
+    if len(unseen):
+        raise DataError(
+            f"{origin}: test_y holds {len(unseen)} label(s) outside the class range 0..{present[-1]} of "
+            f"train_y ({_value_counts(unseen)}); test labels must be classes of the training set"
+        )
+
+
+def _value_counts(values: np.ndarray, shown: int = 5) -> str:
+    """'255 x3, 12 x1': the most frequent values first, at most `shown` of them."""
+    unique, counts = np.unique(values, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    parts = [f"{unique[i]} x{counts[i]}" for i in order[:shown]]
+    if len(unique) > shown:
+        parts.append(f"and {len(unique) - shown} more value(s)")
+    return ", ".join(parts)
 
 
 # --- preprocessing -------------------------------------------------------

@@ -4,7 +4,9 @@ Thin on purpose: training, storage and statistics live in the library; this
 module only wires them into pytest. The optimizer checks wire in three more
 library modules: `tuning` (--tune-lr), `sessions` (numbered session files,
 --claims-xfail, --claims-compare and its failure rules) and `matrix` (the
-claims matrix printed when two optimizers or more ran).
+claims matrix printed when two optimizers or more ran). Claim tests call
+`require_fitted` so that a run that diverged or ran out of budget fails its
+claim in one line; the summary counts the runs trained and reused.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import pytest
 import torch
 
 from . import sessions, tuning
-from .config import PROFILES, get_profile
+from .config import PROFILES, RunConfig, get_profile
 from .data import DataError
 from .optim import OptimizerSpecError, describe, resolve, spec_id
-from .store import cached_fit, machine_stamp, results_dir
+from .store import ResultsNotSavedWarning, cached_fit, machine_stamp, results_dir
 
 CLAIM_PROPERTY = "claim_figure"
 OPTIMIZER_PROPERTY = "claims_optimizer"  # a test's optimizer spec, carried to the controller in its reports
+RUN_PROPERTY = "claims_run"  # each run a test used: its key, whether reused and saved, carried to the controller
 
 
 class ExpectedFailureWarning(UserWarning):
@@ -387,11 +390,59 @@ def claim_run(request, profile, data_spec, optimizer_spec):
         try:
             # Under --claims-fresh a record counts only if this session made it: each
             # shared run is trained once, by whichever worker reaches it first.
-            return cached_fit(config, fresh_since=fresh_since)
+            record = _fit_reporting_unsaved(config, fresh_since)
         except DataError as error:
             pytest.fail(f"data error: {error}", pytrace=False)
+        request.node.user_properties.append((RUN_PROPERTY, {
+            "key": record.get("key"),
+            "reused": bool(record.get("reused")),
+            "saved": bool(record.get("saved", True)),
+            "save_error": record.get("save_error"),
+        }))
+        return record
 
     return run
+
+
+def _fit_reporting_unsaved(config, fresh_since) -> dict:
+    """cached_fit, with the store's warning about an unsaved record left to the terminal summary.
+
+    The summary lists unsaved records once for the whole session; the same
+    warning per run would repeat it. Warnings about anything else (or about
+    a record that was saved after all) are passed on unchanged.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        record = cached_fit(config, fresh_since=fresh_since)
+    for warning in caught:
+        if issubclass(warning.category, ResultsNotSavedWarning) and not record["saved"]:
+            continue
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return record
+
+
+def require_fitted(record: dict, what: str) -> None:
+    """Fail the calling claim test in one line unless `record`'s run fitted.
+
+    `what` names the run in the claim's words, e.g. "C1: inception seed 0";
+    the failure reads "C1: inception seed 0 diverged: training loss became
+    nan in pass 3 (lr 0.1)", with no traceback: the outcome is the finding,
+    not a bug in the test.
+    """
+    if record["outcome"] != "fitted":
+        pytest.fail(unfitted_run_line(record, what), pytrace=False)
+
+
+_OUTCOME_WORDS = {"diverged": "diverged", "out_of_budget": "did not fit", "interrupted": "was interrupted"}
+
+
+def unfitted_run_line(record: dict, what: str) -> str:
+    """One line: the run, what happened to it, the trainer's reason and the initial learning rate."""
+    lr = RunConfig.from_dict(record["config"]).learning_rate
+    rate = "the optimizer's default lr" if lr is None else f"lr {lr:g}"
+    said = f"{record['message']} " if record.get("message") else ""
+    outcome = _OUTCOME_WORDS.get(record["outcome"], record["outcome"])
+    return f"{what} {outcome}: {said}({rate})"
 
 
 @pytest.fixture(scope="session")
@@ -453,10 +504,34 @@ def pytest_runtest_logreport(report):
     for name, value in report.user_properties:
         if name == CLAIM_PROPERTY:
             _SESSION_FIGURES.append({**value, "test": report.nodeid})
+        elif name == RUN_PROPERTY:
+            note_run(_SESSION_RUNS, value)
 
 
 _SESSION_FIGURES: list = []  # filled on the controller from every worker's reports
 _SESSION_TESTS: dict = {}  # nodeid -> {"outcome", "optimizer", ...}, claim tests only
+_SESSION_RUNS: dict = {}  # run key -> {"trained", "saved", "save_error"}: each run the claim tests used, once
+
+
+def note_run(runs: dict, entry: dict) -> None:
+    """Add a test's use of a run to `runs`; a run counts as trained if any test trained it (the others reused it)."""
+    seen = runs.setdefault(entry["key"], {"trained": False, "saved": True, "save_error": None})
+    seen["trained"] |= not entry["reused"]
+    if not entry["saved"]:
+        seen["saved"], seen["save_error"] = False, entry.get("save_error") or "no reason given"
+
+
+def runs_summary_lines(runs: dict, folder) -> list[str]:
+    """'runs: T trained, R reused from FOLDER', then one line per distinct reason records were not saved."""
+    trained = sum(run["trained"] for run in runs.values())
+    lines = [f"runs: {trained} trained, {len(runs) - trained} reused from {folder}"]
+    unsaved: dict[str, int] = {}
+    for run in runs.values():
+        if not run["saved"]:
+            unsaved[run["save_error"]] = unsaved.get(run["save_error"], 0) + 1
+    for reason, count in unsaved.items():
+        lines.append(f"{count} run record{'s' if count > 1 else ''} could not be saved: {reason}")
+    return lines
 
 
 def _record_outcome(report) -> None:
@@ -512,7 +587,12 @@ def pytest_sessionfinish(session, exitstatus):
             if result.regressions and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
     summary["exit_status"] = int(session.exitstatus)
-    config._session_path = sessions.save_session(summary)
+    summary["runs"] = {"trained": sum(run["trained"] for run in _SESSION_RUNS.values()), "used": len(_SESSION_RUNS)}
+    config._session_path, config._session_save_error = None, None
+    try:
+        config._session_path = sessions.save_session(summary)
+    except sessions.SessionNotSavedError as error:  # verdicts still reach the terminal, with the reason
+        config._session_save_error = str(error)
     config._session_summary = summary
 
 
@@ -534,7 +614,7 @@ def _summary(config) -> dict:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if not _SESSION_FIGURES or hasattr(config, "workerinput"):  # the controller reports
+    if not (_SESSION_FIGURES or _SESSION_RUNS) or hasattr(config, "workerinput"):  # the controller reports
         return
     write = terminalreporter.write_line
     terminalreporter.section("claim figures")
@@ -542,12 +622,20 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         verdict = "holds" if entry["holds"] else "FAILS"
         optimizer = f" <{spec_id(entry['optimizer'])}>" if entry.get("optimizer") and len(config._optimizers) > 1 else ""
         write(f"{entry['claim']:<4} {verdict:<6} {entry['figure']}{optimizer}: {_fmt(entry['measured'])}  [{entry['threshold']}]")
+    if _SESSION_RUNS:
+        first, *unsaved = runs_summary_lines(_SESSION_RUNS, results_dir())
+        write(first)
+        for line in unsaved:
+            write(line, yellow=True, bold=True)
     summary = getattr(config, "_session_summary", None)
     if summary is None:
         return
     _write_matrix(terminalreporter, config, summary)
     _write_comparison(terminalreporter, config)
-    write(f"claim figures saved to {config._session_path} (session {summary['number']:04d})")
+    if config._session_save_error:
+        write(f"claim figures not saved: {config._session_save_error}", yellow=True, bold=True)
+    else:
+        write(f"claim figures saved to {config._session_path} (session {summary['number']:04d})")
     report_dir = config.getoption("--claims-report")
     if report_dir:
         from .report import render_report
@@ -566,7 +654,7 @@ def _write_matrix(terminalreporter, config, summary) -> None:
                 and baseline.get("profile") == summary["profile"]:
             reference = baseline
         else:
-            reference = sessions.find_reference(summary["profile"], before=summary["number"])
+            reference = sessions.find_reference(summary["profile"], before=summary.get("number"))
     if len(config._optimizers) + (reference is not None) < 2:
         return
     terminalreporter.section("claims matrix")

@@ -14,7 +14,7 @@ import torch
 
 from .config import RunConfig
 from .corrupt import apply_variant
-from .data import RawDataset, load_raw, standardise_per_image, subset_indices, to_unit_float
+from .data import DataError, RawDataset, load_raw, standardise_per_image, subset_indices, to_unit_float
 
 CROP = 28  # the paper's centre crop, in pixels
 
@@ -48,6 +48,7 @@ def _load_raw_cached(spec: str, allow_download: bool) -> RawDataset:
 
 
 def prepare(config: RunConfig, raw: RawDataset, device: torch.device) -> DeviceData:
+    check_crop_fits(raw)
     # The subset is drawn from the seed, so a run's true- and random-label
     # versions see the same images.
     train_rows = subset_indices(len(raw.train_y), config.n_train, config.seed)
@@ -72,3 +73,13 @@ def prepare(config: RunConfig, raw: RawDataset, device: torch.device) -> DeviceD
         source=raw.source,
         fingerprint=raw.fingerprint,
     )
+
+
+def check_crop_fits(raw: RawDataset) -> None:
+    """Images smaller than the crop are refused before any training, naming the data."""
+    height, width = raw.train_x.shape[1:3]
+    if height < CROP or width < CROP:
+        raise DataError(
+            f"{raw.source}: images are {height}x{width}, smaller than the {CROP}x{CROP} centre crop every run "
+            f"trains on; supply images of at least {CROP}x{CROP} pixels"
+        )

@@ -50,6 +50,10 @@ class SessionError(ValueError):
     """A session reference or failure rule that cannot be used."""
 
 
+class SessionNotSavedError(OSError):
+    """The session file could not be written (a read-only or full results folder); the message says where and why."""
+
+
 # --- storage -----------------------------------------------------------------
 
 
@@ -82,17 +86,28 @@ def _locked(folder: Path):
 
 
 def save_session(summary: dict, root: Path | None = None) -> Path:
-    """Write `summary` as the next numbered session; sets summary["number"]."""
+    """Write `summary` as the next numbered session; sets summary["number"].
+
+    A folder that cannot be written raises SessionNotSavedError, in one line,
+    with summary["number"] left unset: no number is taken by a file that does
+    not exist.
+    """
     from .store import write_json_atomic
 
     folder = sessions_dir(root)
-    with _locked(folder):
-        existing = numbered_sessions(root)
-        number = existing[-1][0] + 1 if existing else 1
-        summary["number"] = number
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        path = folder / f"{stamp}-{number:04d}-{summary.get('profile', 'unknown')}.json"
-        write_json_atomic(path, plain(summary))
+    try:
+        with _locked(folder):
+            existing = numbered_sessions(root)
+            number = existing[-1][0] + 1 if existing else 1
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            path = folder / f"{stamp}-{number:04d}-{summary.get('profile', 'unknown')}.json"
+            write_json_atomic(path, plain({**summary, "number": number}))
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise SessionNotSavedError(
+            f"cannot write a session file in {folder} ({reason}); the results folder may be read-only or full"
+        ) from None
+    summary["number"] = number
     return path
 
 

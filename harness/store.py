@@ -3,11 +3,21 @@
 Layout: ``RESULTS/runs/<key>/<utc time>.json``, one file per finished run;
 the newest complete record answers a config. A fresh run adds a file and
 never replaces one. ``RESULTS`` is ``$HARNESS_RESULTS_DIR`` or
-``.harness-results`` in the working directory.
+``.harness-results`` in the working directory. Beside the records, while a
+run trains: ``locks/<key>.lock`` (one trainer per run across processes),
+``live/<key>.log`` (its progress) and ``checkpoints/<key>.pt`` (its state
+after the last pass, see harness.checkpoint; a run killed hard resumes
+from it).
+
+A results folder that cannot be written (read-only, full) never costs the
+run: it trains without lock, log or checkpoint, the record is returned with
+``saved: False`` and a one-line ``save_error``, and one
+`ResultsNotSavedWarning` says so.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -15,7 +25,8 @@ import platform
 import subprocess
 import tempfile
 import time
-from contextlib import contextmanager
+import warnings
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -23,10 +34,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checkpoint import RunCheckpoint, checkpoint_path
 from .config import RunConfig
 from .prepare import load_raw_cached
 
 REUSABLE = ("fitted", "out_of_budget", "diverged")  # "interrupted" is kept but never reused
+# On a GPU a pass can be shorter than writing its checkpoint (see harness.checkpoint).
+GPU_CHECKPOINT_SECONDS = 10.0
+
+
+class ResultsNotSavedWarning(UserWarning):
+    """The results folder could not be written: the run trained, its record is not on disk."""
 
 
 def results_dir() -> Path:
@@ -69,11 +87,21 @@ def save_record(record: dict, root: Path | None = None) -> Path:
 
 
 @contextmanager
-def _run_lock(key: str, root: Path):
-    """One trainer per run key across processes (xdist workers share runs)."""
+def _run_lock(key: str, root: Path, problems: "_WriteProblems"):
+    """One trainer per run key across processes (xdist workers share runs).
+
+    When the lock file cannot be made the run goes on unlocked (nothing it
+    makes can be saved there either) and the reason joins `problems`.
+    """
     lock_path = root / "locks" / f"{key}.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as handle:
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "w")
+    except OSError as error:
+        problems.add(error)
+        yield
+        return
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -91,63 +119,181 @@ def run_key(config: RunConfig) -> str:
 
 
 def cached_fit(
-    config: RunConfig, *, fresh: bool = False, fresh_since: float | None = None, progress=None, root: Path | None = None
+    config: RunConfig,
+    *,
+    fresh: bool = False,
+    fresh_since: float | None = None,
+    progress=None,
+    root: Path | None = None,
+    checkpoint_every: int = 1,
+    checkpoint_min_seconds: float | None = None,
 ) -> dict:
     """The run record for `config`: reused when one exists, else trained and saved.
 
     fresh: retrain regardless. fresh_since (epoch seconds): reuse only a record
     finished at or after that moment, so a session that asked for fresh runs
     trains each shared run once, whichever process gets to it first.
-    An interrupted run is saved (its curves are kept) and the interrupt raised again.
+    checkpoint_every: passes between checkpoints (not part of the run: a
+    resumed run ends as the uninterrupted one whatever its value).
+    checkpoint_min_seconds: training seconds between checkpoints at least;
+    None: 0 on the CPU (every pass), GPU_CHECKPOINT_SECONDS on a GPU.
+    A run killed before its record was saved resumes from its checkpoint.
+    An interrupted run is saved (its curves are kept), its checkpoint kept
+    for the next attempt, and the interrupt raised again.
+    A results folder that cannot be written: see the module docstring.
     """
     from .train import fit  # imported here: the store is usable without the training stack
 
     from .optim import resolve
 
     resolve(config.optimizer)  # a bad optimizer spec fails before any data is read
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be at least 1 pass, got {checkpoint_every}")
     root = root or results_dir()
     key = run_key(config)
-    with _run_lock(key, root):
+    problems = _WriteProblems(root)
+    problems.add(_write_probe(root))
+    writable = problems.none  # else: no lock, log, checkpoint or record is even tried
+    with _run_lock(key, root, problems) if writable else nullcontext():
         if not fresh:
             record = latest_record(key, root)
             if record is not None and (fresh_since is None or record.get("finished_at", 0.0) >= fresh_since):
-                record["reused"] = True
+                record["reused"] = record["saved"] = True
                 return record
-        with _live_log(root, key, config) as log:
-            record = fit(config, progress=_both(log, progress))
+        checkpoint = None
+        if writable:
+            if checkpoint_min_seconds is None:
+                checkpoint_min_seconds = 0.0 if config.device == "cpu" else GPU_CHECKPOINT_SECONDS
+            checkpoint = RunCheckpoint(
+                checkpoint_path(root, key), key, every=checkpoint_every, min_seconds=checkpoint_min_seconds
+            )
+            _remove_orphans(root, key, checkpoint)  # of a run of this key killed mid-write; we hold its lock
+        with _live_log(root, key, config, problems if writable else None) as log:
+            record = fit(config, progress=_both(log, progress), checkpoint=checkpoint)
+        if checkpoint is not None and checkpoint.error:
+            problems.add(checkpoint.error)
         record["key"] = key
         record["stamp"] = machine_stamp(config.device)
         record["finished_at"] = time.time()
-        record["path"] = str(save_record(record, root))
-        record["reused"] = False
+        path = None
+        if writable:
+            try:
+                path = str(save_record(record, root))
+            except OSError as error:
+                problems.add(error)
+        record["path"], record["reused"], record["saved"] = path, False, path is not None
+        if record["saved"] and checkpoint is not None and record["outcome"] != "interrupted":
+            checkpoint.remove()  # the record now holds the run; an interrupted one may resume
+        if not problems.none:
+            message = problems.summary(record["saved"])
+            if not record["saved"]:
+                record["save_error"] = message
+            warnings.warn(message, ResultsNotSavedWarning, stacklevel=2)  # one per run, whatever failed
         if record["outcome"] == "interrupted":
-            raise KeyboardInterrupt(f"run interrupted; its curves are kept in {record['path']}")
+            kept = f"its curves are kept in {record['path']}" if record["saved"] else record["save_error"]
+            raise KeyboardInterrupt(f"run interrupted; {kept}")
         return record
 
 
+class _WriteProblems:
+    """Why writes under the results folder failed; the first reason names the folder's state in one line."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.reasons: list[str] = []
+
+    @property
+    def none(self) -> bool:
+        return not self.reasons
+
+    def add(self, error: OSError | None) -> None:
+        if error is not None:
+            self.reasons.append(_reason(error))
+
+    def summary(self, record_saved: bool) -> str:
+        outcome = "record saved; checkpoint or progress log not written" if record_saved else "record not saved"
+        return f"results folder {self.root} {self.reasons[0]}: {outcome}"
+
+
+def _reason(error: OSError) -> str:
+    """A folder's state in words, from the error a write into it raised."""
+    if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"is read-only ({error.strerror})"
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"is full ({error.strerror})"
+    return f"cannot be written ({error.strerror or error})"
+
+
+def _write_probe(root: Path) -> OSError | None:
+    """Create, write, sync and delete a small file in `root`: the error when that fails, else None."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-probe.", suffix=".tmp") as probe:
+            probe.write(b"x")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as error:
+        return error
+    return None
+
+
+def _remove_orphans(root: Path, key: str, checkpoint: RunCheckpoint) -> None:
+    """Temporary files of this run left by a process killed while writing (its record or its checkpoint)."""
+    checkpoint.remove_orphans()
+    for orphan in (root / "runs" / key).glob(".*.tmp"):
+        orphan.unlink(missing_ok=True)
+
+
 @contextmanager
-def _live_log(root: Path, key: str, config: RunConfig):
+def _live_log(root: Path, key: str, config: RunConfig, problems: _WriteProblems | None):
     """RESULTS/live/<key>.log: one line per pass while a run trains (`tail -f` it).
 
     Progress that pytest and its workers would swallow stays visible; the
-    file is removed once the record is saved.
+    file is removed once the record is saved. problems None: no log (the
+    folder is known to be unwritable); a log that cannot be written is
+    dropped (the run goes on) and the reason joins `problems`.
     """
+    if problems is None:
+        yield None
+        return
     path = root / "live" / f"{key}.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", buffering=1) as stream:
-        stream.write(f"{config.model} {config.variant} p={config.corruption} seed={config.seed} on {config.device}\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stream = open(path, "w", buffering=1)
+    except OSError as error:
+        problems.add(error)
+        yield None
+        return
 
-        def write(state: dict) -> None:
-            test = state["test_accuracy"]
-            stream.write(
-                f"pass {state['pass']}/{state['max_passes']} loss {state['loss']:.4f} "
-                f"train {state['train_accuracy']:.4f} test {'-' if test is None else f'{test:.4f}'}\n"
-            )
-
+    def write_line(text: str) -> None:
+        if stream.closed:
+            return
         try:
-            yield write
-        finally:
-            path.unlink(missing_ok=True)
+            stream.write(text)
+        except OSError as error:  # a full disk: stop logging, keep training
+            problems.add(error)
+            _close_quietly(stream)
+
+    def write(state: dict) -> None:
+        test = state["test_accuracy"]
+        write_line(
+            f"pass {state['pass']}/{state['max_passes']} loss {state['loss']:.4f} "
+            f"train {state['train_accuracy']:.4f} test {'-' if test is None else f'{test:.4f}'}\n"
+        )
+
+    write_line(f"{config.model} {config.variant} p={config.corruption} seed={config.seed} on {config.device}\n")
+    try:
+        yield write
+    finally:
+        _close_quietly(stream)
+        path.unlink(missing_ok=True)
+
+
+def _close_quietly(stream) -> None:
+    try:
+        stream.close()
+    except OSError:
+        pass  # flushing the last line failed; the log is only progress
 
 
 def _both(*callbacks):

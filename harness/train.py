@@ -6,11 +6,45 @@ set is classified in eval mode (fp32, large batches, no autograd) and the run
 stops at the first pass that reaches the target accuracy. The outcome is a
 value, never a lost traceback: "fitted", "out_of_budget", "diverged" or
 "interrupted", and the curves are kept in every case.
+
+Checkpoints: given a `RunCheckpoint` (harness.checkpoint), `fit` saves the
+run's state after every pass and, on start, resumes from a trustworthy
+checkpoint of the same run; on the CPU a resumed run ends with the record of
+an uninterrupted one (timings aside), `resumed_from_pass` says it resumed.
+Without one, `fit` writes no file. The graph loop (CUDA) saves and restores
+its own momentum buffers (GraphedSGDStep.buffers) in place of the optimizer's
+state; that path is not exercised by the CPU test suite.
+
+Determinism. On the CPU the same config and seed give bitwise identical
+curves and final weights (`model_sha256` in the record), with or without
+`deterministic`, for the same torch build and thread count. On a GPU,
+by default, they do not:
+- cuDNN picks convolution algorithms by benchmark (cudnn.benchmark), and
+  several of them, as well as some pooling backward kernels and
+  index_add/scatter-style kernels, add partial results with atomics, whose
+  order (and so the last bits) varies from run to run;
+- cuBLAS may split its reductions differently from run to run unless its
+  workspace is fixed (CUBLAS_WORKSPACE_CONFIG);
+- the graph loop and the eager loop compute the same steps but not in the
+  same floating-point order (the graph's own SGD update, its loss sum), so
+  their curves differ in the last bits and, over many passes, visibly;
+- TF32 and bf16 change results against fp32 by design (precision "fp32"
+  keeps full precision; evaluation is always fp32).
+`deterministic=True` (config field, not in the run key when False) turns on
+torch.use_deterministic_algorithms, cudnn.deterministic and turns off
+cudnn.benchmark for the run (restored afterwards), and on CUDA needs
+CUBLAS_WORKSPACE_CONFIG (set to ":4096:8" when CUDA has not started yet,
+else a clear error). It makes repeated GPU runs of one config agree on the
+same machine and software; it does not make GPU agree with CPU, graph with
+eager, or TF32/bf16 with fp32, and an op without a deterministic kernel
+raises rather than run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import time
 from contextlib import contextmanager, nullcontext
 from typing import Callable
@@ -18,6 +52,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .checkpoint import RunCheckpoint
 from .config import RunConfig
 from .models import build_model, count_parameters
 from .optim import Hyper, resolve
@@ -29,8 +64,18 @@ CONVNETS = ("inception", "inception_no_bn", "alexnet")
 Progress = Callable[[dict], None]
 
 
-def fit(config: RunConfig, *, data: DeviceData | None = None, progress: Progress | None = None) -> dict:
-    """Train one configuration and return its run record (a JSON-ready dict)."""
+def fit(
+    config: RunConfig,
+    *,
+    data: DeviceData | None = None,
+    progress: Progress | None = None,
+    checkpoint: RunCheckpoint | None = None,
+) -> dict:
+    """Train one configuration and return its run record (a JSON-ready dict).
+
+    checkpoint: where to save the run's state after each pass and to resume
+    from (see the module docstring); None writes nothing.
+    """
     device = torch.device(config.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"config asks for device {config.device!r} but CUDA is not available")
@@ -38,12 +83,14 @@ def fit(config: RunConfig, *, data: DeviceData | None = None, progress: Progress
         raise ValueError("loop 'batched' is harness.batched.fit_batched's; fit trains one run")
     if config.precision != "fp32" and device.type != "cuda":
         raise ValueError(f"precision {config.precision} is a GPU setting; use precision fp32 on the CPU")
-    with _matmul_precision(config.precision if device.type == "cuda" else "fp32"):
-        return _fit(config, device, data, progress)
+    with matmul_precision(config.precision if device.type == "cuda" else "fp32"), _deterministic(
+        config.deterministic, device
+    ):
+        return _fit(config, device, data, progress, checkpoint)
 
 
 @contextmanager
-def _matmul_precision(precision: str):
+def matmul_precision(precision: str):
     """TF32 on only when asked for: cuDNN's default would quietly use it for "fp32" convolutions."""
     saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     use_tf32 = precision in ("tf32", "bf16")
@@ -54,7 +101,42 @@ def _matmul_precision(precision: str):
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-def _fit(config: RunConfig, device: torch.device, data: DeviceData | None, progress: Progress | None) -> dict:
+@contextmanager
+def _deterministic(enabled: bool, device: torch.device):
+    """Deterministic kernels for the run when asked for; the previous settings come back afterwards."""
+    if not enabled:
+        yield
+        return
+    if device.type == "cuda" and not os.environ.get("CUBLAS_WORKSPACE_CONFIG"):
+        if torch.cuda.is_initialized():
+            raise RuntimeError(
+                "deterministic=True on CUDA needs CUBLAS_WORKSPACE_CONFIG=:4096:8 in the environment before CUDA "
+                "starts, and CUDA has already started in this process; set it and run again"
+            )
+        # Left set afterwards: the cuBLAS handles created under it outlive the run.
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.deterministic,
+    )
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[2], saved[3]
+
+
+def _fit(
+    config: RunConfig,
+    device: torch.device,
+    data: DeviceData | None,
+    progress: Progress | None,
+    checkpoint: RunCheckpoint | None,
+) -> dict:
     resolve(config.optimizer)  # an unresolvable optimizer fails before any data is read
     if data is None:
         data = prepare(config, load_raw_cached(config.data), device)
@@ -102,9 +184,15 @@ def _fit(config: RunConfig, device: torch.device, data: DeviceData | None, progr
     if track_noise:
         curves["train_accuracy_clean"], curves["train_accuracy_corrupted"] = [], []
     outcome, message, passes_to_fit = "out_of_budget", "", None
+    test_predictions, checkpoint_seconds = None, 0.0
+    config_values = config.to_dict()
+    resumed = checkpoint.load(config_values) if checkpoint else None
+    if resumed is not None:
+        _restore(resumed, model, optimizer, graphed, generator, curves)
+    first_pass = resumed["passes"] if resumed is not None else 0
 
     try:
-        for pass_index in range(config.max_passes):
+        for pass_index in range(first_pass, config.max_passes):
             # x lr_decay per `decay_every` examples seen: on the full CIFAR-10
             # set this is the paper's x0.95 per epoch; on a subset it keeps the
             # schedule's pace in examples instead of dying after a few passes.
@@ -153,6 +241,11 @@ def _fit(config: RunConfig, device: torch.device, data: DeviceData | None, progr
             if train_accuracy >= config.target_accuracy:
                 outcome, passes_to_fit = "fitted", pass_index + 1
                 break
+            # Saved only when another pass follows: a finished run goes straight to its record.
+            if checkpoint and pass_index + 1 < config.max_passes and checkpoint.due(pass_index + 1):
+                started = time.perf_counter()
+                checkpoint.save(_snapshot(pass_index + 1, model, optimizer, graphed, generator, curves), config_values)
+                checkpoint_seconds += time.perf_counter() - started
         else:
             message = f"training accuracy {curves['train_accuracy'][-1]:.4%} after {config.max_passes} passes"
     except KeyboardInterrupt:
@@ -161,12 +254,59 @@ def _fit(config: RunConfig, device: torch.device, data: DeviceData | None, progr
     record = _record(config, data, model, curves, outcome, message, passes_to_fit, steps_per_pass)
     record["loop"] = "graph" if graphed is not None else "eager"
     record["setup_seconds"] = setup_seconds
-    if curves["test_accuracy"] and curves["test_accuracy"][-1] is not None:
+    record["resumed_from_pass"] = first_pass or None  # passes taken from a checkpoint (None: trained from the start)
+    record["checkpoint_seconds"] = checkpoint_seconds  # time spent saving checkpoints, outside train_seconds
+    record["model_sha256"] = state_digest(model)
+    if test_predictions is not None and curves["test_accuracy"] and curves["test_accuracy"][-1] is not None:
         # What the final model predicts on the test set, per class: the null
         # of "test accuracy is chance" needs it when classes are unbalanced.
         record["test_prediction_counts"] = torch.bincount(test_predictions, minlength=data.num_classes).tolist()
     record["test_label_counts"] = torch.bincount(data.test_y, minlength=data.num_classes).tolist()
     return record
+
+
+def _snapshot(passes, model, optimizer, graphed, generator, curves) -> dict:
+    """Everything the next pass depends on, as plain tensors and lists (see harness.checkpoint)."""
+    rng = {"data_order": generator.get_state(), "torch_cpu": torch.get_rng_state()}
+    if generator.device.type == "cuda":
+        rng["torch_cuda"] = torch.cuda.get_rng_state(generator.device)  # dropout on CUDA draws from it
+    state = {
+        "passes": passes,
+        "model": model.state_dict(),
+        "rng": rng,
+        "curves": {name: list(values) for name, values in curves.items()},
+    }
+    if graphed is not None:
+        state["momentum_buffers"] = [buffer.detach().clone() for buffer in graphed.buffers]
+    else:
+        state["optimizer"] = optimizer.state_dict()
+    return state
+
+
+def _restore(state, model, optimizer, graphed, generator, curves) -> None:
+    """Put a run back in the state `_snapshot` saved (tensors copied in place: the captured graph keeps them)."""
+    model.load_state_dict(state["model"])
+    if graphed is not None:
+        with torch.no_grad():
+            for buffer, saved in zip(graphed.buffers, state["momentum_buffers"], strict=True):
+                buffer.copy_(saved)
+    else:
+        optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["rng"]["data_order"])
+    torch.set_rng_state(state["rng"]["torch_cpu"])
+    if generator.device.type == "cuda":
+        torch.cuda.set_rng_state(state["rng"]["torch_cuda"], generator.device)
+    for name, values in state["curves"].items():
+        curves[name][:] = values
+
+
+def state_digest(model: torch.nn.Module) -> str:
+    """sha256 of the model's parameters and buffers, bit for bit: equal digests, identical final weights."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _eager_pass(model, optimizer, images, labels, order, batch_size, augment, autocast) -> torch.Tensor:
@@ -217,7 +357,7 @@ class RandomCrop:
 def _predict(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Predicted classes of all images, in eval mode and fp32 (TF32 off), in large batches."""
     model.eval()
-    with _matmul_precision("fp32"):  # the exact 100% check is made in full precision
+    with matmul_precision("fp32"):  # the exact 100% check is made in full precision
         return torch.cat([model(images[start : start + EVAL_BATCH]).argmax(dim=1) for start in range(0, len(images), EVAL_BATCH)])
 
 

@@ -62,3 +62,19 @@ def test_profiles_override_defaults_and_explicit_changes_win():
 def test_config_round_trips_through_a_dict():
     config = RunConfig(variant="partial", corruption=0.4, seed=3)
     assert RunConfig.from_dict(config.to_dict()) == config
+
+
+def test_keys_of_existing_runs_are_unchanged_by_the_deterministic_field():
+    """Committed records are found by these hashes: a new field left at its default must not move them."""
+    identity = "data|sha256:x"
+    assert RunConfig().key(identity) == "a5ea13519ebe44f8"
+    assert RunConfig(model="alexnet", device="cuda", variant="random", seed=1).key(identity) == "597ef724ecce7dbc"
+    assert RunConfig(loop="batched", n_train=5000).key(identity) == "94cc8bed52edd4aa"
+    assert RunConfig(deterministic=True).key(identity) != RunConfig().key(identity)
+    old_record_config = {k: v for k, v in RunConfig().to_dict().items() if k != "deterministic"}
+    assert RunConfig.from_dict(old_record_config).deterministic is False
+
+
+def test_deterministic_must_be_a_bool():
+    with pytest.raises(ValueError, match="deterministic must be True or False"):
+        RunConfig(deterministic="yes")

@@ -129,7 +129,7 @@ def cifar_arrays():
 def mnist_arrays():
     rng = np.random.default_rng(2)
     train_x = rng.integers(0, 256, size=(12, 28, 28), dtype=np.uint8)
-    train_y = np.array([5, 0, 4, 1, 9, 2, 1, 3, 1, 4, 3, 5])
+    train_y = np.array([5, 0, 4, 1, 9, 2, 1, 3, 6, 7, 8, 5])  # every class 0..9 occurs
     test_x = rng.integers(0, 256, size=(4, 28, 28), dtype=np.uint8)
     test_y = np.array([2, 1, 0, 5])
     return train_x, train_y, test_x, test_y
@@ -436,8 +436,12 @@ BAD_ARRAYS = {
     "float_images": (_replace(train_x=np.zeros((8, 28, 28), np.float32)), "train_x must be uint8"),
     "two_d_images": (_replace(test_x=np.zeros((4, 784), np.uint8)), r"test_x must have shape \(N, H, W\)"),
     "label_length_mismatch": (_replace(train_y=np.arange(7) % 4), "train_y must be a vector of 8 labels"),
-    "negative_labels": (_replace(train_y=np.array([0, 1, 2, 3, -1, 1, 2, 3])), "train_y holds negative labels"),
-    "test_label_not_in_train": (_replace(test_y=np.array([0, 1, 2, 7])), r"test labels \[7\] never occur in train_y"),
+    "negative_labels": (
+        _replace(train_y=np.array([0, 1, 2, 3, -1, 1, 2, 3])), r"train_y holds 1 negative label\(s\) \(-1 x1\)"
+    ),
+    "test_label_not_in_train": (
+        _replace(test_y=np.array([0, 1, 2, 7])), r"test_y holds 1 label\(s\) outside the class range 0..3 of train_y \(7 x1\)"
+    ),
     "float_labels": (_replace(train_y=np.zeros(8, np.float64)), "train_y must hold integer labels"),
     "train_test_shape_differ": (_replace(test_x=np.zeros((4, 32, 32), np.uint8)), "train and test images differ"),
     "empty_train": (

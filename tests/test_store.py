@@ -84,6 +84,21 @@ def test_an_interrupted_run_keeps_its_record_and_raises_again(tiny_npz, results)
     assert cached_fit(config(tiny_npz, max_passes=3))["reused"] is False  # never reused
 
 
+def test_an_interrupted_run_resumes_from_its_checkpoint_when_asked_again(tiny_npz, results):
+    """Ctrl-C after pass 2: pass 1's checkpoint is kept, and the next call trains only what is left."""
+    def interrupt_in_pass_2(state):
+        if state["pass"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cached_fit(config(tiny_npz, max_passes=3), progress=interrupt_in_pass_2)
+    assert len(list((results / "checkpoints").glob("*.pt"))) == 1
+    passes_trained = []
+    resumed = cached_fit(config(tiny_npz, max_passes=3), progress=lambda state: passes_trained.append(state["pass"]))
+    assert resumed["resumed_from_pass"] == 1 and passes_trained == [2, 3] and resumed["saved"] is True
+    assert not list((results / "checkpoints").glob("*.pt"))  # the record holds the run now
+
+
 def test_fresh_since_reuses_only_records_of_this_session(tiny_npz, results):
     import time
 

@@ -50,6 +50,15 @@ def test_divergence_is_an_outcome_not_a_traceback(tiny_npz):
     assert len(record["curves"]["loss"]) >= 1
 
 
+def test_a_diverged_run_names_its_pass_and_keeps_the_curves_up_to_it(tiny_npz):
+    record = fit(tiny(tiny_npz, lr=1e12, max_passes=5))
+    losses = record["curves"]["loss"]
+    assert record["message"].endswith(f"in pass {len(losses)}") and record["passes"] == len(losses)
+    assert not math.isfinite(losses[-1]) and all(math.isfinite(loss) for loss in losses[:-1])
+    assert all(len(values) == len(losses) for values in record["curves"].values())
+    assert record["test_accuracy"] is not None  # the last pass is always measured on the test set
+
+
 def test_lr_decays_per_examples_seen_not_per_pass(tiny_npz):
     """On a subset of n images, x0.95 applies per 50,000 examples: lr_k = lr0 * 0.95^(k n / 50000)."""
     record = fit(tiny(tiny_npz, max_passes=3, target_accuracy=1.0, variant="random", decay_every=512))
@@ -69,6 +78,20 @@ def test_same_seed_same_run(tiny_npz):
     first = fit(tiny(tiny_npz, max_passes=2, variant="random"))
     second = fit(tiny(tiny_npz, max_passes=2, variant="random"))
     assert first["curves"]["loss"] == second["curves"]["loss"]
+
+
+def test_deterministic_runs_are_bitwise_identical_and_restore_the_settings(tiny_npz):
+    """Curves and final weights equal bit for bit; deterministic kernels on during the run only."""
+    during = []
+    config = tiny(tiny_npz, max_passes=3, variant="random", dropout=0.2, augment="crop", deterministic=True)
+    before = torch.are_deterministic_algorithms_enabled()
+    first = fit(config, progress=lambda state: during.append(torch.are_deterministic_algorithms_enabled()))
+    assert during == [True] * 3 and torch.are_deterministic_algorithms_enabled() == before
+    second = fit(config)
+    for name in ("loss", "train_accuracy", "test_accuracy", "lr"):
+        assert first["curves"][name] == second["curves"][name]
+    assert first["model_sha256"] == second["model_sha256"]
+    assert first["model_sha256"] != fit(config.replace(seed=1))["model_sha256"]  # the digest sees the weights
 
 
 def test_partial_corruption_tracks_clean_and_corrupted_examples(tiny_npz):

@@ -1,0 +1,206 @@
+"""Corrupt data is refused before any training, with a DataError that names the file and the fix.
+
+Each case writes real files (an .npz by numpy, CIFAR-10 pickle batches,
+MNIST idx files) and damages them the way disks, copies and hand-made
+datasets do: a cut-off file, a flipped byte, a missing array, a sentinel
+label. torchvision's own readers and integrity check run unpatched; only
+CIFAR-10's expected checksums are replaced by those of the small files
+written here, since no small file can match the real 170 MB dataset's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+import torchvision.datasets.cifar
+
+from harness import store
+from harness.config import RunConfig
+from harness.data import DataError, load_raw
+from harness.prepare import prepare
+from test_data import CIFAR_TRAIN_BATCHES, write_cifar10, write_mnist
+
+from arrays_files import write_arrays_file
+
+
+def assert_one_line(error: pytest.ExceptionInfo, *fragments: str) -> str:
+    text = str(error.value)
+    assert "\n" not in text, text
+    for fragment in fragments:
+        assert fragment in text, f"{fragment!r} not in: {text}"
+    return text
+
+
+# --- arrays files ----------------------------------------------------------
+
+
+def test_truncated_npz_names_the_file_says_it_is_truncated_and_how_to_remake_it(tmp_path):
+    path = write_arrays_file(tmp_path / "cifar10-mine.npz")
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError) as caught:
+        load_raw(f"npz:{path}")
+    assert_one_line(caught, str(path), "not a readable .npz", "truncated", "numpy.savez")
+
+
+def test_npz_with_a_damaged_member_is_refused_like_a_truncated_one(tmp_path):
+    """A flipped byte inside an array's data: the zip's CRC check catches it when the array is read."""
+    path = write_arrays_file(tmp_path / "flipped.npz")
+    content = bytearray(path.read_bytes())
+    content[len(content) // 3] ^= 0xFF  # inside train_x's bytes, far from the zip directory at the end
+    path.write_bytes(bytes(content))
+    with pytest.raises(DataError) as caught:
+        load_raw(f"npz:{path}")
+    assert_one_line(caught, str(path), "not a readable .npz", "damaged")
+
+
+def _arrays(**changes):
+    rng = np.random.default_rng(0)
+    arrays = {
+        "train_x": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+        "train_y": np.arange(20) % 10,
+        "test_x": rng.integers(0, 256, (10, 28, 28), dtype=np.uint8),
+        "test_y": np.arange(10),
+    }
+    arrays.update(changes)
+    return {name: value for name, value in arrays.items() if value is not None}
+
+
+@pytest.mark.parametrize(
+    "changes, what",
+    [
+        (dict(test_y=None), "lacks test_y"),
+        (dict(train_x=np.zeros((20, 28, 28), np.int16)), "train_x must be uint8 pixels, got int16"),
+        (dict(train_y=np.eye(10, dtype=np.int64)[np.arange(20) % 10]), "train_y must be a vector of 20 labels"),
+        (dict(test_x=np.zeros((10, 784), np.uint8)), "test_x must have shape (N, H, W) or (N, H, W, C)"),
+    ],
+    ids=["missing_array", "int16_pixels", "one_hot_labels", "flat_images"],
+)
+def test_npz_with_a_missing_or_misshapen_array_names_the_file_and_the_array(tmp_path, changes, what):
+    path = tmp_path / "mine.npz"
+    np.savez(path, **_arrays(**changes))
+    with pytest.raises(DataError) as caught:
+        load_raw(f"npz:{path}")
+    assert_one_line(caught, "mine.npz", what)
+
+
+@pytest.mark.parametrize(
+    "changes, fragments",
+    [
+        (dict(train_y=np.array([-1, -1, -3, *range(10), *range(7)])),
+         ["train_y holds 3 negative label(s)", "-1 x2", "-3 x1"]),
+        # -1 stored as uint8: a sentinel for "unlabelled" that would add 246 empty classes.
+        (dict(train_y=np.array([*range(10), *range(7), 255, 255, 255], np.uint8)),
+         ["train_y holds 3 label(s) outside the class range", "class 10 never occurs", "255 x3"]),
+        (dict(train_y=np.arange(20) % 10 + 1, test_y=np.arange(10) + 1),
+         ["train_y holds 20 label(s) outside the class range", "class 0 never occurs", "renumber"]),
+        (dict(test_y=np.array([0, 1, 2, 3, 4, 5, 6, 10, 10, 12])),
+         ["test_y holds 3 label(s) outside the class range 0..9 of train_y", "10 x2", "12 x1"]),
+    ],
+    ids=["negative", "sentinel_255", "counted_from_one", "test_label_past_the_classes"],
+)
+def test_labels_outside_the_class_range_are_named_with_their_counts(tmp_path, changes, fragments):
+    path = tmp_path / "labels.npz"
+    np.savez(path, **_arrays(**changes))
+    with pytest.raises(DataError) as caught:
+        load_raw(f"npz:{path}")
+    assert_one_line(caught, str(path), *fragments)
+
+
+def test_a_corrupt_arrays_file_stops_cached_fit_before_any_training(tmp_path, results, monkeypatch):
+    """The data is read (and refused) while the run's key is computed: fit is never reached, nothing is saved."""
+    path = write_arrays_file(tmp_path / "bad.npz")
+    arrays = dict(np.load(path))
+    arrays["train_y"][:4] = 200
+    np.savez(path, **arrays)
+    trained = []
+    monkeypatch.setattr("harness.train.fit", lambda *args, **kwargs: trained.append(args))
+    with pytest.raises(DataError, match="200 x4"):
+        store.cached_fit(RunConfig(data=f"npz:{path}", max_passes=1))
+    assert trained == [] and not (results / "runs").exists()
+
+
+def test_images_smaller_than_the_crop_are_refused_at_prepare_time_naming_the_data(tmp_path):
+    path = write_arrays_file(tmp_path / "small.npz", size=20)
+    raw = load_raw(f"npz:{path}")
+    with pytest.raises(DataError) as caught:
+        prepare(RunConfig(data=f"npz:{path}"), raw, torch.device("cpu"))
+    assert_one_line(caught, "arrays file small.npz", "20x20", "28x28")
+
+
+# --- torchvision folders ---------------------------------------------------
+
+
+@pytest.fixture
+def cifar_folder(tmp_path, monkeypatch):
+    """A small CIFAR-10 folder whose checksums torchvision's CIFAR10 expects: its real check passes."""
+    rng = np.random.default_rng(5)
+    folder = write_cifar10(tmp_path, rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8), np.arange(10),
+                           rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8), np.array([4, 0, 9]))
+
+    def md5(name):
+        return hashlib.md5((folder / name).read_bytes()).hexdigest()
+
+    cifar10 = torchvision.datasets.cifar.CIFAR10
+    monkeypatch.setattr(cifar10, "train_list", [[name, md5(name)] for name in CIFAR_TRAIN_BATCHES])
+    monkeypatch.setattr(cifar10, "test_list", [["test_batch", md5("test_batch")]])
+    monkeypatch.setattr(cifar10, "meta", {**cifar10.meta, "md5": md5("batches.meta")})
+    assert load_raw(f"cifar10:{tmp_path}").train_x.shape == (10, 32, 32, 3)  # intact, it loads
+    return folder
+
+
+def test_cifar10_batch_with_a_flipped_byte_fails_its_checksum_naming_the_file_and_the_fix(cifar_folder):
+    batch = cifar_folder / "data_batch_3"
+    content = bytearray(batch.read_bytes())
+    content[len(content) // 2] ^= 0x01
+    batch.write_bytes(bytes(content))
+    with pytest.raises(DataError) as caught:
+        load_raw(f"cifar10:{cifar_folder.parent}")
+    text = assert_one_line(caught, str(cifar_folder), "exists but the md5 checksum of data_batch_3 does not match",
+                           "delete that folder", "--allow-download", "downloading is off")
+    assert "data_batch_1" not in text and "test_batch" not in text.split("(torchvision")[0]
+
+
+def test_cifar10_folder_missing_a_batch_names_it(cifar_folder):
+    (cifar_folder / "test_batch").unlink()
+    with pytest.raises(DataError) as caught:
+        load_raw(f"cifar10:{cifar_folder.parent}")
+    assert_one_line(caught, "exists but lacks test_batch", "--allow-download")
+
+
+def _mnist(root, train_labels=None):
+    rng = np.random.default_rng(6)
+    labels = np.arange(20) % 10 if train_labels is None else train_labels
+    return write_mnist(root, rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), labels,
+                       rng.integers(0, 256, (5, 28, 28), dtype=np.uint8), np.arange(5))
+
+
+def test_truncated_mnist_idx_file_is_named_with_the_size_its_header_promises(tmp_path):
+    raw = _mnist(tmp_path)
+    images = raw / "t10k-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:1000])
+    with pytest.raises(DataError) as caught:
+        load_raw(f"mnist:{tmp_path}")
+    assert_one_line(caught, str(raw), "t10k-images-idx3-ubyte is damaged",
+                    f"promises {16 + 5 * 28 * 28} bytes", "has 1000", "delete that folder")
+
+
+def test_mnist_file_that_is_not_idx_is_named(tmp_path):
+    raw = _mnist(tmp_path)
+    (raw / "train-labels-idx1-ubyte").write_bytes(b"<html>404 Not Found</html>")
+    with pytest.raises(DataError) as caught:
+        load_raw(f"mnist:{tmp_path}")
+    assert_one_line(caught, "train-labels-idx1-ubyte is not a uint8 idx file")
+
+
+def test_mnist_label_past_the_classes_is_refused_with_its_count(tmp_path):
+    labels = np.arange(20) % 10
+    labels[[3, 7]] = 200
+    labels[[13, 17]] = [3, 7]  # keep every class 0..9 present
+    _mnist(tmp_path, labels)
+    with pytest.raises(DataError) as caught:
+        load_raw(f"mnist:{tmp_path}")
+    assert_one_line(caught, f"mnist under {tmp_path}", "2 label(s) outside the class range", "200 x2")

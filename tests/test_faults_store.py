@@ -1,0 +1,179 @@
+"""The store under faults: two processes asking for one run, a results folder that cannot be written."""
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+import harness.checkpoint
+import harness.store
+from arrays_files import write_arrays_file
+from harness.config import RunConfig
+from harness.store import ResultsNotSavedWarning, cached_fit
+
+# Waits until both processes are ready (a file each in the barrier folder), then
+# asks for the run; prints when it asked, when it got the answer, and the answer.
+RACER = """
+import json, sys, time
+from pathlib import Path
+from harness.config import RunConfig
+from harness.store import cached_fit
+
+config, barrier, name = RunConfig.from_dict(json.loads(sys.argv[1])), Path(sys.argv[2]), sys.argv[3]
+(barrier / name).touch()
+while len(list(barrier.iterdir())) < 2:
+    time.sleep(0.01)
+asked = time.time()
+record = cached_fit(config)
+print(json.dumps({"asked": asked, "answered": time.time(), **record}))
+"""
+
+
+@pytest.fixture
+def config(tmp_path):
+    data = write_arrays_file(tmp_path / "faults.npz", n_train=256, n_test=64)
+    return RunConfig(data=f"npz:{data}", model="mlp_1x512", variant="random", max_passes=4, batch_size=32, device="cpu")
+
+
+def files_under(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_two_processes_asking_for_one_run_train_it_once(config, tmp_path):
+    results, barrier = tmp_path / "shared-results", tmp_path / "barrier"
+    barrier.mkdir()
+    env = {**os.environ, "HARNESS_RESULTS_DIR": str(results)}
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, json.dumps(config.to_dict()), str(barrier), name],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for name in ("a", "b")
+    ]
+    answers = []
+    for racer in racers:
+        out, err = racer.communicate(timeout=120)
+        assert racer.returncode == 0, err
+        answers.append(json.loads(out.strip().splitlines()[-1]))
+
+    trainers = [a for a in answers if not a["reused"]]
+    reusers = [a for a in answers if a["reused"]]
+    assert len(trainers) == 1 and len(reusers) == 1, "exactly one of the two trains"
+    trainer, reuser = trainers[0], reusers[0]
+    # The race was real: the second asked before the first had its answer.
+    assert reuser["asked"] < trainer["answered"]
+    assert reuser["key"] == trainer["key"]
+    assert reuser["curves"] == trainer["curves"]
+    assert reuser["model_sha256"] == trainer["model_sha256"]
+    assert files_under(results) == [f"locks/{trainer['key']}.lock", f"runs/{trainer['key']}/{os.path.basename(trainer['path'])}"]
+    assert json.loads((results / "runs" / trainer["key"] / os.path.basename(trainer["path"])).read_text())["curves"] == trainer["curves"]
+
+
+def run_expecting_one_warning(config, **options) -> tuple[dict, warnings.WarningMessage]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        record = cached_fit(config, **options)
+    unsaved = [w for w in caught if issubclass(w.category, ResultsNotSavedWarning)]
+    assert len(unsaved) == 1, [str(w.message) for w in caught]
+    return record, unsaved[0]
+
+
+def ignores_permissions(folder) -> bool:
+    """Whether this process writes into `folder` despite its mode (root does)."""
+    try:
+        (folder / "probe").touch()
+    except PermissionError:
+        return False
+    (folder / "probe").unlink()
+    return True
+
+
+def test_a_read_only_results_folder_still_returns_the_record(config, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    results.chmod(0o555)
+    try:
+        if ignores_permissions(results):
+            pytest.skip("this user writes into read-only folders (root)")
+        record, warning = run_expecting_one_warning(config, root=results)
+        assert files_under(results) == []  # no lock, log, checkpoint or record
+    finally:
+        results.chmod(0o755)
+    assert record["outcome"] == "out_of_budget" and record["passes"] == 4  # trained: the figures exist
+    assert record["saved"] is False and record["path"] is None
+    assert record["save_error"] == f"results folder {results} is read-only (Permission denied): record not saved"
+    assert str(warning.message) == record["save_error"]
+
+
+def no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_from_the_start_still_returns_the_record(config, tmp_path, monkeypatch):
+    """Every write ends in fsync, where a full disk reports itself: all of them fail."""
+    results = tmp_path / "results"
+    monkeypatch.setattr(os, "fsync", no_space)
+    record, warning = run_expecting_one_warning(config, root=results)
+    assert record["passes"] == 4 and record["saved"] is False and record["path"] is None
+    assert record["save_error"] == f"results folder {results} is full (No space left on device): record not saved"
+    assert str(warning.message) == record["save_error"]
+    assert files_under(results) == []
+
+
+def test_a_disk_that_fills_during_the_run_keeps_the_checkpoint_for_the_next_attempt(config, tmp_path, monkeypatch):
+    """The record cannot be written at the end: it is returned, and the checkpoint lets a later call finish cheaply."""
+    results = tmp_path / "results"
+    monkeypatch.setattr(harness.store, "write_json_atomic", no_space)
+    record, warning = run_expecting_one_warning(config, root=results)
+    assert record["saved"] is False and "is full" in record["save_error"] and str(results) in record["save_error"]
+    assert not list(results.rglob("*.tmp")) and not list((results / "runs").rglob("*.json"))
+    checkpoint = results / "checkpoints" / f"{record['key']}.pt"
+    assert checkpoint.exists()
+
+    monkeypatch.undo()
+    again = cached_fit(config, root=results)
+    assert again["saved"] is True and again["reused"] is False
+    assert again["resumed_from_pass"] == config.max_passes - 1
+    assert again["curves"]["loss"] == record["curves"]["loss"] and again["model_sha256"] == record["model_sha256"]
+    assert not checkpoint.exists()
+
+
+def test_a_checkpoint_that_cannot_be_written_costs_one_warning_not_the_run(config, tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    calls = []
+
+    def full(*args):
+        calls.append(args)
+        no_space()
+
+    monkeypatch.setattr(harness.checkpoint, "_save_atomic", full)
+    record, warning = run_expecting_one_warning(config, root=results)
+    assert len(calls) == 1  # the first failure stops further attempts
+    assert record["saved"] is True and "save_error" not in record
+    assert "is full" in str(warning.message) and "record saved" in str(warning.message)
+    assert files_under(results) == [f"locks/{record['key']}.lock", f"runs/{record['key']}/{os.path.basename(record['path'])}"]
+
+
+def test_a_saved_record_says_so_and_leaves_no_checkpoint(config, tmp_path):
+    results = tmp_path / "results"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResultsNotSavedWarning)
+        record = cached_fit(config, root=results)
+        reused = cached_fit(config, root=results)
+    assert record["saved"] is True and reused["saved"] is True and reused["reused"] is True
+    assert not (results / "checkpoints" / f"{record['key']}.pt").exists()
+    assert not (results / "live" / f"{record['key']}.log").exists()
+
+
+def test_a_progress_log_that_cannot_be_made_costs_one_warning_not_the_run(config, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "live").write_text("a file where the log folder should be")
+    record, warning = run_expecting_one_warning(config, root=results)
+    assert record["saved"] is True and record["passes"] == 4
+    assert str(warning.message).startswith(f"results folder {results} cannot be written")
+    assert "record saved" in str(warning.message)
