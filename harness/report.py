@@ -211,8 +211,13 @@ def paper_value(config: dict) -> tuple[str, float] | None:
     return None
 
 
+def on_cifar10(record: dict) -> bool:
+    """Table 1 is CIFAR-10's: runs on other data (MNIST) have no paper value in it."""
+    return str(record.get("data_source", "")).startswith("CIFAR-10")
+
+
 def at_paper_scale(record: dict) -> bool:
-    return record.get("n_train") == PAPER_N_TRAIN and str(record.get("data_source", "")).startswith("CIFAR-10")
+    return record.get("n_train") == PAPER_N_TRAIN and on_cifar10(record)
 
 
 # --- tables ------------------------------------------------------------------
@@ -222,7 +227,7 @@ def run_rows(runs: list[dict]) -> list[dict]:
     rows = []
     for record in runs:
         config = record.get("config", {})
-        reference = paper_value(config)
+        reference = paper_value(config) if on_cifar10(record) else None
         test, train = record.get("test_accuracy"), record.get("train_accuracy")
         row = {
             "key": record.get("key"),
@@ -270,7 +275,7 @@ def table_1_rows(runs: list[dict]) -> list[dict]:
             level = label_level(config)
             if (config.get("model") == model and reg["crop"] == crop and bool(reg["weight_decay"]) == weight_decay
                     and not reg["dropout"] and level == (0.0 if labels == "true" else 1.0)
-                    and record.get("outcome") != "interrupted"):
+                    and record.get("outcome") != "interrupted" and on_cifar10(record)):
                 matches[setup_key(record)].append(record)
         base = {"model": model, "crop": crop, "weight_decay": weight_decay, "labels": labels,
                 "paper_train": paper_train, "paper_test": paper_test}

@@ -39,13 +39,74 @@ def test_graph_loop_is_chosen_only_where_it_applies():
 @pytest.mark.gpu
 @pytest.mark.parametrize("model_name", ["mlp_1x512", "inception"])
 def test_graphed_run_equals_the_eager_run(tiny_npz, model_name):
-    """Same seed, same data order: the graphed and eager loops give the same losses (fp32, to rounding)."""
+    """Same seed, same data order: the graphed and eager loops give the same losses (fp32, to rounding).
+
+    The MLP is compared over three passes. Inception only over its first:
+    its cuDNN kernels are not deterministic, and BatchNorm training amplifies
+    their last-bit differences, so two eager runs of it differ by up to 0.6%
+    in the loss of pass 3 (measured on an H100; graph against eager: the
+    same size), while the first pass agrees to about 1e-7.
+    """
     from harness.train import fit
 
     base = dict(data=f"npz:{tiny_npz}", model=model_name, device="cuda", max_passes=3, variant="random", n_train=250)
     eager = fit(RunConfig(loop="eager", **base))
     graph = fit(RunConfig(loop="graph", **base))
     assert graph["loop"] == "graph" and eager["loop"] == "eager"
+    compared = 3 if model_name == "mlp_1x512" else 1
     torch.testing.assert_close(
-        torch.tensor(graph["curves"]["loss"]), torch.tensor(eager["curves"]["loss"]), rtol=2e-3, atol=1e-4
+        torch.tensor(graph["curves"]["loss"][:compared]), torch.tensor(eager["curves"]["loss"][:compared]),
+        rtol=2e-3 if compared > 1 else 1e-5, atol=1e-4 if compared > 1 else 1e-6,
     )
+
+
+
+# Runs in its own process: deterministic=True needs CUBLAS_WORKSPACE_CONFIG before CUDA starts,
+# and setting it for the whole session changes the cuBLAS algorithms the other GPU tests were
+# measured with (the Inception graph/eager loss gap grows from under 0.2% to 0.27%).
+RESUME_CHECK = """
+import json, sys
+from harness.checkpoint import RunCheckpoint
+from harness.config import RunConfig
+from harness.train import fit
+
+data, loop, folder = sys.argv[1:]
+config = RunConfig(data=f"npz:{data}", model="mlp_1x512", device="cuda", loop=loop, max_passes=6,
+                   variant="random", n_train=250, test_every=2, deterministic=True)
+uninterrupted, again = fit(config), fit(config)
+
+def stop_at_pass_3(state):
+    if state["pass"] == 3:
+        raise KeyboardInterrupt
+
+checkpoint = RunCheckpoint(f"{folder}/run.pt", "run-key")
+stopped = fit(config, checkpoint=checkpoint, progress=stop_at_pass_3)
+resumed = fit(config, checkpoint=checkpoint)
+print(json.dumps({"uninterrupted": uninterrupted, "again": again, "stopped": stopped, "resumed": resumed}))
+"""
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("loop", ["graph", "eager"])
+def test_a_gpu_run_resumed_from_its_checkpoint_ends_as_the_uninterrupted_one(tiny_npz, tmp_path, loop):
+    """On CUDA: the graph loop's momentum buffers, the generators and the weights come back from the checkpoint.
+
+    deterministic=True, so that any difference is the resume's, not the kernels'.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    environment = {**os.environ, "CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
+    done = subprocess.run([sys.executable, "-c", RESUME_CHECK, str(tiny_npz), loop, str(tmp_path)],
+                          capture_output=True, text=True, env=environment, timeout=300)
+    assert done.returncode == 0, done.stderr
+    runs = json.loads(done.stdout.strip().splitlines()[-1])
+    uninterrupted, resumed = runs["uninterrupted"], runs["resumed"]
+    assert runs["again"]["model_sha256"] == uninterrupted["model_sha256"], "deterministic=True runs differ"
+    assert runs["stopped"]["outcome"] == "interrupted"
+    assert resumed["resumed_from_pass"] == 2 and resumed["loop"] == loop
+    for curve in ("loss", "train_accuracy", "test_accuracy", "lr"):
+        assert resumed["curves"][curve] == uninterrupted["curves"][curve], curve
+    assert resumed["model_sha256"] == uninterrupted["model_sha256"]

@@ -92,7 +92,7 @@ def test_table_1_compares_only_runs_at_the_papers_scale_and_says_where_they_diff
     assert "test differs by -5.75 points" in rows[0]["note"]
     assert any("-5.75 points" in line for line in report["differences"])
     subset = [row for row in report["table_1"] if row["model"] == "mlp_1x512" and row["setup"]]
-    assert subset and all("not the paper's scale" in row["note"] for row in subset)
+    assert not subset  # the tiny runs' data is an arrays file, not CIFAR-10: not Table 1's
     assert [row["paper_test"] for row in report["table_1"] if row["model"] == "alexnet"] == [
         81.22, 79.66, 77.36, 76.07, 9.86]
     assert "| inception | no | no | true | 100.00 | 85.75 |" in path.read_text()
@@ -147,3 +147,21 @@ def test_a_newer_failure_before_any_figure_replaces_the_older_verdict():
     rows = claim_figures([older, newer])
     assert len(rows) == 1 and rows[0]["holds"] is False and rows[0]["claim"] == "C3"
     assert "out of budget" in rows[0]["measured"] and rows[0]["session"] == "2.json"
+
+
+def test_table_1_and_paper_values_take_only_cifar10_runs(results):
+    """Table 1 is CIFAR-10's: an MNIST run of the same model and labels is neither a row of it nor compared."""
+    from harness.report import run_rows, table_1_rows
+
+    _, records = results
+    cifar = copy.deepcopy(records["random"])
+    cifar.update(n_train=50_000, data_source=PAPER_SCALE_SOURCE, key="c" * 16)
+    mnist = copy.deepcopy(cifar)
+    mnist.update(n_train=60_000, data_source="MNIST (lossless arrays copy)", key="m" * 16)
+    subset = copy.deepcopy(cifar)
+    subset.update(n_train=5_000, data_source="CIFAR-10 (JPEG q75 copy)", key="s" * 16)
+    rows = [row for row in table_1_rows([cifar, mnist, subset]) if row["setup"] is not None]
+    assert sorted(row["data_source"] for row in rows) == ["CIFAR-10 (JPEG q75 copy)", PAPER_SCALE_SOURCE]
+    assert ["not the paper's scale" in row["note"] for row in rows if row["n_train"] == 5_000] == [True]
+    paper_values = {row["key"]: row["paper"] for row in run_rows([cifar, mnist])}
+    assert paper_values["c" * 16] is not None and paper_values["m" * 16] is None
