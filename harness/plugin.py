@@ -398,6 +398,12 @@ def claim_run(request, profile, data_spec, optimizer_spec):
             "reused": bool(record.get("reused")),
             "saved": bool(record.get("saved", True)),
             "save_error": record.get("save_error"),
+            # where a claims session's time goes: the passes and the evaluation of each run it trained
+            "seconds": None if record.get("reused") else {
+                "training": record.get("train_seconds") or 0.0,
+                "evaluation": record.get("eval_seconds") or 0.0,
+                "setup": record.get("setup_seconds") or 0.0,
+            },
         }))
         return record
 
@@ -515,8 +521,10 @@ _SESSION_RUNS: dict = {}  # run key -> {"trained", "saved", "save_error"}: each 
 
 def note_run(runs: dict, entry: dict) -> None:
     """Add a test's use of a run to `runs`; a run counts as trained if any test trained it (the others reused it)."""
-    seen = runs.setdefault(entry["key"], {"trained": False, "saved": True, "save_error": None})
+    seen = runs.setdefault(entry["key"], {"trained": False, "saved": True, "save_error": None, "seconds": None})
     seen["trained"] |= not entry["reused"]
+    if entry.get("seconds") and seen["seconds"] is None:  # a run trained twice (unsaved) is timed once
+        seen["seconds"] = entry["seconds"]
     if not entry["saved"]:
         seen["saved"], seen["save_error"] = False, entry.get("save_error") or "no reason given"
 
@@ -525,6 +533,11 @@ def runs_summary_lines(runs: dict, folder) -> list[str]:
     """'runs: T trained, R reused from FOLDER', then one line per distinct reason records were not saved."""
     trained = sum(run["trained"] for run in runs.values())
     lines = [f"runs: {trained} trained, {len(runs) - trained} reused from {folder}"]
+    timed = [run["seconds"] for run in runs.values() if run["seconds"]]
+    if timed:
+        total = {part: sum(seconds[part] for seconds in timed) for part in timed[0]}
+        lines[0] += (f"; their time: {total['training']:.0f} s training passes, {total['evaluation']:.0f} s "
+                     f"evaluation, {total['setup']:.0f} s graph capture (summed over workers)")
     unsaved: dict[str, int] = {}
     for run in runs.values():
         if not run["saved"]:

@@ -72,7 +72,7 @@ def test_a_diverged_run_fails_in_one_line_and_a_second_session_trains_nothing_wi
         "*- Captured stdout call -*",
     ]
     first.stdout.fnmatch_lines([*diverged_report, "*claim figures*", "CD   FAILS  train accuracy: *",
-                                f"runs: 3 trained, 0 reused from {results}", "*1 failed, 2 passed*"])
+                                f"runs: 3 trained, 0 reused from {results}; their time: *", "*1 failed, 2 passed*"])
     output = first.stdout.str()
     assert "Traceback" not in output and "require_fitted(record" not in output  # no code, no assertion internals
     records = run_records(results)
@@ -96,7 +96,7 @@ def expect_unsaved_session(result, results: Path, reason: str) -> None:
     result.stdout.fnmatch_lines([
         "CX   holds  passes to fit, seed 0: *",
         "CX   holds  train accuracy, seed 0: 1*",
-        f"runs: 2 trained, 0 reused from {results}",
+        f"runs: 2 trained, 0 reused from {results}; their time: *",
         f"2 run records could not be saved: results folder {results} {reason}*",
         f"claim figures not saved: cannot write a session file in {results / 'sessions'} *",
         "*2 passed*",
@@ -161,4 +161,18 @@ def test_runs_summary_counts_each_run_once_and_each_reason_for_unsaved_records_o
     assert runs_summary_lines(runs, tmp_path) == [
         f"runs: 2 trained, 1 reused from {tmp_path}",
         f"2 run records could not be saved: {read_only}",
+    ]
+
+
+def test_runs_summary_says_where_the_trained_runs_spent_their_time(tmp_path):
+    runs = {}
+    note_run(runs, {"key": "a", "reused": False, "saved": True, "save_error": None,
+                    "seconds": {"training": 10.4, "evaluation": 2.0, "setup": 0.0}})
+    note_run(runs, {"key": "a", "reused": True, "saved": True, "save_error": None, "seconds": None})
+    note_run(runs, {"key": "b", "reused": False, "saved": True, "save_error": None,
+                    "seconds": {"training": 5.0, "evaluation": 1.2, "setup": 0.5}})
+    note_run(runs, {"key": "c", "reused": True, "saved": True, "save_error": None, "seconds": None})
+    assert runs_summary_lines(runs, tmp_path) == [
+        f"runs: 2 trained, 1 reused from {tmp_path}; their time: 15 s training passes, 3 s evaluation, "
+        "0 s graph capture (summed over workers)"
     ]
