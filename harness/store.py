@@ -114,7 +114,13 @@ def run_key(config: RunConfig) -> str:
     from . import RUN_SEMANTICS_VERSION
     from .optim import code_fingerprint
 
-    identity = f"{load_raw_cached(config.data).fingerprint}|{code_fingerprint(config.optimizer)}|semantics {RUN_SEMANTICS_VERSION}"
+    raw = load_raw_cached(config.data)
+    # A subset as large as the set is the whole set (data.subset_indices): one run, one key.
+    if config.n_train is not None and config.n_train >= len(raw.train_y):
+        config = config.replace(n_train=None)
+    if config.n_test is not None and config.n_test >= len(raw.test_y):
+        config = config.replace(n_test=None)
+    identity = f"{raw.fingerprint}|{code_fingerprint(config.optimizer)}|semantics {RUN_SEMANTICS_VERSION}"
     return config.key(identity)
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from harness.config import RunConfig
-from harness.store import cached_fit, latest_record, write_json_atomic
+from harness.store import cached_fit, latest_record, run_key, write_json_atomic
 
 
 def config(tiny_npz, **changes):
@@ -127,3 +127,13 @@ def test_editing_an_imported_optimizer_changes_the_run_key(tmp_path, monkeypatch
     module.write_text(module.read_text() + "# a change\n")
     sys.modules.pop("editedopt", None)
     assert run_key(spec_config) != before
+
+
+def test_a_subset_as_large_as_the_set_is_the_whole_set(tiny_npz):
+    """n_train (n_test) >= the set's size trains on exactly the data None does: the same run key."""
+    from harness.prepare import load_raw_cached
+
+    raw = load_raw_cached(f"npz:{tiny_npz}")
+    whole = RunConfig(data=f"npz:{tiny_npz}", device="cpu")
+    assert run_key(whole.replace(n_train=len(raw.train_y), n_test=10 * len(raw.test_y))) == run_key(whole)
+    assert run_key(whole.replace(n_train=len(raw.train_y) - 1)) != run_key(whole)
