@@ -116,14 +116,12 @@ class RunConfig:
     def uses_graph(self) -> bool:
         """Whether the training step runs as a CUDA graph (see harness.graph_step).
 
-        It applies to the built-in SGD optimizers on CUDA without augmentation;
-        "auto" takes it there, "graph" insists on it.
+        It applies to the built-in SGD optimizers on CUDA, random crops
+        included; "auto" takes it there, "graph" insists on it.
         """
-        applies = (
-            self.device.startswith("cuda") and self.optimizer in ("paper_sgd", "sgd") and self.augment == "none"
-        )
+        applies = self.device.startswith("cuda") and self.optimizer in ("paper_sgd", "sgd")
         if self.loop == "graph" and not applies:
-            raise ValueError("loop 'graph' needs a CUDA device, the paper_sgd or sgd optimizer and no augmentation")
+            raise ValueError("loop 'graph' needs a CUDA device and the paper_sgd or sgd optimizer")
         return applies and self.loop in ("auto", "graph")
 
     @property

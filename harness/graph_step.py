@@ -15,8 +15,11 @@ that overhead. What it takes:
   autograd), after which parameters, buffers and momentum are restored, so
   the run is the same run as without the graph.
 
-Only CUDA; used for the built-in SGD optimizers without augmentation. The
-remainder batch (n not a multiple of the batch size) gets a graph of its own.
+Only CUDA; used for the built-in SGD optimizers. Random crops (augment) are
+gathered inside the graph too: their shifts for the whole pass are drawn
+before the pass from the run's generator (a draw cannot be captured), and
+each replay reads its batch's slice, as it reads its rows. The remainder
+batch (n not a multiple of the batch size) gets a graph of its own.
 """
 
 from __future__ import annotations
@@ -50,8 +53,11 @@ class GraphedSGDStep:
 
     WARMUP_STEPS = 3
 
-    def __init__(self, model, images, labels, *, batch_size, lr, momentum, weight_decay, autocast_dtype=None):
+    def __init__(self, model, images, labels, *, batch_size, lr, momentum, weight_decay, autocast_dtype=None,
+                 augment=None):
+        """augment: None, or harness.train.RandomCrop (its crop(rows, shifts) is captured, its draw is not)."""
         self.model, self.images, self.labels = model, images, labels
+        self.augment = augment
         self.batch_size = batch_size
         self.momentum, self.weight_decay = momentum, weight_decay
         device = images.device
@@ -73,15 +79,17 @@ class GraphedSGDStep:
                 buffer.zero_()
             self.loss_sum.zero_()
 
-    def _step(self, rows: torch.Tensor) -> None:
+    def _step(self, rows: torch.Tensor, shifts: torch.Tensor | None) -> None:
+        batch = self.images.index_select(0, rows) if self.augment is None else self.augment.crop(rows, shifts)
         with self.autocast:
-            loss = F.cross_entropy(self.model(self.images.index_select(0, rows)), self.labels.index_select(0, rows))
+            loss = F.cross_entropy(self.model(batch), self.labels.index_select(0, rows))
         loss.backward()
         sgd_update_(self.params, [p.grad for p in self.params], self.buffers, self.lr, self.momentum, self.weight_decay)
         self.loss_sum.add_(loss.detach().float() * rows.numel())
 
     def _capture(self, size: int):
         rows = torch.arange(size, device=self.images.device)
+        shifts = None if self.augment is None else torch.zeros((2, size), dtype=torch.long, device=self.images.device)
         self.model.train()
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
@@ -89,23 +97,26 @@ class GraphedSGDStep:
             for _ in range(self.WARMUP_STEPS):
                 for p in self.params:
                     p.grad = None
-                self._step(rows)
+                self._step(rows, shifts)
         torch.cuda.current_stream().wait_stream(side)
         for p in self.params:
             p.grad = None  # the captured backward allocates the grads it writes (no accumulation)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            self._step(rows)
-        return graph, rows
+            self._step(rows, shifts)
+        return graph, rows, shifts
 
     def run_pass(self, order: torch.Tensor, lr: float) -> torch.Tensor:
         """One pass over the training set in the given order; returns the summed loss (on the device)."""
         self.lr.fill_(lr)
         self.loss_sum.zero_()
         self.model.train()
+        pass_shifts = None if self.augment is None else self.augment.draw(len(order))
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
-            graph, rows = self.graphs[len(batch)]
+            graph, rows, shifts = self.graphs[len(batch)]
             rows.copy_(batch)
+            if shifts is not None:
+                shifts.copy_(pass_shifts[:, start : start + self.batch_size])
             graph.replay()
         return self.loss_sum

@@ -172,6 +172,7 @@ def _fit(
             momentum=config.momentum if config.optimizer == "paper_sgd" else 0.0,
             weight_decay=config.weight_decay,
             autocast_dtype=torch.bfloat16 if config.precision == "bf16" else None,
+            augment=augment,
         )
     setup_seconds = time.perf_counter() - setup_started  # graph warm-up and capture: counted, not hidden
     n = len(data.train_y)
@@ -344,9 +345,16 @@ class RandomCrop:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def __call__(self, rows: torch.Tensor) -> torch.Tensor:
-        batch = self.padded[rows]
+        return self.crop(rows, self.draw(len(rows)))
+
+    def draw(self, count: int) -> torch.Tensor:
+        """(2, count) random shifts, top and left, in [0, 2 * PAD]: one crop window per image."""
+        return torch.randint(0, 2 * self.PAD + 1, (2, count), device=self.padded.device, generator=self.generator)
+
+    def crop(self, rows: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+        """The images `rows`, each cropped at its shifts: no random draw, so a CUDA graph can capture it."""
+        batch = self.padded.index_select(0, rows)
         b, c, h, w = batch.shape
-        shifts = torch.randint(0, 2 * self.PAD + 1, (2, b), device=batch.device, generator=self.generator)
         top = (shifts[0][:, None] + self.window)[:, None, :, None].expand(b, c, self.size, w)
         batch = torch.gather(batch, 2, top)
         left = (shifts[1][:, None] + self.window)[:, None, None, :].expand(b, c, self.size, self.size)

@@ -30,10 +30,60 @@ def test_graph_loop_is_chosen_only_where_it_applies():
     assert RunConfig(device="cuda").uses_graph
     assert not RunConfig(device="cpu").uses_graph
     assert not RunConfig(device="cuda", optimizer="adam").uses_graph
-    assert not RunConfig(device="cuda", augment="crop").uses_graph
+    assert RunConfig(device="cuda", augment="crop").uses_graph  # the crop is gathered inside the graph
     assert not RunConfig(device="cuda", loop="eager").uses_graph
     with pytest.raises(ValueError, match="loop 'graph' needs"):
         RunConfig(device="cpu", loop="graph").uses_graph
+
+
+def test_a_crop_is_the_padded_image_cut_at_its_shifts():
+    """RandomCrop.crop, the part a CUDA graph captures, against slicing by hand."""
+    from harness.train import RandomCrop
+
+    images = torch.randn(6, 3, 28, 28)
+    crop = RandomCrop(images, torch.Generator().manual_seed(0))
+    rows = torch.tensor([4, 0, 5])
+    shifts = torch.tensor([[0, 4, 2], [3, 1, 4]])
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
+    expected = torch.stack([padded[r, :, t : t + 28, l : l + 28] for r, t, l in zip(rows, shifts[0], shifts[1])])
+    assert torch.equal(crop.crop(rows, shifts), expected)
+    drawn = crop.draw(1000)
+    assert drawn.shape == (2, 1000) and drawn.min() == 0 and drawn.max() == 4
+
+
+@pytest.mark.gpu
+def test_a_graphed_pass_with_crops_equals_eager_steps_on_the_same_crops(tiny_npz):
+    """The graph gathers each batch's crops at the shifts drawn for the pass; eager SGD on those crops agrees."""
+    from harness.graph_step import GraphedSGDStep
+    from harness.models import build_model
+    from harness.prepare import load_raw_cached, prepare
+    from harness.train import RandomCrop
+
+    config = RunConfig(data=f"npz:{tiny_npz}", model="mlp_1x512", device="cuda", n_train=250, augment="crop")
+    data = prepare(config, load_raw_cached(config.data), torch.device("cuda"))
+    torch.manual_seed(0)
+    graphed_model = build_model("mlp_1x512", in_channels=data.in_channels, num_classes=data.num_classes).cuda()
+    eager_model = build_model("mlp_1x512", in_channels=data.in_channels, num_classes=data.num_classes).cuda()
+    eager_model.load_state_dict(graphed_model.state_dict())
+    graph_crop = RandomCrop(data.train_x, torch.Generator(device="cuda").manual_seed(1))
+    eager_crop = RandomCrop(data.train_x, torch.Generator(device="cuda").manual_seed(1))
+    step = GraphedSGDStep(graphed_model, data.train_x, data.train_y, batch_size=64, lr=0.01, momentum=0.9,
+                          weight_decay=5e-4, augment=graph_crop)
+    order = torch.randperm(len(data.train_y), device="cuda")
+    step.run_pass(order, 0.01)
+
+    optimizer = torch.optim.SGD(eager_model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    shifts = eager_crop.draw(len(order))  # what run_pass drew: same generator, same seed
+    eager_model.train()
+    for start in range(0, len(order), 64):
+        rows = order[start : start + 64]
+        loss = torch.nn.functional.cross_entropy(
+            eager_model(eager_crop.crop(rows, shifts[:, start : start + 64])), data.train_y[rows])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for graphed, eager in zip(graphed_model.parameters(), eager_model.parameters()):
+        torch.testing.assert_close(graphed, eager, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.gpu
