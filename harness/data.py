@@ -62,6 +62,28 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("HARNESS_DATA_DIR", "data"))
 
 
+def find_data_spec(dataset: str, allow_download: bool = False) -> tuple[str | None, str]:
+    """The data spec for 'cifar10' or 'mnist' in the data folder, or None and why.
+
+    torchvision's own layout is preferred (the real dataset); an arrays file
+    (named cifar10*.npz / mnist*.npz) is the fallback, and names itself
+    honestly in every record.
+    """
+    root = default_data_dir()
+    layout = {"cifar10": "cifar-10-batches-py", "mnist": "MNIST/raw"}[dataset]
+    if (root / layout).is_dir():
+        return f"{dataset}:{root}", ""
+    arrays = sorted(root.glob(f"{dataset}*.npz")) if root.is_dir() else []
+    if arrays:
+        return f"npz:{arrays[0]}", ""
+    if allow_download:
+        return f"{dataset}:{root}", ""
+    return None, (
+        f"no {dataset} data in {str(root)!r} (neither torchvision's {layout} nor a {dataset}*.npz arrays file); "
+        "set HARNESS_DATA_DIR or --data-dir, or pass --allow-download"
+    )
+
+
 def load_raw(spec: str, *, allow_download: bool | None = None) -> RawDataset:
     """Read the dataset a spec names; a clear DataError when it cannot.
 

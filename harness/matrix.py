@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from .formatting import fmt_value
 from .optim import spec_id
 from .sessions import (
-    REFERENCE_OPTIMIZER, claim_of_test, claim_order, entry_optimizer, figure_row, session_optimizers,
+    REFERENCE_OPTIMIZER, claim_of_test, claim_order, entry_optimizer, figure_row, find_reference, session_optimizers,
 )
 
 FAILED = ("failed", "error")
@@ -53,6 +54,25 @@ def claims_matrix(session: dict, *, reference: dict | None = None) -> str:
                   "| claim | verdict |", "|---|---|"]
         lines += [f"| {claim} | {_cell(theory[claim])} |" for claim in sorted(theory, key=claim_order)]
     return "\n".join(lines) + "\n"
+
+
+def session_matrix(summary: dict, optimizers: list[str], baseline: dict | None = None) -> str | None:
+    """The matrix a claims session prints at its end; None when it would have one column only.
+
+    When the paper's SGD is not under test, its column comes from `baseline`
+    (the session compared with) if that ran it at the same profile, else from
+    the newest earlier numbered session that did.
+    """
+    reference = None
+    if REFERENCE_OPTIMIZER not in optimizers:
+        if baseline and REFERENCE_OPTIMIZER in session_optimizers(baseline) \
+                and baseline.get("profile") == summary["profile"]:
+            reference = baseline
+        else:
+            reference = find_reference(summary["profile"], before=summary.get("number"))
+    if len(optimizers) + (reference is not None) < 2:
+        return None
+    return claims_matrix(summary, reference=reference)
 
 
 def _describe(session: dict) -> str:
@@ -141,7 +161,7 @@ def _cell(cell: dict | None) -> str:
     figures = (cell or {}).get("figures") or []
     if figures:
         holding = sum(bool(f.get("holds")) for f in figures)
-        values = ", ".join(_fmt(f.get("measured")) for f in figures[:MAX_VALUES])
+        values = ", ".join(fmt_value(f.get("measured"), none="None") for f in figures[:MAX_VALUES])
         more = ", ..." if len(figures) > MAX_VALUES else ""
         text += f" · {holding}/{len(figures)} figures hold · {values}{more}"
     with_figures = {f.get("test") for f in figures}
@@ -168,15 +188,10 @@ def _figures_table(columns) -> list[str]:
         for name, _, _ in columns:
             entry = rows[key].get(name)
             cells.append("-" if entry is None else
-                         f"{_fmt(entry.get('measured'))} {'holds' if entry.get('holds') else '**FAILS**'}")
+                         f"{fmt_value(entry.get('measured'), none='None')} "
+                         f"{'holds' if entry.get('holds') else '**FAILS**'}")
         lines.append(f"| {claim} | {_escape(label)} | " + " | ".join(_escape(c) for c in cells) + " |")
     return lines
-
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 def _escape(text: str) -> str:

@@ -4,7 +4,9 @@ Thin on purpose: training, storage and statistics live in the library; this
 module only wires them into pytest. The optimizer checks wire in three more
 library modules: `tuning` (--tune-lr), `sessions` (numbered session files,
 --claims-xfail, --claims-compare and its failure rules) and `matrix` (the
-claims matrix printed when two optimizers or more ran). Claim tests call
+claims matrix printed when two optimizers or more ran); `claims_summary`
+gathers the session's figures, test outcomes and runs from the reports and
+makes the summary lines and the session file of them. Claim tests call
 `require_fitted` so that a run that diverged or ran out of budget fails its
 claim in one line; the summary counts the runs trained and reused.
 """
@@ -12,29 +14,22 @@ claim in one line; the summary counts the runs trained and reused.
 from __future__ import annotations
 
 import os
-import platform
 import re
 import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from . import sessions, tuning
+from . import claims_summary, sessions, tuning
+from .claims_summary import CLAIM_PROPERTY, OPTIMIZER_PROPERTY, RUN_PROPERTY
 from .config import PROFILES, RunConfig, get_profile
-from .data import DataError
+from .data import DataError, find_data_spec
 from .optim import OptimizerSpecError, describe, resolve, spec_id
-from .store import ResultsNotSavedWarning, cached_fit, machine_stamp, results_dir
+from .store import results_dir
 
-CLAIM_PROPERTY = "claim_figure"
-OPTIMIZER_PROPERTY = "claims_optimizer"  # a test's optimizer spec, carried to the controller in its reports
-RUN_PROPERTY = "claims_run"  # each run a test used: its key, whether reused and saved, carried to the controller
-
-
-class ExpectedFailureWarning(UserWarning):
-    """A line of the expected-failures file that matches no collected test."""
+_SESSION = claims_summary.SessionRecord()  # filled on the controller from every worker's reports
 
 try:  # hypothesis profiles: "ci" by default, "nightly" for the long runs
     from hypothesis import HealthCheck, settings
@@ -192,27 +187,18 @@ def pytest_sessionstart(session):
     if not specs:
         return
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    say = reporter.write_line if reporter else (lambda line: None)
+    say = (lambda line: reporter.write_line(f"claims: {line}")) if reporter else (lambda line: None)
     data, why = find_data_spec("cifar10", config.getoption("--allow-download"))
     if data is None:
-        say(f"claims: no learning-rate tuning: {why}")
+        say(f"no learning-rate tuning: {why}")
         return
-    smoke = get_profile("smoke")
-    base = smoke.config(smoke.cifar_models[0], data=data)
-    if config.getoption("--device"):
-        base = base.replace(device=config.getoption("--device"))
-    for spec in specs:
-        try:
-            record = tuning.tune(spec, base, grid=config._tune_grid, fresh=config.getoption("--claims-fresh"),
-                                 progress=lambda line: say(f"claims: {line}"))
-        except (tuning.TuningError, DataError, OptimizerSpecError) as error:
-            raise pytest.UsageError(f"learning-rate tuning of {spec!r} failed: {error}") from None
-        config._tuned_lr[spec] = record["lr"]
-        path = tuning.tuning_path(spec)
-        config._tuning[spec] = {"lr": record["lr"], "grid": record["grid"], "passes": record["passes"],
-                                "file": str(path), "reused": record["reused"]}
-        say(f"claims: {spec_id(spec)} uses lr {record['lr']:g} "
-            f"({'recorded' if record['reused'] else 'chosen now'}, {path})")
+    base = tuning.base_config(data, device=config.getoption("--device"))
+    try:
+        config._tuning = tuning.tune_session(specs, base, grid=config._tune_grid,
+                                             fresh=config.getoption("--claims-fresh"), say=say)
+    except tuning.TuningError as error:
+        raise pytest.UsageError(str(error)) from None
+    config._tuned_lr.update({spec: entry["lr"] for spec, entry in config._tuning.items()})
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -233,32 +219,6 @@ def _optimizer_specs(config) -> list[str]:
         except OptimizerSpecError as error:
             raise pytest.UsageError(str(error)) from None
     return list(dict.fromkeys(specs))  # each once, in the order given
-
-
-def _data_dir() -> Path:
-    return Path(os.environ.get("HARNESS_DATA_DIR", "data"))
-
-
-def find_data_spec(dataset: str, allow_download: bool = False) -> tuple[str | None, str]:
-    """The data spec for 'cifar10' or 'mnist' in the data folder, or None and why.
-
-    torchvision's own layout is preferred (the real dataset); an arrays file
-    (named cifar10*.npz / mnist*.npz) is the fallback, and names itself
-    honestly in every record.
-    """
-    root = _data_dir()
-    layout = {"cifar10": "cifar-10-batches-py", "mnist": "MNIST/raw"}[dataset]
-    if (root / layout).is_dir():
-        return f"{dataset}:{root}", ""
-    arrays = sorted(root.glob(f"{dataset}*.npz")) if root.is_dir() else []
-    if arrays:
-        return f"npz:{arrays[0]}", ""
-    if allow_download:
-        return f"{dataset}:{root}", ""
-    return None, (
-        f"no {dataset} data in {str(root)!r} (neither torchvision's {layout} nor a {dataset}*.npz arrays file); "
-        "set HARNESS_DATA_DIR or --data-dir, or pass --allow-download"
-    )
 
 
 def active_profile(config):
@@ -337,18 +297,14 @@ def _mark_expected_failures(config, items) -> None:
     so a stale line is visible, but it is not a regression and does not fail
     a nightly job.
     """
-    for item in items:
-        optimizer = _item_optimizer(item)
-        for entry in config._expected_failures:
-            if entry.applies(item.nodeid, optimizer):
-                entry.matched += 1
-                item.add_marker(pytest.mark.xfail(reason=f"{entry.reason} [{entry.where}]", strict=False))
-                break
-    for entry in config._expected_failures:
-        under_test = entry.optimizer == "*" or any(entry.covers(spec) for spec in config._optimizers)
-        if not entry.matched and under_test:
-            warnings.warn_explicit(f"'{entry.optimizer}: {entry.pattern}' matches no collected test",
-                                   ExpectedFailureWarning, entry.path, entry.line)
+    tests = [(item.nodeid, _item_optimizer(item)) for item in items]
+    listed, unmatched = sessions.match_expected_failures(config._expected_failures, tests, config._optimizers)
+    for item, entry in zip(items, listed):
+        if entry is not None:
+            item.add_marker(pytest.mark.xfail(reason=f"{entry.reason} [{entry.where}]", strict=False))
+    for entry in unmatched:
+        warnings.warn_explicit(f"'{entry.optimizer}: {entry.pattern}' matches no collected test",
+                               sessions.ExpectedFailureWarning, entry.path, entry.line)
 
 
 @pytest.fixture(scope="session")
@@ -390,41 +346,13 @@ def claim_run(request, profile, data_spec, optimizer_spec):
         try:
             # Under --claims-fresh a record counts only if this session made it: each
             # shared run is trained once, by whichever worker reaches it first.
-            record = _fit_reporting_unsaved(config, fresh_since)
+            record = claims_summary.fit_reporting_unsaved(config, fresh_since)
         except DataError as error:
             pytest.fail(f"data error: {error}", pytrace=False)
-        request.node.user_properties.append((RUN_PROPERTY, {
-            "key": record.get("key"),
-            "reused": bool(record.get("reused")),
-            "saved": bool(record.get("saved", True)),
-            "save_error": record.get("save_error"),
-            # where a claims session's time goes: the passes and the evaluation of each run it trained
-            "seconds": None if record.get("reused") else {
-                "training": record.get("train_seconds") or 0.0,
-                "evaluation": record.get("eval_seconds") or 0.0,
-                "setup": record.get("setup_seconds") or 0.0,
-            },
-        }))
+        request.node.user_properties.append((RUN_PROPERTY, claims_summary.run_entry(record)))
         return record
 
     return run
-
-
-def _fit_reporting_unsaved(config, fresh_since) -> dict:
-    """cached_fit, with the store's warning about an unsaved record left to the terminal summary.
-
-    The summary lists unsaved records once for the whole session; the same
-    warning per run would repeat it. Warnings about anything else (or about
-    a record that was saved after all) are passed on unchanged.
-    """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        record = cached_fit(config, fresh_since=fresh_since)
-    for warning in caught:
-        if issubclass(warning.category, ResultsNotSavedWarning) and not record["saved"]:
-            continue
-        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    return record
 
 
 def require_fitted(record: dict, what: str) -> None:
@@ -475,216 +403,50 @@ def claim_figure(request, record_property):
     """
 
     def declare(claim: str, figure: str, measured, threshold: str, holds: bool, **context) -> None:
-        entry = {"claim": claim, "figure": figure, "measured": measured, "threshold": threshold, "holds": bool(holds)}
         callspec = getattr(request.node, "callspec", None)
-        entry["optimizer"] = callspec.params.get("optimizer_spec") if callspec else None
-        entry.update(context)
-        # Plain Python values only: xdist cannot send numpy scalars between processes.
-        entry = {key: _plain(value) for key, value in entry.items()}
-        record_property(CLAIM_PROPERTY, entry)
-        print(f"{claim}: {figure} = {_fmt(measured)} (threshold {threshold}) -> {'holds' if holds else 'FAILS'}")
+        optimizer = callspec.params.get("optimizer_spec") if callspec else None
+        record_property(CLAIM_PROPERTY,
+                        claims_summary.figure_entry(claim, figure, measured, threshold, holds, optimizer, context))
+        print(claims_summary.declared_line(claim, figure, measured, threshold, holds))
 
     return declare
 
 
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    return value
-
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
 def pytest_runtest_logreport(report):
-    _record_outcome(report)
-    if report.when != "call":
-        return
-    for name, value in report.user_properties:
-        if name == CLAIM_PROPERTY:
-            _SESSION_FIGURES.append({**value, "test": report.nodeid})
-        elif name == RUN_PROPERTY:
-            note_run(_SESSION_RUNS, value)
-
-
-_SESSION_FIGURES: list = []  # filled on the controller from every worker's reports
-_SESSION_TESTS: dict = {}  # nodeid -> {"outcome", "optimizer", ...}, claim tests only
-_SESSION_RUNS: dict = {}  # run key -> {"trained", "saved", "save_error"}: each run the claim tests used, once
-
-
-def note_run(runs: dict, entry: dict) -> None:
-    """Add a test's use of a run to `runs`; a run counts as trained if any test trained it (the others reused it)."""
-    seen = runs.setdefault(entry["key"], {"trained": False, "saved": True, "save_error": None, "seconds": None})
-    seen["trained"] |= not entry["reused"]
-    if entry.get("seconds") and seen["seconds"] is None:  # a run trained twice (unsaved) is timed once
-        seen["seconds"] = entry["seconds"]
-    if not entry["saved"]:
-        seen["saved"], seen["save_error"] = False, entry.get("save_error") or "no reason given"
-
-
-def runs_summary_lines(runs: dict, folder) -> list[str]:
-    """'runs: T trained, R reused from FOLDER', then one line per distinct reason records were not saved."""
-    trained = sum(run["trained"] for run in runs.values())
-    lines = [f"runs: {trained} trained, {len(runs) - trained} reused from {folder}"]
-    timed = [run["seconds"] for run in runs.values() if run["seconds"]]
-    if timed:
-        total = {part: sum(seconds[part] for seconds in timed) for part in timed[0]}
-        lines[0] += (f"; their time: {total['training']:.0f} s training passes, {total['evaluation']:.0f} s "
-                     f"evaluation, {total['setup']:.0f} s graph capture (summed over workers)")
-    unsaved: dict[str, int] = {}
-    for run in runs.values():
-        if not run["saved"]:
-            unsaved[run["save_error"]] = unsaved.get(run["save_error"], 0) + 1
-    for reason, count in unsaved.items():
-        lines.append(f"{count} run record{'s' if count > 1 else ''} could not be saved: {reason}")
-    return lines
-
-
-def _record_outcome(report) -> None:
-    """passed, failed, error, skipped, xfailed or xpassed, for tests of claims (or of an optimizer)."""
-    optimizer = dict(report.user_properties).get(OPTIMIZER_PROPERTY)
-    if optimizer is None and sessions.claim_of_test(report.nodeid) == "?":
-        return
-    expected = hasattr(report, "wasxfail")
-    if report.when == "call":
-        outcome = ("xpassed" if expected else "passed") if report.passed else (
-            "xfailed" if expected else report.outcome)
-    elif report.failed:
-        outcome = "error"
-    elif report.skipped:
-        outcome = "xfailed" if expected else "skipped"
-    else:
-        return
-    entry = _SESSION_TESTS.setdefault(report.nodeid, {"optimizer": optimizer})
-    if entry.get("outcome") in ("failed", "error"):
-        return  # a teardown cannot make a failed test pass
-    entry["outcome"] = outcome
-    if expected:
-        entry["reason"] = report.wasxfail
-    elif report.skipped and isinstance(report.longrepr, tuple):
-        entry["reason"] = report.longrepr[2]
-    elif report.failed:
-        crash = getattr(report.longrepr, "reprcrash", None)
-        entry["message"] = (getattr(crash, "message", None) or str(report.longrepr))[:300]
+    _SESSION.note_report(report)
 
 
 def pytest_sessionfinish(session, exitstatus):
     """The controller saves the numbered session file, after comparing it when asked."""
     config = session.config
-    if hasattr(config, "workerinput") or not _SESSION_FIGURES:
+    if hasattr(config, "workerinput") or not _SESSION.figures:
         return
-    summary = sessions.plain(_summary(config))
-    config._comparison, config._compare_error = None, None
+    summary = sessions.plain(claims_summary.session_summary(
+        _SESSION, profile=active_profile(config).name, device=_device(config), args=config.invocation_params.args,
+        workers=getattr(config.option, "numprocesses", None), optimizers=config._optimizers,
+        tuning=config._tuning, expected_failures=config.getoption("--claims-xfail")))
+    end = claims_summary.SessionEnd(summary)
     reference = config.getoption("--claims-compare")
     if reference:
-        try:
-            baseline = sessions.load_session(reference)
-        except sessions.SessionError as error:
-            config._compare_error = str(error)
-        else:
-            result = sessions.compare(summary, baseline, config._fail_rules)
-            config._comparison, config._baseline = result, baseline
-            summary["comparison"] = {
-                "baseline": result.baseline_name,
-                "rules": [rule.text for rule in config._fail_rules],
-                "machines_differ": result.hardware,
-                "regressions": [{"figure": list(row.key), "why": row.regression} for row in result.regressions],
-            }
-            if result.regressions and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    summary["exit_status"] = int(session.exitstatus)
-    summary["runs"] = {"trained": sum(run["trained"] for run in _SESSION_RUNS.values()), "used": len(_SESSION_RUNS)}
-    config._session_path, config._session_save_error = None, None
-    try:
-        config._session_path = sessions.save_session(summary)
-    except sessions.SessionNotSavedError as error:  # verdicts still reach the terminal, with the reason
-        config._session_save_error = str(error)
-    config._session_summary = summary
-
-
-def _summary(config) -> dict:
-    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
-    return {
-        "profile": active_profile(config).name,
-        "stamp": machine_stamp(_device(config)),
-        "machine": {"node": platform.node(), "cpu_count": os.cpu_count(), "gpu_count": len(gpus), "gpus": gpus},
-        "command": " ".join(["python -m pytest", *config.invocation_params.args]),
-        "workers": getattr(config.option, "numprocesses", None),
-        "exit_status": None,
-        "optimizers": config._optimizers,
-        "tuning": config._tuning,
-        "expected_failures": config.getoption("--claims-xfail"),
-        "figures": _SESSION_FIGURES,
-        "tests": _SESSION_TESTS,
-    }
+        end.compare_with(reference, config._fail_rules)
+        if end.regressed and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    end.save(int(session.exitstatus), _SESSION.run_counts())
+    config._session_end = end
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if not (_SESSION_FIGURES or _SESSION_RUNS) or hasattr(config, "workerinput"):  # the controller reports
+    if not (_SESSION.figures or _SESSION.runs) or hasattr(config, "workerinput"):  # the controller reports
         return
-    write = terminalreporter.write_line
-    terminalreporter.section("claim figures")
-    for entry in sorted(_SESSION_FIGURES, key=lambda e: (e["claim"], e["test"])):
-        verdict = "holds" if entry["holds"] else "FAILS"
-        optimizer = f" <{spec_id(entry['optimizer'])}>" if entry.get("optimizer") and len(config._optimizers) > 1 else ""
-        write(f"{entry['claim']:<4} {verdict:<6} {entry['figure']}{optimizer}: {_fmt(entry['measured'])}  [{entry['threshold']}]")
-    if _SESSION_RUNS:
-        first, *unsaved = runs_summary_lines(_SESSION_RUNS, results_dir())
-        write(first)
-        for line in unsaved:
-            write(line, yellow=True, bold=True)
-    summary = getattr(config, "_session_summary", None)
-    if summary is None:
-        return
-    _write_matrix(terminalreporter, config, summary)
-    _write_comparison(terminalreporter, config)
-    if config._session_save_error:
-        write(f"claim figures not saved: {config._session_save_error}", yellow=True, bold=True)
-    else:
-        write(f"claim figures saved to {config._session_path} (session {summary['number']:04d})")
+    end = getattr(config, "_session_end", None)  # None where no figure was declared: nothing was saved
+    for title, markup, lines in claims_summary.terminal_sections(_SESSION, config._optimizers, results_dir(), end):
+        if title is not None:
+            terminalreporter.section(title, **markup)
+        for line, line_markup in lines:
+            terminalreporter.write_line(line, **line_markup)
     report_dir = config.getoption("--claims-report")
-    if report_dir:
+    if end is not None and report_dir:
         from .report import render_report
 
-        write(f"report written to {render_report(results_dir(), Path(report_dir))}")
-
-
-def _write_matrix(terminalreporter, config, summary) -> None:
-    """The claims matrix, when it has two columns or more (the paper's SGD is always one)."""
-    from .matrix import claims_matrix
-
-    reference = None
-    if sessions.REFERENCE_OPTIMIZER not in config._optimizers:
-        baseline = getattr(config, "_baseline", None)
-        if baseline and sessions.REFERENCE_OPTIMIZER in sessions.session_optimizers(baseline) \
-                and baseline.get("profile") == summary["profile"]:
-            reference = baseline
-        else:
-            reference = sessions.find_reference(summary["profile"], before=summary.get("number"))
-    if len(config._optimizers) + (reference is not None) < 2:
-        return
-    terminalreporter.section("claims matrix")
-    for line in claims_matrix(summary, reference=reference).splitlines():
-        terminalreporter.write_line(line)
-
-
-def _write_comparison(terminalreporter, config) -> None:
-    if config._compare_error:
-        terminalreporter.section("claims comparison")
-        terminalreporter.write_line(f"no comparison: {config._compare_error}", yellow=True)
-        return
-    result = config._comparison
-    if result is None:
-        return
-    terminalreporter.section("claims comparison", red=bool(result.regressions or result.hardware))
-    for line in sessions.format_comparison(result):
-        loud = line.startswith("!!") or "REGRESSION" in line
-        terminalreporter.write_line(line, red=loud, bold=loud)
+        terminalreporter.write_line(f"report written to {render_report(results_dir(), Path(report_dir))}")
 

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .config import PAPER_LEARNING_RATES, RunConfig
+from .formatting import fmt_seconds, fmt_value
 from .optim import spec_id
 from .sessions import claim_of_test, claim_order
 from .store import latest_record
@@ -411,7 +412,7 @@ def _markdown(report: dict, figure_files: list[dict], out_dir: Path) -> str:
         for f in claims:
             lines.append(
                 f"| {f.get('claim')} | {'holds' if f.get('holds') else '**FAILS**'} | {_cell(f.get('figure'))} | "
-                f"{_cell(f.get('threshold'))} | {_cell(_fmt(f.get('paper')))} | {_cell(_fmt(f.get('measured')))} | "
+                f"{_cell(f.get('threshold'))} | {_cell(fmt_value(f.get('paper')))} | {_cell(fmt_value(f.get('measured')))} | "
                 f"{f.get('profile')} | {_cell(f.get('optimizer') or '-')} | {_cell(f.get('test', '').split('::')[-1])} |"
             )
     else:
@@ -440,10 +441,10 @@ def _markdown(report: dict, figure_files: list[dict], out_dir: Path) -> str:
         if row["differs"] is not None:
             paper_text += f" **differs {row['differs']:+.2f}**"
         lines.append(
-            f"| {row['model']} | {row['variant']} | {_fmt(row['p'])} | {row['regularisers']} | {row['seed']} | "
+            f"| {row['model']} | {row['variant']} | {fmt_value(row['p'])} | {row['regularisers']} | {row['seed']} | "
             f"{row['n_train']} | {row['outcome']} | {row['passes']} ({row['max_passes']}) | "
             f"{_pct(row['train_accuracy'])} | {_pct(row['test_accuracy'])} | {_pct(row['best_test_accuracy'])} | "
-            f"{paper_text} | {_fmt_seconds(row['train_seconds'])} | {row['data_source']} | {row['device']} | "
+            f"{paper_text} | {fmt_seconds(row['train_seconds'])} | {row['data_source']} | {row['device']} | "
             f"{row['precision']} | {_cell(row['optimizer'])} |"
         )
     lines += ["", "## Figures", ""]
@@ -469,20 +470,6 @@ def _pct(value) -> str:
     if text == "100.00" and value < 1.0:
         text = f"{100 * value:.4f}"
     return text
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if math.isinf(value):
-            return "inf"
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _fmt_seconds(value) -> str:
-    return "-" if value is None else f"{value:.1f}"
 
 
 def _cell(text) -> str:

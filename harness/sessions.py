@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .formatting import fmt_value
 from .optim import spec_id
 
 REFERENCE_OPTIMIZER = "paper_sgd"  # the paper's SGD: the reference column of every comparison
@@ -370,6 +371,29 @@ class ExpectedFailure:
         return self.covers(optimizer) and bool(_glob(self.pattern).fullmatch(nodeid))
 
 
+class ExpectedFailureWarning(UserWarning):
+    """A line of the expected-failures file that matches no collected test."""
+
+
+def match_expected_failures(entries: list[ExpectedFailure], tests, optimizers) -> tuple[list, list]:
+    """The expected failure of each test, and the lines that match none of them.
+
+    `tests`: (test id, optimizer spec or None) pairs; the first line that
+    applies to a test is its entry (None where none does), and counts in the
+    line's `matched`. The unmatched lines returned are those about an
+    optimizer under test (`optimizers`) or about every optimizer (*).
+    """
+    listed = []
+    for nodeid, optimizer in tests:
+        entry = next((entry for entry in entries if entry.applies(nodeid, optimizer)), None)
+        if entry is not None:
+            entry.matched += 1
+        listed.append(entry)
+    unmatched = [entry for entry in entries if not entry.matched
+                 and (entry.optimizer == "*" or any(entry.covers(spec) for spec in optimizers))]
+    return listed, unmatched
+
+
 def _glob(pattern: str) -> re.Pattern:
     return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern))
 
@@ -476,14 +500,6 @@ def compare(current: dict, baseline: dict, rules: list[FailRule] | tuple = ()) -
     return result
 
 
-def _fmt(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
 def format_comparison(result: Comparison, *, all_rows: bool = False) -> list[str]:
     """Text lines: warnings first, then one line per figure that is not unchanged (all with all_rows)."""
     lines = []
@@ -505,7 +521,7 @@ def format_comparison(result: Comparison, *, all_rows: bool = False) -> list[str
             continue
         optimizer, claim, test, label = row.key
         verdicts = "->".join(("holds" if f.get("holds") else "FAILS") for f in (row.before, row.after) if f)
-        values = f"{_fmt((row.before or {}).get('measured'))} -> {_fmt((row.after or {}).get('measured'))}"
+        values = f"{fmt_value((row.before or {}).get('measured'))} -> {fmt_value((row.after or {}).get('measured'))}"
         delta = ""
         if row.delta is not None and row.status != "same":
             base = _number(row.before.get("measured"))
@@ -555,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
             session = load_session(args.ref, root)
             for entry in sorted(session["figures"], key=lambda e: (claim_order(e.get("claim", "")), e.get("test", ""))):
                 verdict = "holds" if entry.get("holds") else "FAILS"
-                print(f"{entry.get('claim', '?'):<4} {verdict:<6} {entry.get('figure')}: {_fmt(entry.get('measured'))}"
+                print(f"{entry.get('claim', '?'):<4} {verdict:<6} {entry.get('figure')}: {fmt_value(entry.get('measured'))}"
                       f"  [{entry.get('threshold')}]")
             return 0
         if args.command == "matrix":

@@ -28,8 +28,8 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .config import RunConfig
-from .optim import BUILTINS, code_fingerprint, spec_id, spec_kwargs
+from .config import RunConfig, get_profile
+from .optim import BUILTINS, OptimizerSpecError, code_fingerprint, spec_id, spec_kwargs
 
 GRID = (1e-4, 1e-3, 1e-2, 1e-1)  # initial learning rates tried, one per decade
 PASSES = 5  # passes over the tuning subset per trial
@@ -59,6 +59,13 @@ def tuning_path(spec: str, root: Path | None = None) -> Path:
 
     safe = re.sub(r"[^\w.=-]+", "_", spec_id(spec)).strip("_") or "optimizer"
     return (root or results_dir()) / "tuning" / f"{safe}.json"
+
+
+def base_config(data: str, device: str | None = None) -> RunConfig:
+    """The tuning scale: the smoke tier's first model on `data` (a CIFAR-10 spec), on `device` if given."""
+    smoke = get_profile("smoke")
+    base = smoke.config(smoke.cifar_models[0], data=data)
+    return base.replace(device=device) if device else base
 
 
 def trial_config(base: RunConfig, spec: str, lr: float, passes: int = PASSES) -> RunConfig:
@@ -149,6 +156,27 @@ def tune(spec: str, base: RunConfig, *, grid=GRID, passes: int = PASSES, fresh: 
     write_json_atomic(path, record)
     record["reused"] = False
     return record
+
+
+def tune_session(specs, base: RunConfig, *, grid=GRID, fresh: bool = False, say=lambda line: None) -> dict:
+    """--tune-lr: tune each of `specs` in turn; {spec: what the session file records of its choice}.
+
+    `say(text)` hears each trial and each choice. A failure raises TuningError
+    naming the optimizer.
+    """
+    from .data import DataError
+
+    chosen = {}
+    for spec in specs:
+        try:
+            record = tune(spec, base, grid=grid, fresh=fresh, progress=say)
+        except (TuningError, DataError, OptimizerSpecError) as error:
+            raise TuningError(f"learning-rate tuning of {spec!r} failed: {error}") from None
+        path = tuning_path(spec)
+        chosen[spec] = {"lr": record["lr"], "grid": record["grid"], "passes": record["passes"],
+                        "file": str(path), "reused": record["reused"]}
+        say(f"{spec_id(spec)} uses lr {record['lr']:g} ({'recorded' if record['reused'] else 'chosen now'}, {path})")
+    return chosen
 
 
 def _score_of(trial: dict) -> tuple:

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from arrays_files import write_arrays_file
+from harness.claims_summary import note_run, runs_summary_lines
 from harness.config import RunConfig
-from harness.plugin import note_run, runs_summary_lines, unfitted_run_line
+from harness.plugin import unfitted_run_line
 
 # Three tests, three runs: seed 0 is shared, so one test reuses what the other
 # trained; the third run's learning rate makes it diverge (at pass 6 on a CPU).

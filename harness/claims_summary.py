@@ -1,0 +1,281 @@
+"""A claims session as its controller gathers it: figures, test outcomes and runs, and their summaries.
+
+The pytest plugin feeds a `SessionRecord` from every test's report (the
+xdist workers' included: their tests carry figures and runs as user
+properties), builds the session's summary with `session_summary`, compares
+and saves it through a `SessionEnd` (the numbered session file of
+``harness.sessions``), and prints the `terminal_sections` made of it all.
+Nothing here needs pytest.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import RunConfig
+from .formatting import fmt_value
+from .matrix import session_matrix
+from .optim import spec_id
+from .sessions import (
+    Comparison, FailRule, SessionError, SessionNotSavedError, claim_of_test, compare, format_comparison, load_session,
+    save_session,
+)
+from .store import ResultsNotSavedWarning, cached_fit, machine_stamp
+
+CLAIM_PROPERTY = "claim_figure"
+OPTIMIZER_PROPERTY = "claims_optimizer"  # a test's optimizer spec, carried to the controller in its reports
+RUN_PROPERTY = "claims_run"  # each run a test used: its key, whether reused and saved, carried to the controller
+
+
+@dataclass
+class SessionRecord:
+    """What the controller has heard of the session so far."""
+
+    figures: list = field(default_factory=list)  # every claim figure, with its test's id
+    tests: dict = field(default_factory=dict)  # nodeid -> {"outcome", "optimizer", ...}, claim tests only
+    runs: dict = field(default_factory=dict)  # run key -> {"trained", "saved", "save_error"}: each run used, once
+
+    def note_report(self, report) -> None:
+        """One phase's report of a test (pytest's TestReport, read by its attributes only)."""
+        self._note_outcome(report)
+        if report.when != "call":
+            return
+        for name, value in report.user_properties:
+            if name == CLAIM_PROPERTY:
+                self.figures.append({**value, "test": report.nodeid})
+            elif name == RUN_PROPERTY:
+                note_run(self.runs, value)
+
+    def _note_outcome(self, report) -> None:
+        """passed, failed, error, skipped, xfailed or xpassed, for tests of claims (or of an optimizer)."""
+        optimizer = dict(report.user_properties).get(OPTIMIZER_PROPERTY)
+        if optimizer is None and claim_of_test(report.nodeid) == "?":
+            return
+        expected = hasattr(report, "wasxfail")
+        if report.when == "call":
+            outcome = ("xpassed" if expected else "passed") if report.passed else (
+                "xfailed" if expected else report.outcome)
+        elif report.failed:
+            outcome = "error"
+        elif report.skipped:
+            outcome = "xfailed" if expected else "skipped"
+        else:
+            return
+        entry = self.tests.setdefault(report.nodeid, {"optimizer": optimizer})
+        if entry.get("outcome") in ("failed", "error"):
+            return  # a teardown cannot make a failed test pass
+        entry["outcome"] = outcome
+        if expected:
+            entry["reason"] = report.wasxfail
+        elif report.skipped and isinstance(report.longrepr, tuple):
+            entry["reason"] = report.longrepr[2]
+        elif report.failed:
+            crash = getattr(report.longrepr, "reprcrash", None)
+            entry["message"] = (getattr(crash, "message", None) or str(report.longrepr))[:300]
+
+    def run_counts(self) -> dict:
+        return {"trained": sum(run["trained"] for run in self.runs.values()), "used": len(self.runs)}
+
+
+def fit_reporting_unsaved(config: RunConfig, fresh_since: float | None) -> dict:
+    """cached_fit, with the store's warning about an unsaved record left to the terminal summary.
+
+    The summary lists unsaved records once for the whole session; the same
+    warning per run would repeat it. Warnings about anything else (or about
+    a record that was saved after all) are passed on unchanged.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        record = cached_fit(config, fresh_since=fresh_since)
+    for warning in caught:
+        if issubclass(warning.category, ResultsNotSavedWarning) and not record["saved"]:
+            continue
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return record
+
+
+def run_entry(record: dict) -> dict:
+    """What a test reports of a run it used (RUN_PROPERTY), from the run's record."""
+    return {
+        "key": record.get("key"),
+        "reused": bool(record.get("reused")),
+        "saved": bool(record.get("saved", True)),
+        "save_error": record.get("save_error"),
+        # where a claims session's time goes: the passes and the evaluation of each run it trained
+        "seconds": None if record.get("reused") else {
+            "training": record.get("train_seconds") or 0.0,
+            "evaluation": record.get("eval_seconds") or 0.0,
+            "setup": record.get("setup_seconds") or 0.0,
+        },
+    }
+
+
+def note_run(runs: dict, entry: dict) -> None:
+    """Add a test's use of a run to `runs`; a run counts as trained if any test trained it (the others reused it)."""
+    seen = runs.setdefault(entry["key"], {"trained": False, "saved": True, "save_error": None, "seconds": None})
+    seen["trained"] |= not entry["reused"]
+    if entry.get("seconds") and seen["seconds"] is None:  # a run trained twice (unsaved) is timed once
+        seen["seconds"] = entry["seconds"]
+    if not entry["saved"]:
+        seen["saved"], seen["save_error"] = False, entry.get("save_error") or "no reason given"
+
+
+def runs_summary_lines(runs: dict, folder) -> list[str]:
+    """'runs: T trained, R reused from FOLDER', then one line per distinct reason records were not saved."""
+    trained = sum(run["trained"] for run in runs.values())
+    lines = [f"runs: {trained} trained, {len(runs) - trained} reused from {folder}"]
+    timed = [run["seconds"] for run in runs.values() if run["seconds"]]
+    if timed:
+        total = {part: sum(seconds[part] for seconds in timed) for part in timed[0]}
+        lines[0] += (f"; their time: {total['training']:.0f} s training passes, {total['evaluation']:.0f} s "
+                     f"evaluation, {total['setup']:.0f} s graph capture (summed over workers)")
+    unsaved: dict[str, int] = {}
+    for run in runs.values():
+        if not run["saved"]:
+            unsaved[run["save_error"]] = unsaved.get(run["save_error"], 0) + 1
+    for reason, count in unsaved.items():
+        lines.append(f"{count} run record{'s' if count > 1 else ''} could not be saved: {reason}")
+    return lines
+
+
+def figure_entry(claim: str, figure: str, measured, threshold: str, holds: bool, optimizer: str | None,
+                 context: dict) -> dict:
+    """A declared claim figure (CLAIM_PROPERTY), in plain Python values: xdist cannot send numpy scalars."""
+    entry = {"claim": claim, "figure": figure, "measured": measured, "threshold": threshold, "holds": bool(holds),
+             "optimizer": optimizer}
+    entry.update(context)
+    return {key: _plain(value) for key, value in entry.items()}
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+def declared_line(claim: str, figure: str, measured, threshold: str, holds: bool) -> str:
+    """The line a test prints as it declares a figure."""
+    verdict = "holds" if holds else "FAILS"
+    return f"{claim}: {figure} = {fmt_value(measured, none='None')} (threshold {threshold}) -> {verdict}"
+
+
+def figure_lines(figures: list, optimizers: list[str]) -> list[str]:
+    """The terminal's 'claim figures' section: one line per figure, by claim; the optimizer shown when several ran."""
+    lines = []
+    for entry in sorted(figures, key=lambda e: (e["claim"], e["test"])):
+        verdict = "holds" if entry["holds"] else "FAILS"
+        optimizer = f" <{spec_id(entry['optimizer'])}>" if entry.get("optimizer") and len(optimizers) > 1 else ""
+        lines.append(f"{entry['claim']:<4} {verdict:<6} {entry['figure']}{optimizer}: "
+                     f"{fmt_value(entry['measured'], none='None')}  [{entry['threshold']}]")
+    return lines
+
+
+def session_summary(record: SessionRecord, *, profile: str, device: str, args, workers, optimizers: list[str],
+                    tuning: dict, expected_failures: str | None) -> dict:
+    """The session file's content before it is compared and saved (exit status and runs come last)."""
+    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    return {
+        "profile": profile,
+        "stamp": machine_stamp(device),
+        "machine": {"node": platform.node(), "cpu_count": os.cpu_count(), "gpu_count": len(gpus), "gpus": gpus},
+        "command": " ".join(["python -m pytest", *args]),
+        "workers": workers,
+        "exit_status": None,
+        "optimizers": optimizers,
+        "tuning": tuning,
+        "expected_failures": expected_failures,
+        "figures": record.figures,
+        "tests": record.tests,
+    }
+
+
+@dataclass
+class SessionEnd:
+    """The session's summary at its end: compared with a baseline if asked, then saved (or why not)."""
+
+    summary: dict
+    comparison: Comparison | None = None
+    baseline: dict | None = None  # the session compared with, once read
+    compare_error: str | None = None
+    path: Path | None = None
+    save_error: str | None = None
+
+    def compare_with(self, reference: str, rules: list[FailRule]) -> None:
+        """Compare with the session `reference` names; the outcome goes into summary["comparison"]."""
+        try:
+            baseline = load_session(reference)
+        except SessionError as error:
+            self.compare_error = str(error)
+            return
+        result = compare(self.summary, baseline, rules)
+        self.comparison, self.baseline = result, baseline
+        self.summary["comparison"] = {
+            "baseline": result.baseline_name,
+            "rules": [rule.text for rule in rules],
+            "machines_differ": result.hardware,
+            "regressions": [{"figure": list(row.key), "why": row.regression} for row in result.regressions],
+        }
+
+    @property
+    def regressed(self) -> bool:
+        return bool(self.comparison and self.comparison.regressions)
+
+    def save(self, exit_status: int, runs: dict) -> None:
+        """Save as the next numbered session; a folder that cannot be written leaves the reason in save_error."""
+        self.summary["exit_status"] = exit_status
+        self.summary["runs"] = runs
+        try:
+            self.path = save_session(self.summary)
+        except SessionNotSavedError as error:  # verdicts still reach the terminal, with the reason
+            self.save_error = str(error)
+
+
+LOUD = {"yellow": True, "bold": True}  # terminal markup of a line that must not be missed
+
+
+def terminal_sections(record: SessionRecord, optimizers: list[str], folder,
+                      end: SessionEnd | None) -> list[tuple[str | None, dict, list[tuple[str, dict]]]]:
+    """The claims part of the terminal summary: (title or None to go on under the last, markup, [(line, markup)]).
+
+    The claim figures and the runs; once the session is saved (`end`), the
+    claims matrix when it has two columns or more (the paper's SGD is always
+    one), the comparison if one was asked for, and where the figures went.
+    """
+    lines = [(line, {}) for line in figure_lines(record.figures, optimizers)]
+    if record.runs:
+        first, *unsaved = runs_summary_lines(record.runs, folder)
+        lines += [(first, {})] + [(line, LOUD) for line in unsaved]
+    sections = [("claim figures", {}, lines)]
+    if end is None:
+        return sections
+    matrix = session_matrix(end.summary, optimizers, baseline=end.baseline)
+    if matrix is not None:
+        sections.append(("claims matrix", {}, [(line, {}) for line in matrix.splitlines()]))
+    if end.compare_error:
+        sections.append(("claims comparison", {}, [(f"no comparison: {end.compare_error}", {"yellow": True})]))
+    elif end.comparison is not None:
+        result = end.comparison
+        sections.append(("claims comparison", {"red": bool(result.regressions or result.hardware)},
+                         [_comparison_line(line) for line in format_comparison(result)]))
+    if end.save_error:
+        saved = (f"claim figures not saved: {end.save_error}", LOUD)
+    else:
+        saved = (f"claim figures saved to {end.path} (session {end.summary['number']:04d})", {})
+    sections.append((None, {}, [saved]))
+    return sections
+
+
+def _comparison_line(line: str) -> tuple[str, dict]:
+    loud = line.startswith("!!") or "REGRESSION" in line  # the machines warning and each regression
+    return line, {"red": loud, "bold": loud}

@@ -1,0 +1,25 @@
+"""How numbers are printed in terminal lines, comparisons, the claims matrix and the report.
+
+One place for it, so a figure reads the same wherever it appears.
+"""
+
+from __future__ import annotations
+
+
+def fmt_value(value, *, none: str = "-") -> str:
+    """A measured value as printed: a float to 4 significant digits (inf, nan by name), anything else as str().
+
+    `none` is what None prints as: '-' (nothing there) in comparisons and the
+    report's tables. The claim figure lines and the claims matrix print what a
+    claim declared, so they pass none="None"; their output has always read so.
+    """
+    if value is None:
+        return none
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def fmt_seconds(value) -> str:
+    """A duration in seconds, one decimal: a fixed format, unlike a figure's significant digits."""
+    return "-" if value is None else f"{value:.1f}"
