@@ -33,7 +33,11 @@ from harness import stats
 from harness.distributed import parse_args
 from harness.store import results_dir
 
-pytestmark = [pytest.mark.gpu, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.gpu(reason="the ImageNet tier needs CUDA devices and an ImageNet folder; it has no CPU scale "
+                           "(tests/test_distributed.py runs its training code on the CPU with gloo)"),
+    pytest.mark.slow,
+]
 
 PAPER_TRAIN_TOP1 = 95.20  # %, Inception V3, random labels, no regularisers
 PAPER_TEST_TOP1 = 0.1  # %, "about 0.1": chance for 1,000 classes
