@@ -11,8 +11,8 @@ config and the run key it belongs to.
 
 Written atomically (temporary file beside it, fsync, rename), so a kill at
 any moment leaves either the previous checkpoint or the new one, and at
-worst an orphaned temporary file, which the next run of the same key
-removes. A checkpoint is only ever trusted when it loads completely and names
+worst an orphaned temporary file, which the store removes the next time it
+trains that run holding the run's lock (harness.store.cached_fit). A checkpoint is only ever trusted when it loads completely and names
 this run (format version, run key and config all equal); anything else is
 reported with a `CheckpointIgnoredWarning` and the run starts over.
 
@@ -58,7 +58,8 @@ class RunCheckpoint:
     path: Path
     run_key: str
     every: int = 1  # passes between saves; a resumed run repeats at most every - 1 passes
-    # Seconds of training between saves at least: on a GPU an MLP pass takes
+    # Seconds between saves at least, counted from when the checkpoint is made
+    # (so data loading and graph capture count towards the first): on a GPU an MLP pass takes
     # about 0.05 s, as long as writing and syncing its 13 MB checkpoint, so
     # saving after every pass would double the run's time. A run killed
     # hard then repeats at most this long plus one pass.

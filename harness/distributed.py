@@ -23,8 +23,11 @@ One process and W processes with the same global batch B train the same network 
 float rounding: each rank takes B/W images of every global batch (the sampler's
 permutation depends on seed and epoch only, and rank r takes its positions r, r+W, ...,
 so the union of the ranks' batches is the one-process batch) and DDP averages the
-gradients. This holds for networks without batch statistics; BatchNorm normalises each
-rank's B/W images on their own. ``--sync-bn`` (``torch.nn.SyncBatchNorm``) restores
+gradients. This holds for networks without batch statistics or dropout (each rank draws
+its own dropout masks, seeded per epoch and rank); BatchNorm normalises each rank's B/W
+images on their own. When W does not divide the number of images, DistributedSampler
+repeats a few images to give every rank the same count: the last global batch then
+differs from one process's, and those images count twice in the running accuracy. ``--sync-bn`` (``torch.nn.SyncBatchNorm``) restores
 whole-batch statistics for Inception V3, but only on CUDA devices: torch's SyncBatchNorm
 has no CPU implementation, so it is refused on the gloo/CPU path.
 
@@ -46,6 +49,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -194,6 +198,19 @@ class _Fault:
 # --- model, data loading, evaluation ------------------------------------------------------
 
 
+def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
+    """Seed torch's generators (dropout; the DataLoader workers' seeds) from (seed, epoch, rank).
+
+    Per epoch: a run resumed at epoch k draws what the uninterrupted run drew
+    there, with no RNG state in the checkpoint. Per rank: the ranks' dropout
+    masks and augmentations differ, as they would for the images of one
+    process's batch. (So with dropout, W ranks and one process draw
+    different masks; only networks without dropout and batch statistics
+    give the one-process result.)
+    """
+    torch.manual_seed(int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1, dtype=np.uint64)[0] >> 1))
+
+
 def build_network(args: argparse.Namespace, num_classes: int) -> nn.Module:
     """torchvision's Inception V3 (untrained, its own init), or one of the harness's models."""
     torch.manual_seed(args.seed)  # every rank builds the same network; DDP then copies rank 0's anyway
@@ -267,7 +284,7 @@ def _align_buffers(model: nn.Module) -> None:
 def _identity(args: argparse.Namespace, data: FolderData) -> dict:
     """What a checkpoint must share with the run that resumes it."""
     keys = ("model", "variant", "p", "seed", "global_batch", "image_size", "augment", "aux_logits", "lr",
-            "momentum", "weight_decay", "lr_decay")
+            "momentum", "weight_decay", "lr_decay", "precision", "sync_bn")
     return {**{key: getattr(args, key) for key in keys},
             "files_checksum": data.files_checksum, "labels_checksum": data.labels_checksum}
 
@@ -399,6 +416,7 @@ def _run(args: argparse.Namespace, world: World) -> dict | None:
         for group in optimizer.param_groups:
             group["lr"] = lr
         sampler.set_epoch(epoch)  # a new order every epoch, the same on every rank
+        _seed_epoch(args.seed, epoch, world.rank)
         loss_sum, correct, seen = _train_epoch(network, optimizer, train_loader, world, autocast, fault,
                                                first_step=epoch * len(train_loader) + 1)
         _align_buffers(model)

@@ -13,7 +13,9 @@ that overhead. What it takes:
   torch.optim.SGD's with momentum and weight decay, written with foreach ops;
 - warm-up steps before capture (lazy initialisation in cuBLAS/cuDNN and
   autograd), after which parameters, buffers and momentum are restored, so
-  the run is the same run as without the graph.
+  the run is the same run as without the graph (with random crops: the
+  same computation on different crops, drawn per pass instead of per batch;
+  the run key names the loop, so neither reuses the other's records).
 
 Only CUDA; used for the built-in SGD optimizers. Random crops (augment) are
 gathered inside the graph too: their shifts for the whole pass are drawn

@@ -90,21 +90,23 @@ def save_record(record: dict, root: Path | None = None) -> Path:
 def _run_lock(key: str, root: Path, problems: "_WriteProblems"):
     """One trainer per run key across processes (xdist workers share runs).
 
-    When the lock file cannot be made the run goes on unlocked (nothing it
-    makes can be saved there either) and the reason joins `problems`.
+    Yields whether the lock is held. When the lock file cannot be made the
+    run goes on unlocked (another process may then train the same run) and
+    the reason joins `problems`.
     """
     lock_path = root / "locks" / f"{key}.lock"
     try:
         lock_path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(lock_path, "w")
+        # flock needs a descriptor, not write access: a lock file made by another user still serves
+        handle = open(lock_path, "r" if lock_path.exists() and not os.access(lock_path, os.W_OK) else "a")
     except OSError as error:
-        problems.add(error)
-        yield
+        problems.add(error, "run lock (another process may train this run too)")
+        yield False
         return
     with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
@@ -160,11 +162,13 @@ def cached_fit(
     problems = _WriteProblems(root)
     problems.add(_write_probe(root))
     writable = problems.none  # else: no lock, log, checkpoint or record is even tried
-    with _run_lock(key, root, problems) if writable else nullcontext():
+    with _run_lock(key, root, problems) if writable else nullcontext(False) as locked:
         if not fresh:
             record = latest_record(key, root)
             if record is not None and (fresh_since is None or record.get("finished_at", 0.0) >= fresh_since):
                 record["reused"] = record["saved"] = True
+                if locked:  # a kill between saving this record and removing its checkpoint left one
+                    checkpoint_path(root, key).unlink(missing_ok=True)
                 return record
         checkpoint = None
         if writable:
@@ -173,11 +177,14 @@ def cached_fit(
             checkpoint = RunCheckpoint(
                 checkpoint_path(root, key), key, every=checkpoint_every, min_seconds=checkpoint_min_seconds
             )
-            _remove_orphans(root, key, checkpoint)  # of a run of this key killed mid-write; we hold its lock
+            if locked:  # only the lock's holder may take a temporary file for an orphan
+                _remove_orphans(root, key, checkpoint)  # of a run of this key killed mid-write
+            if fresh or (fresh_since is not None and _older_than(checkpoint.path, fresh_since)):
+                checkpoint.remove()  # retrain means from the start: no passes of an earlier attempt
         with _live_log(root, key, config, problems if writable else None) as log:
             record = fit(config, progress=_both(log, progress), checkpoint=checkpoint)
         if checkpoint is not None and checkpoint.error:
-            problems.add(checkpoint.error)
+            problems.add(checkpoint.error, "checkpoint")
         record["key"] = key
         record["stamp"] = machine_stamp(config.device)
         record["finished_at"] = time.time()
@@ -186,7 +193,7 @@ def cached_fit(
             try:
                 path = str(save_record(record, root))
             except OSError as error:
-                problems.add(error)
+                problems.add(error, "record")
         record["path"], record["reused"], record["saved"] = path, False, path is not None
         if record["saved"] and checkpoint is not None and record["outcome"] != "interrupted":
             checkpoint.remove()  # the record now holds the run; an interrupted one may resume
@@ -207,17 +214,23 @@ class _WriteProblems:
     def __init__(self, root: Path):
         self.root = root
         self.reasons: list[str] = []
+        self.parts: list[str] = []  # what was not written, where known
 
     @property
     def none(self) -> bool:
         return not self.reasons
 
-    def add(self, error: OSError | None) -> None:
+    def add(self, error: OSError | None, part: str | None = None) -> None:
         if error is not None:
             self.reasons.append(_reason(error))
+            if part and part not in self.parts:
+                self.parts.append(part)
 
     def summary(self, record_saved: bool) -> str:
-        outcome = "record saved; checkpoint or progress log not written" if record_saved else "record not saved"
+        if record_saved:
+            outcome = f"record saved; not written: {', '.join(self.parts) or 'part of the run files'}"
+        else:
+            outcome = "record not saved"
         return f"results folder {self.root} {self.reasons[0]}: {outcome}"
 
 
@@ -241,6 +254,14 @@ def _write_probe(root: Path) -> OSError | None:
     except OSError as error:
         return error
     return None
+
+
+def _older_than(path: Path, moment: float) -> bool:
+    """Whether `path` exists and was last written before `moment` (epoch seconds)."""
+    try:
+        return path.stat().st_mtime < moment
+    except FileNotFoundError:
+        return False
 
 
 def _remove_orphans(root: Path, key: str, checkpoint: RunCheckpoint) -> None:
@@ -267,7 +288,7 @@ def _live_log(root: Path, key: str, config: RunConfig, problems: _WriteProblems 
         path.parent.mkdir(parents=True, exist_ok=True)
         stream = open(path, "w", buffering=1)
     except OSError as error:
-        problems.add(error)
+        problems.add(error, "progress log")
         yield None
         return
 
@@ -277,7 +298,7 @@ def _live_log(root: Path, key: str, config: RunConfig, problems: _WriteProblems 
         try:
             stream.write(text)
         except OSError as error:  # a full disk: stop logging, keep training
-            problems.add(error)
+            problems.add(error, "progress log")
             _close_quietly(stream)
 
     def write(state: dict) -> None:

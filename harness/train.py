@@ -28,6 +28,8 @@ by default, they do not:
 - the graph loop and the eager loop compute the same steps but not in the
   same floating-point order (the graph's own SGD update, its loss sum), so
   their curves differ in the last bits and, over many passes, visibly;
+  with random crops they also draw different crops (per pass in the
+  graph, per batch in the eager loop), so those runs differ by design;
 - TF32 and bf16 change results against fp32 by design (precision "fp32"
   keeps full precision; evaluation is always fp32).
 `deterministic=True` (config field, not in the run key when False) turns on

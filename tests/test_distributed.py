@@ -194,6 +194,25 @@ def test_inception_v3_trains_at_its_smallest_input(tmp_path):
     assert json.loads((tmp_path / "record.json").read_text())["train_accuracy"] == record["train_accuracy"]
 
 
+def test_a_resumed_inception_v3_run_draws_the_dropout_masks_of_the_uninterrupted_one(tmp_path):
+    """Inception V3 has dropout (p=0.5): a resume must redraw epoch 2's masks, not epoch 1's again."""
+    small = _write_folder(tmp_path / "small", classes=2, train_per_class=2, val_per_class=1)
+
+    def train(out: Path, epochs: int) -> dict:
+        return distributed.main(["--data", str(small), "--record", str(out / "record.json"),
+                                 "--checkpoint", str(out / "checkpoint.pt"), "--model", "inception_v3",
+                                 "--image-size", "75", "--global-batch", "4", "--epochs", str(epochs),
+                                 "--workers", "0", "--lr", "0.01", "--variant", "true"])
+
+    straight = train(tmp_path / "straight", 2)
+    train(tmp_path / "resumed", 1)
+    resumed = train(tmp_path / "resumed", 2)
+    assert resumed["resumed_after_epoch"] == 1
+    assert resumed["curves"]["loss"] == straight["curves"]["loss"]
+    straight_weights, resumed_weights = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    assert all(torch.equal(straight_weights[name], resumed_weights[name]) for name in straight_weights)
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["--sync-bn"], "SyncBatchNorm has no CPU implementation"),
     (["--image-size", "64"], "inception_v3 needs --image-size >= 75"),

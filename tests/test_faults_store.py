@@ -177,3 +177,47 @@ def test_a_progress_log_that_cannot_be_made_costs_one_warning_not_the_run(config
     assert record["saved"] is True and record["passes"] == 4
     assert str(warning.message).startswith(f"results folder {results} cannot be written")
     assert "record saved" in str(warning.message)
+    assert str(warning.message).endswith("record saved; not written: progress log")
+
+
+def test_a_run_lock_that_cannot_be_made_leaves_other_processes_files_alone(config, tmp_path):
+    """Without the lock this process may not take another's temporary files for orphans, and says what failed."""
+    from harness.store import run_key
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "locks").write_text("a file where the lock folder should be")
+    key = run_key(config)
+    others = [results / "checkpoints" / f".{key}.pt.12345.tmp", results / "runs" / key / ".20990101.json.6789.tmp"]
+    for path in others:  # being written by a process that holds the lock
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half written")
+    record, warning = run_expecting_one_warning(config, root=results)
+    assert record["saved"] is True and all(path.exists() for path in others)
+    assert "not written: run lock (another process may train this run too)" in str(warning.message)
+
+
+def test_retraining_starts_from_the_first_pass_not_from_an_earlier_attempts_checkpoint(config, tmp_path):
+    """fresh (and fresh_since, for checkpoints older than the session) ignores what an earlier attempt left."""
+    import time
+
+    from harness.checkpoint import RunCheckpoint, checkpoint_path
+    from harness.store import run_key
+    from harness.train import fit
+
+    results = tmp_path / "results"
+    key = run_key(config)
+    checkpoint = RunCheckpoint(checkpoint_path(results, key), key)
+
+    def stop_at_pass_3(state):
+        if state["pass"] == 3:
+            raise KeyboardInterrupt
+
+    fit(config, checkpoint=checkpoint, progress=stop_at_pass_3)  # an earlier attempt, killed
+    assert checkpoint.path.exists()
+    assert cached_fit(config, root=results, fresh=True)["resumed_from_pass"] is None
+    fit(config, checkpoint=checkpoint, progress=stop_at_pass_3)
+    assert cached_fit(config, root=results, fresh_since=time.time() + 1)["resumed_from_pass"] is None
+    fit(config, checkpoint=checkpoint, progress=stop_at_pass_3)  # left beside a finished record
+    assert cached_fit(config, root=results)["reused"] is True
+    assert not checkpoint.path.exists()  # the reused record holds the run; the stale checkpoint goes
