@@ -102,7 +102,7 @@ class RunCheckpoint:
         """Replace the checkpoint atomically with `state`, stamped with this run's identity."""
         stamped = {**state, "version": FORMAT_VERSION, "run_key": self.run_key, "config": config_values}
         try:
-            _save_atomic(self.path, stamped)
+            save_atomic(self.path, stamped)
         except OSError as error:
             self.error = error
         self._last_save = time.monotonic()
@@ -138,7 +138,7 @@ def _mismatch(state, run_key: str, config_values: dict) -> str | None:
     return None
 
 
-def _save_atomic(path: Path, value) -> None:
+def save_atomic(path: Path, value) -> None:
     """torch.save to a temporary file beside `path`, fsync, then rename: never a half file under `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -58,6 +58,7 @@ from torch.distributed.elastic.multiprocessing.errors import record as record_er
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from .checkpoint import save_atomic
 from .imagenet import VARIANTS, FolderData, load_folder
 from .models import MODEL_NAMES, build_model, count_parameters
 from .train import matmul_precision
@@ -289,20 +290,6 @@ def _identity(args: argparse.Namespace, data: FolderData) -> dict:
             "files_checksum": data.files_checksum, "labels_checksum": data.labels_checksum}
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    """torch.save to a temporary file beside `path`, then rename: a crash leaves the old checkpoint whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as stream:
-            torch.save(state, stream)
-            stream.flush()
-            os.fsync(stream.fileno())  # on disk before the rename makes it the checkpoint
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def load_checkpoint(path: Path | None, identity: dict, world: World) -> dict | None:
     """Rank 0 reads the checkpoint and sends it to the others (no shared file system needed)."""
     box = [None]
@@ -438,7 +425,7 @@ def _run(args: argparse.Namespace, world: World) -> dict | None:
         if not math.isfinite(curves["loss"][-1]):
             raise FloatingPointError(f"training loss became {curves['loss'][-1]} in epoch {epoch + 1}")
         if args.checkpoint is not None and world.rank == 0:
-            save_checkpoint(args.checkpoint, {"identity": identity, "epochs_done": epoch + 1, "curves": curves,
+            save_atomic(args.checkpoint, {"identity": identity, "epochs_done": epoch + 1, "curves": curves,
                                               "model": model.state_dict(), "optimizer": optimizer.state_dict()})
 
     if first_epoch >= args.epochs:  # resumed a finished run: measure the final network again

@@ -80,10 +80,7 @@ def _arrays(**changes):
     ids=["missing_array", "int16_pixels", "one_hot_labels", "flat_images"],
 )
 def test_npz_with_a_missing_or_misshapen_array_names_the_file_and_the_array(tmp_path, changes, what):
-    path = tmp_path / "mine.npz"
-    np.savez(path, **_arrays(**changes))
-    with pytest.raises(DataError) as caught:
-        load_raw(f"npz:{path}")
+    caught = _refusal(tmp_path / "mine.npz", changes)
     assert_one_line(caught, "mine.npz", what)
 
 
@@ -104,10 +101,15 @@ def test_npz_with_a_missing_or_misshapen_array_names_the_file_and_the_array(tmp_
 )
 def test_labels_outside_the_class_range_are_named_with_their_counts(tmp_path, changes, fragments):
     path = tmp_path / "labels.npz"
+    assert_one_line(_refusal(path, changes), str(path), *fragments)
+
+
+def _refusal(path, changes):
+    """Write the arrays file with `changes` and return the DataError that loading it raises."""
     np.savez(path, **_arrays(**changes))
     with pytest.raises(DataError) as caught:
         load_raw(f"npz:{path}")
-    assert_one_line(caught, str(path), *fragments)
+    return caught
 
 
 def test_a_corrupt_arrays_file_stops_cached_fit_before_any_training(tmp_path, results, monkeypatch):

@@ -14,6 +14,7 @@ import harness.store
 from arrays_files import write_arrays_file
 from harness.config import RunConfig
 from harness.store import ResultsNotSavedWarning, cached_fit
+from test_faults_resume import interrupt_at
 
 # Waits until both processes are ready (a file each in the barrier folder), then
 # asks for the run; prints when it asked, when it got the answer, and the answer.
@@ -150,7 +151,7 @@ def test_a_checkpoint_that_cannot_be_written_costs_one_warning_not_the_run(confi
         calls.append(args)
         no_space()
 
-    monkeypatch.setattr(harness.checkpoint, "_save_atomic", full)
+    monkeypatch.setattr(harness.checkpoint, "save_atomic", full)
     record, warning = run_expecting_one_warning(config, root=results)
     assert len(calls) == 1  # the first failure stops further attempts
     assert record["saved"] is True and "save_error" not in record
@@ -209,9 +210,7 @@ def test_retraining_starts_from_the_first_pass_not_from_an_earlier_attempts_chec
     key = run_key(config)
     checkpoint = RunCheckpoint(checkpoint_path(results, key), key)
 
-    def stop_at_pass_3(state):
-        if state["pass"] == 3:
-            raise KeyboardInterrupt
+    stop_at_pass_3 = interrupt_at(3)
 
     fit(config, checkpoint=checkpoint, progress=stop_at_pass_3)  # an earlier attempt, killed
     assert checkpoint.path.exists()
