@@ -17,11 +17,12 @@ import sys
 
 from .config import VARIANTS, RunConfig, get_profile, PROFILES
 from .data import DataError
+from .formatting import fmt_train_reading
 from .optim import OptimizerSpecError
 
 SUMMARY_FIELDS = (
     "outcome", "message", "passes", "passes_to_fit", "steps_to_fit", "train_accuracy", "test_accuracy",
-    "best_test_accuracy", "train_seconds", "eval_seconds", "images_per_second", "data_source",
+    "best_test_accuracy", "train_seconds", "eval_seconds", "whole_set_checks", "images_per_second", "data_source",
     "n_train", "n_test", "parameters", "key", "path", "reused", "saved", "save_error", "resumed_from_pass",
 )
 
@@ -38,7 +39,7 @@ FIT_FIELDS = {
     "device": str, "max_passes": int, "lr": float, "lr_decay": float, "decay_every": int,
     "batch_size": int, "momentum": float, "weight_decay": float, "optimizer": str, "init": str,
     "precision": str, "target_accuracy": float, "test_every": int, "loop": str, "dropout": float,
-    "augment": str,
+    "augment": str, "train_check_fraction": float,
 }
 
 
@@ -134,7 +135,7 @@ def _print_progress(state: dict) -> None:
     test_text = f"{test:.4f}" if test is not None else "  -   "
     print(
         f"pass {state['pass']:>4}/{state['max_passes']}  loss {state['loss']:.4f}  "
-        f"train {state['train_accuracy']:.4f}  test {test_text}  lr {state['lr']:.5f}  "
+        f"train {fmt_train_reading(state)}  test {test_text}  lr {state['lr']:.5f}  "
         f"{state['train_seconds']:.2f}s",
         file=sys.stderr,
         flush=True,

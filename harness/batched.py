@@ -32,13 +32,13 @@ import torch.nn.functional as F
 from .config import RunConfig
 from .models import build_model
 from .prepare import load_raw_cached, prepare
-from .train import EVAL_BATCH, _record
+from .train import _record, eval_batch
 
 # Settings that must agree for runs to share one batched computation.
 SHARED_FIELDS = (
     "data", "n_train", "n_test", "model", "init", "optimizer", "lr", "momentum", "weight_decay", "dropout",
     "augment", "lr_decay", "decay_every", "batch_size", "max_passes", "target_accuracy", "test_every",
-    "device", "precision", "deterministic",
+    "device", "precision", "deterministic", "train_check_fraction",
 )
 
 
@@ -50,6 +50,8 @@ def check_batchable(configs: list[RunConfig]) -> None:
         raise ValueError(f"batched runs are for the MLPs; got {first.model}")
     if first.optimizer not in ("paper_sgd", "sgd") or first.augment != "none" or first.dropout or first.precision != "fp32":
         raise ValueError("batched runs support the built-in SGD, fp32, no augmentation and no dropout")
+    if first.train_check_fraction != 1.0:
+        raise ValueError("batched runs check the whole training set every pass (train_check_fraction 1.0)")
     for config in configs[1:]:
         differing = [name for name in SHARED_FIELDS if getattr(config, name) != getattr(first, name)]
         if differing:
@@ -90,8 +92,9 @@ def _sgd_step(params, buffers, lr: torch.Tensor, momentum: float, weight_decay: 
 
 @torch.inference_mode()
 def _predict(layers, images: torch.Tensor) -> torch.Tensor:
+    size = eval_batch(images.device)
     return torch.cat(
-        [_forward(layers, images[:, start : start + EVAL_BATCH]).argmax(dim=2) for start in range(0, images.shape[1], EVAL_BATCH)],
+        [_forward(layers, images[:, start : start + size]).argmax(dim=2) for start in range(0, images.shape[1], size)],
         dim=1,
     )
 
@@ -122,7 +125,8 @@ def fit_batched(configs: list[RunConfig], *, progress=None) -> list[dict]:
     steps_per_pass = math.ceil(n / first.batch_size)
     run_index = torch.arange(r, device=device)[:, None]
     active = torch.ones(r, dtype=torch.bool, device=device)
-    curves = [{key: [] for key in ("loss", "train_accuracy", "test_accuracy", "lr", "train_seconds", "eval_seconds")} for _ in configs]
+    curve_keys = ("loss", "train_accuracy", "train_checked", "test_accuracy", "lr", "train_seconds", "eval_seconds")
+    curves = [{key: [] for key in curve_keys} for _ in configs]
     outcomes = [("out_of_budget", "", None)] * r
 
     for pass_index in range(first.max_passes):
@@ -160,6 +164,7 @@ def fit_batched(configs: list[RunConfig], *, progress=None) -> list[dict]:
             curve = curves[index]
             curve["loss"].append(mean_losses[index])
             curve["train_accuracy"].append(accuracies[index])
+            curve["train_checked"].append(n)  # always the whole set (check_batchable)
             curve["test_accuracy"].append(test_accuracies[index] if (test_due or finished) else None)
             curve["lr"].append(lr0 * factor)
             curve["train_seconds"].append(train_seconds / int(active.sum()))  # shared time, split evenly

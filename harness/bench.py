@@ -11,8 +11,12 @@ one host synchronisation per pass. Ours ("graph", CUDA only): the same with
 the whole step captured as one CUDA graph (harness.graph_step).
 
 With --fit, the time to zero training error on random labels (the paper
-profile's settings for the model) for the eager and the graph loop, both
-measured in the same run, evaluation included.
+profile's settings for the model) for the eager and the graph loop (CUDA;
+the eager loop alone on a CPU, over the CPU-sized training set), measured
+in the same run, evaluation included. --fit-check-fractions times the
+training-set check after each pass: 1.0 (the whole set every pass) is the
+baseline of a sampled check (harness.train_check), which must fit at the
+same pass.
 
 Both train the same model with the paper's SGD for the same number of steps
 after a warm-up; the clock starts and stops after a device synchronisation.
@@ -32,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import standardise_per_image
+from .formatting import fmt_train_reading
 from .models import MODEL_NAMES, build_model
 from .prepare import load_raw_cached
 from .train import CONVNETS, matmul_precision
@@ -190,34 +195,70 @@ def _resident(name, images, labels, device):
     return x_all, torch.from_numpy(labels.astype(np.int64)).to(device)
 
 
-def fit_benchmark(models, data_spec: str, device, loops=("eager", "graph"), precision: str | None = None) -> None:
-    """Time to zero training error on random labels, eager loop vs graph loop, same run.
+def fit_benchmark(
+    models,
+    data_spec: str,
+    device,
+    loops=("eager", "graph"),
+    precision: str | None = None,
+    fractions: list[float] | None = None,
+    n_train: int | None = None,
+) -> None:
+    """Time to zero training error on random labels, per loop and training-set check, same run.
 
     precision None keeps each model's paper-profile precision; "bf16" or
     "fp32" overrides it, which is how a precision's effect on the verdict
-    (exactly 100% or not) is checked.
+    (exactly 100% or not) is checked. fractions: the training-set check
+    fractions to time (None: the profile's own); 1.0 is the baseline the
+    others are compared with. n_train: a subset (None: the whole set).
     """
     from .config import get_profile
     from .train import fit
 
     chosen = "paper profile precision" if precision is None else precision
-    print(f"\ntime to fit random labels (paper profile settings, {chosen}, {data_spec}); seconds include evaluation")
-    print(f"{'model':<16}{'loop':<7}{'precision':<10}{'outcome':<15}{'passes':>7}{'train acc':>10}{'train s':>9}"
-          f"{'eval s':>8}{'setup s':>8}{'total s':>9}{'img/s':>10}")
+    scale = "all training images" if n_train is None else f"{n_train} training images"
+    print(f"\ntime to fit random labels (paper profile settings, {chosen}, {data_spec}, {scale}); "
+          "seconds include evaluation")
+    print(f"{'model':<16}{'loop':<7}{'check':>6}{'precision':>10} {'outcome':<15}{'passes':>7}{'whole':>6}"
+          f"{'train acc':>10}{'train s':>9}{'eval s':>8}{'setup s':>8}{'total s':>9}{'img/s':>10}")
     for name in models:
-        totals = {}
+        totals, passes = {}, {}
+        profile_config = get_profile("paper").config(name)
         for loop in loops:
-            changes = {} if precision is None else {"precision": precision}
-            config = get_profile("paper").config(name, data=data_spec, variant="random", device=str(device),
-                                                 loop=loop, **changes)
-            record = fit(config)
-            total = record["train_seconds"] + record["eval_seconds"] + record["setup_seconds"]
-            totals[loop] = total
-            print(f"{name:<16}{loop:<7}{config.precision:<10}{record['outcome']:<15}{record['passes']:>7}"
-                  f"{record['train_accuracy']:>10.4%}{record['train_seconds']:>9.1f}{record['eval_seconds']:>8.1f}"
-                  f"{record['setup_seconds']:>8.1f}{total:>9.1f}{record['images_per_second']:>10,.0f}", flush=True)
-        if len(totals) == 2:
-            print(f"{name:<16}graph/eager speed-up: {totals['eager'] / totals['graph']:.2f}x")
+            for fraction in fractions or [profile_config.train_check_fraction]:
+                changes = {} if precision is None else {"precision": precision}
+                if n_train is not None:
+                    changes["n_train"] = n_train
+                config = get_profile("paper").config(name, data=data_spec, variant="random", device=str(device),
+                                                     loop=loop, train_check_fraction=fraction, **changes)
+                record = fit(config, progress=_every_tenth_pass(f"{name} {loop} check {fraction:g}"))
+                total = record["train_seconds"] + record["eval_seconds"] + record["setup_seconds"]
+                totals[loop, fraction], passes[loop, fraction] = total, record["passes_to_fit"]
+                print(f"{name:<16}{loop:<7}{fraction:>6g}{config.precision:>10} {record['outcome']:<15}"
+                      f"{record['passes']:>7}{record['whole_set_checks']:>6}{record['train_accuracy']:>10.4%}"
+                      f"{record['train_seconds']:>9.1f}{record['eval_seconds']:>8.1f}{record['setup_seconds']:>8.1f}"
+                      f"{total:>9.1f}{record['images_per_second']:>10,.0f}", flush=True)
+        for fraction in {f for _, f in totals}:
+            if ("eager", fraction) in totals and ("graph", fraction) in totals:
+                print(f"{name:<16}graph/eager speed-up (check {fraction:g}): "
+                      f"{totals['eager', fraction] / totals['graph', fraction]:.2f}x")
+        for loop, fraction in totals:
+            if fraction < 1.0 and (loop, 1.0) in totals:
+                same = "same pass to fit" if passes[loop, fraction] == passes[loop, 1.0] else (
+                    f"PASSES TO FIT DIFFER: {passes[loop, fraction]} vs {passes[loop, 1.0]}")
+                print(f"{name:<16}{loop} loop: check {fraction:g} vs whole set every pass: "
+                      f"{totals[loop, 1.0] / totals[loop, fraction]:.2f}x faster in total, {same}")
+
+
+def _every_tenth_pass(label: str):
+    """A progress line on stderr every tenth pass: a fit on a CPU runs for minutes."""
+
+    def show(state: dict) -> None:
+        if state["pass"] % 10 == 0:
+            print(f"  {label}: pass {state['pass']}/{state['max_passes']}, train {fmt_train_reading(state)}",
+                  file=sys.stderr, flush=True)
+
+    return show
 
 
 def batched_benchmark(data_spec: str, runs: int, passes: int, n_train: int, device) -> None:
@@ -268,9 +309,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batched", type=int, default=None, metavar="R",
                         help="also time R MLP 1x512 runs one by one against batched (harness.batched)")
     parser.add_argument("--fit", nargs="*", default=None, metavar="MODEL",
-                        help="also time fitting random labels, eager vs graph loop (CUDA; default model mlp_1x512)")
-    parser.add_argument("--fit-loops", nargs="+", choices=("eager", "graph"), default=["eager", "graph"],
-                        help="which loops --fit times (default both; graph alone skips the slow eager runs)")
+                        help="also time fitting random labels, eager vs graph loop (default model mlp_1x512; "
+                             "on a CPU the eager loop over the CPU-sized training set)")
+    parser.add_argument("--fit-loops", nargs="+", choices=("eager", "graph"), default=None,
+                        help="which loops --fit times (default both on CUDA; graph alone skips the slow eager runs)")
+    parser.add_argument("--fit-check-fractions", nargs="+", type=float, default=None, metavar="F",
+                        help="training-set check fractions --fit times, e.g. 1.0 0.1 (1.0, the whole set every "
+                             "pass, is the baseline; default the paper profile's own per model)")
     args = parser.parse_args(argv)
     fit_precision, args.precision = args.precision, args.precision or "fp32"
 
@@ -320,11 +365,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         batched_benchmark(args.data, args.batched, 3 if cpu else 20, n, device)
     if args.fit is not None:
-        if not graphs or args.data == "synthetic":
-            print("--fit compares the eager and graph loops on real data, which needs CUDA and a data spec",
-                  file=sys.stderr)
+        loops = args.fit_loops or (["eager", "graph"] if graphs else ["eager"])
+        if args.data == "synthetic" or ("graph" in loops and not graphs):
+            print("--fit trains on real data (a data spec), and its graph loop needs CUDA", file=sys.stderr)
             return 2
-        fit_benchmark(args.fit or ["mlp_1x512"], args.data, device, args.fit_loops, fit_precision)
+        if any(not 0.0 < f <= 1.0 for f in args.fit_check_fractions or []):
+            print("--fit-check-fractions must lie in (0, 1]", file=sys.stderr)
+            return 2
+        fit_benchmark(args.fit or ["mlp_1x512"], args.data, device, loops, "fp32" if cpu else fit_precision,
+                      args.fit_check_fractions, None if args.full else n)
     return 0
 
 

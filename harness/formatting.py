@@ -23,3 +23,11 @@ def fmt_value(value, *, none: str = "-") -> str:
 def fmt_seconds(value) -> str:
     """A duration in seconds, one decimal: a fixed format, unlike a figure's significant digits."""
     return "-" if value is None else f"{value:.1f}"
+
+
+def fmt_train_reading(state: dict) -> str:
+    """A pass's training accuracy for a progress line, naming the sample when it was not the whole set."""
+    text = f"{state['train_accuracy']:.4f}"
+    if not state.get("train_whole", True):
+        text += f" (sample of {state['train_checked']})"
+    return text

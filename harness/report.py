@@ -137,7 +137,8 @@ def regulariser_text(config: dict) -> str:
     return ", ".join(parts) or "none"
 
 
-SETUP_IGNORES = ("variant", "corruption", "seed", "data", "device", "test_every")
+# Settings that change what is measured or where, not the training itself.
+SETUP_IGNORES = ("variant", "corruption", "seed", "data", "device", "test_every", "train_check_fraction")
 
 
 def setup_key(record: dict) -> tuple:

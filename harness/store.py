@@ -36,6 +36,7 @@ import torch
 
 from .checkpoint import RunCheckpoint, checkpoint_path
 from .config import RunConfig
+from .formatting import fmt_train_reading
 from .prepare import load_raw_cached
 
 REUSABLE = ("fitted", "out_of_budget", "diverged")  # "interrupted" is kept but never reused
@@ -305,7 +306,7 @@ def _live_log(root: Path, key: str, config: RunConfig, problems: _WriteProblems 
         test = state["test_accuracy"]
         write_line(
             f"pass {state['pass']}/{state['max_passes']} loss {state['loss']:.4f} "
-            f"train {state['train_accuracy']:.4f} test {'-' if test is None else f'{test:.4f}'}\n"
+            f"train {fmt_train_reading(state)} test {'-' if test is None else f'{test:.4f}'}\n"
         )
 
     write_line(f"{config.model} {config.variant} p={config.corruption} seed={config.seed} on {config.device}\n")

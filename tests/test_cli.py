@@ -93,3 +93,18 @@ def test_bench_times_batched_runs_against_one_by_one(tiny_npz):
                      "--workers", "0", "--device", "cpu", "--batched", "2")
     assert result.returncode == 0, result.stderr
     assert "2 runs of mlp_1x512" in result.stdout and "one by one" in result.stdout
+
+
+def test_bench_times_a_sampled_training_set_check_against_the_whole_set(tiny_npz):
+    result = harness("bench", "--data", f"npz:{tiny_npz}", "--models", "mlp_1x512", "--steps", "2",
+                     "--workers", "0", "--device", "cpu", "--fit", "mlp_1x512", "--fit-check-fractions", "1.0", "0.25")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith("mlp_1x512") and " fp32 " in line]
+    assert [(row[1], row[2], row[4]) for row in rows] == [("eager", "1", "fitted"), ("eager", "0.25", "fitted")]
+    assert "check 0.25 vs whole set every pass" in result.stdout and "same pass to fit" in result.stdout
+
+
+def test_bench_refuses_a_graph_fit_without_cuda(tiny_npz):
+    result = harness("bench", "--data", f"npz:{tiny_npz}", "--models", "mlp_1x512", "--steps", "2",
+                     "--workers", "0", "--device", "cpu", "--fit", "--fit-loops", "graph")
+    assert result.returncode == 2 and "graph loop needs CUDA" in result.stderr

@@ -1,0 +1,146 @@
+"""The sampled training-set check: cheaper passes, the same verdict and the same pass to fit."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.config import RunConfig
+from harness.train import fit
+from harness.train_check import TrainingSetCheck
+
+
+def tiny(tiny_npz, **changes):
+    values = dict(data=f"npz:{tiny_npz}", model="mlp_1x512", max_passes=150, device="cpu", batch_size=32)
+    values.update(changes)
+    return RunConfig(**values)
+
+
+def passthrough(model, images):
+    """A stand-in classifier whose 'images' are its predictions, so a test sets every error by hand."""
+    return images
+
+
+def counting(calls):
+    def predict(model, images):
+        calls.append(len(images))
+        return images
+
+    return predict
+
+
+@pytest.mark.parametrize("variant", ["random", "true"])
+def test_a_sampled_check_fits_at_the_same_pass_with_the_same_weights(tiny_npz, variant):
+    """Training is untouched by the sample, and the whole-set check still decides the pass that fits."""
+    whole = fit(tiny(tiny_npz, variant=variant))
+    sampled = fit(tiny(tiny_npz, variant=variant, train_check_fraction=0.25))
+    assert whole["outcome"] == sampled["outcome"] == "fitted"
+    assert sampled["passes_to_fit"] == whole["passes_to_fit"]
+    assert sampled["model_sha256"] == whole["model_sha256"]
+    assert sampled["curves"]["loss"] == whole["curves"]["loss"]
+    assert sampled["train_accuracy"] == whole["train_accuracy"] == 1.0
+    checked = sampled["curves"]["train_checked"]
+    assert set(checked) <= {64, 256} and checked[-1] == 256  # 0.25 x 256 training images, or all of them
+    for count, estimate, exact in zip(checked, sampled["curves"]["train_accuracy"], whole["curves"]["train_accuracy"]):
+        if count == 256:
+            assert estimate == exact  # a whole-set reading is the exact one
+    assert sampled["whole_set_checks"] == checked.count(256)
+    assert whole["whole_set_checks"] == whole["passes"]
+
+
+def test_random_labels_check_the_sample_on_most_passes(tiny_npz):
+    record = fit(tiny(tiny_npz, variant="random", train_check_fraction=0.25))
+    assert record["outcome"] == "fitted"
+    # Random labels are fitted late: the sample holds errors for most of the run.
+    assert record["whole_set_checks"] < record["passes"] / 2
+    # Their clean and corrupted curves (labels that happen to be right or not) are read over the same images.
+    assert len(record["curves"]["train_accuracy_clean"]) == len(record["curves"]["train_accuracy_corrupted"]) \
+        == record["passes"]
+
+
+def test_the_last_pass_of_a_budget_is_checked_on_the_whole_set(tiny_npz):
+    record = fit(tiny(tiny_npz, variant="random", max_passes=3, train_check_fraction=0.25))
+    assert record["outcome"] == "out_of_budget"
+    assert record["curves"]["train_checked"] == [64, 64, 256]
+
+
+def test_partially_corrupted_labels_check_the_whole_set_every_pass(tiny_npz):
+    """Their clean and corrupted curves are claim evidence at every pass (A1, A2)."""
+    record = fit(tiny(tiny_npz, variant="partial", corruption=0.5, max_passes=3, train_check_fraction=0.25))
+    assert record["curves"]["train_checked"] == [256, 256, 256]
+    assert len(record["curves"]["train_accuracy_clean"]) == 3
+
+
+def test_a_sample_with_more_errors_than_allowed_skips_the_whole_set():
+    labels = torch.zeros(100, dtype=torch.long)
+    predictions = torch.ones(100, dtype=torch.long)  # every image wrong
+    calls = []
+    check = TrainingSetCheck(counting(calls), predictions, labels, fraction=0.1, target_accuracy=1.0, seed=0)
+    reading = check.measure(None)
+    assert calls == [10] and reading.checked == 10 and not reading.whole and reading.accuracy == 0.0
+    assert torch.equal(labels[reading.rows], labels[check.sample_rows])
+    check.measure(None, whole=True)
+    assert calls == [10, 100]
+
+
+def test_an_error_free_sample_asks_the_whole_set():
+    labels = torch.zeros(100, dtype=torch.long)
+    calls = []
+    reading = TrainingSetCheck(counting(calls), labels.clone(), labels, fraction=0.1, target_accuracy=1.0,
+                               seed=0).measure(None)
+    assert calls == [10, 100] and reading.accuracy == 1.0 and reading.whole
+
+
+def test_a_fraction_covering_the_set_never_samples():
+    labels = torch.zeros(10, dtype=torch.long)
+    calls = []
+    TrainingSetCheck(counting(calls), labels, labels, fraction=0.95, target_accuracy=1.0, seed=0).measure(None)
+    assert calls == [10]  # ceil(0.95 x 10) = 10: the sample would be the whole set
+
+
+@given(
+    n=st.integers(1, 300),
+    fraction=st.floats(0.01, 1.0),
+    target=st.sampled_from([1.0, 0.999, 0.99, 0.9, 0.5, 0.1]),
+    error_rate=st.floats(0.0, 0.2),
+    seed=st.integers(0, 2**31),
+)
+@settings(max_examples=300, deadline=None)
+def test_the_gate_never_misses_a_fitted_whole_set(n, fraction, target, error_rate, seed):
+    """Whenever the whole set is at the target, the reading is the whole set's: the fit is seen at its pass."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.zeros(n, dtype=torch.long)
+    predictions = (torch.rand(n, generator=generator) < error_rate).long()  # 1 = an error
+    check = TrainingSetCheck(passthrough, predictions, labels, fraction=fraction, target_accuracy=target, seed=seed)
+    reading = check.measure(None)
+    whole_accuracy = float((predictions == labels).double().mean())
+    if whole_accuracy >= target:
+        assert reading.whole and reading.checked == n and reading.accuracy == whole_accuracy
+    if not reading.whole:  # a sampled reading: only when the whole set cannot be at the target
+        assert reading.checked == math.ceil(fraction * n) < n
+        assert whole_accuracy < target
+
+
+def test_the_sample_keeps_channels_last_and_is_fixed_by_the_seed():
+    images = torch.randn(40, 3, 4, 4).contiguous(memory_format=torch.channels_last)
+    labels = torch.arange(40)
+
+    def rows(seed):
+        return TrainingSetCheck(passthrough, images, labels, fraction=0.25, target_accuracy=1.0, seed=seed)
+
+    assert rows(3).sample_images.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(rows(3).sample_labels, rows(3).sample_labels)
+    assert not torch.equal(rows(3).sample_labels, rows(4).sample_labels)
+    assert torch.equal(images[rows(3).sample_labels], rows(3).sample_images)  # labels are row numbers here
+
+
+def test_the_fraction_is_validated_and_keyed_only_below_one():
+    with pytest.raises(ValueError, match="train_check_fraction must lie in"):
+        RunConfig(train_check_fraction=0.0)
+    with pytest.raises(ValueError, match="train_check_fraction must lie in"):
+        RunConfig(train_check_fraction=1.5)
+    base = RunConfig()
+    assert base.replace(train_check_fraction=1.0).key("data") == base.key("data")  # keys of older runs stand
+    assert base.replace(train_check_fraction=0.1).key("data") != base.key("data")
