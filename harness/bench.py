@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
             print("--fit-check-fractions must lie in (0, 1]", file=sys.stderr)
             return 2
         fit_benchmark(args.fit or ["mlp_1x512"], args.data, device, loops, "fp32" if cpu else fit_precision,
-                      args.fit_check_fractions, None if args.full else n)
+                      args.fit_check_fractions, n if cpu and not args.full else None)
     return 0
 
 

@@ -36,7 +36,9 @@ from pathlib import Path
 
 import torch
 
-FORMAT_VERSION = 1  # bumped when the saved fields change: older checkpoints are then ignored
+# Bumped when the saved fields change: older checkpoints are then ignored.
+# 2: curves gained "train_checked" (harness.train_check).
+FORMAT_VERSION = 2
 
 
 class CheckpointIgnoredWarning(UserWarning):

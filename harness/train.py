@@ -270,6 +270,8 @@ def _fit(
         else:
             message = f"training accuracy {curves['train_accuracy'][-1]:.4%} after {config.max_passes} passes"
     except KeyboardInterrupt:
+        # The record's train_accuracy is then the last pass's reading, which a
+        # sampled check may have taken over its sample (curves["train_checked"]).
         outcome, message = "interrupted", "stopped by the user"
 
     record = _record(config, data, model, curves, outcome, message, passes_to_fit, steps_per_pass)

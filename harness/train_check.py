@@ -2,7 +2,8 @@
 
 The run's verdict ("fitted": the whole training set at the target accuracy)
 and its passes to fit must stay exact, but classifying all 50,000 training
-images after every pass was 35-47% of an Inception run on an H100. A fixed
+images after every pass was 42% of Inception's time to fit random labels on
+an H100 (56 of 134 s). A fixed
 random sample of the training set settles most passes for a fraction of the
 cost without giving up exactness, because errors only add up: the sample's
 errors can never exceed the whole set's, so a pass whose sample already
@@ -10,7 +11,14 @@ holds more errors than the target allows cannot have fitted, and its sample
 accuracy stands in for the curve. Only a pass whose sample is within the
 target's allowance (in practice the last few) is checked on the whole set,
 and that whole-set check alone can end the run. The first pass that fits is
-therefore the same pass, with or without the sample.
+therefore the same pass, with or without the sample, provided an image is
+classified alike in the sample's batches and in the whole set's. On a GPU
+that is not guaranteed: other batch shapes may take other kernels, and a
+near tie between two classes can flip in the last bits. So the whole set is
+checked whenever the sample holds at most GATE_SLACK errors more than the
+target allows: a fit is then seen late only if more than GATE_SLACK sample
+images flip the wrong way at once in the pass it happens; never early, since
+only the whole-set reading can end a run.
 
 What a sampled pass records is an estimate: its training accuracy is the
 sample's (standard error at most 0.5 / sqrt(sample size): 0.7 points at
@@ -31,6 +39,12 @@ from typing import Callable
 import torch
 
 Predict = Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]
+
+# Sample errors tolerated beyond the target's allowance before the whole set is
+# skipped (see the module docstring): near ties that flip between batch shapes
+# are single images, and a pass with up to two sample errors costs one
+# whole-set check more, a handful of times per run.
+GATE_SLACK = 2
 
 # Offset of the sample's generator from the run's seed, so the sample is not
 # the first rows of the run's own first permutation.
@@ -94,7 +108,7 @@ class TrainingSetCheck:
         if self.sampled and not whole:
             correct = self.predict(model, self.sample_images) == self.sample_labels
             errors = int((~correct).sum())  # one host synchronisation, as the whole-set check has
-            if errors > self.allowed_errors:  # the whole set holds at least these: it has not fitted
+            if errors > self.allowed_errors + GATE_SLACK:  # the whole set holds at least these: not fitted
                 return Reading(float(correct.double().mean()), correct, self.sample_rows)
         correct = self.predict(model, self.images) == self.labels
         return Reading(float(correct.double().mean()), correct, None)  # float64: 1.0 means every image

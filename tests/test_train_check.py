@@ -7,9 +7,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.checkpoint import RunCheckpoint
 from harness.config import RunConfig
-from harness.train import fit
-from harness.train_check import TrainingSetCheck
+from harness.train import _share, fit
+from harness.train_check import GATE_SLACK, TrainingSetCheck
+from test_faults_resume import comparable, interrupt_at
 
 
 def tiny(tiny_npz, **changes):
@@ -50,6 +52,32 @@ def test_a_sampled_check_fits_at_the_same_pass_with_the_same_weights(tiny_npz, v
     assert whole["whole_set_checks"] == whole["passes"]
 
 
+@pytest.mark.parametrize("architecture, changes", [("mlp_1x512", {"dropout": 0.2}), ("alexnet", {"max_passes": 2})])
+def test_sampling_leaves_dropout_and_convnets_untouched(tiny_npz, architecture, changes):
+    """Dropout draws from the global generator, AlexNet runs channels_last: neither may notice the sample."""
+    whole = fit(tiny(tiny_npz, model=architecture, variant="random", **changes))
+    sampled = fit(tiny(tiny_npz, model=architecture, variant="random", train_check_fraction=0.25, **changes))
+    assert sampled["model_sha256"] == whole["model_sha256"]
+    assert sampled["curves"]["loss"] == whole["curves"]["loss"]
+    assert sampled["passes_to_fit"] == whole["passes_to_fit"]
+
+
+def test_a_sampled_run_resumes_to_the_record_of_an_uninterrupted_one(tiny_npz, tmp_path):
+    config = tiny(tiny_npz, variant="random", train_check_fraction=0.25, max_passes=8)
+    checkpoint = RunCheckpoint(tmp_path / "run.pt", "run-key", every=1)
+    stopped = fit(config, checkpoint=checkpoint, progress=interrupt_at(4))
+    assert stopped["outcome"] == "interrupted"
+    resumed = fit(config, checkpoint=checkpoint)
+    assert resumed["resumed_from_pass"] == 3
+    assert comparable(resumed) == comparable(fit(config))
+    assert resumed["curves"]["train_checked"][:3] == [64, 64, 64]
+
+
+def test_an_empty_group_reads_none_not_nan():
+    assert _share(torch.zeros(0, dtype=torch.bool)) is None
+    assert _share(torch.tensor([True, False])) == 0.5
+
+
 def test_random_labels_check_the_sample_on_most_passes(tiny_npz):
     record = fit(tiny(tiny_npz, variant="random", train_check_fraction=0.25))
     assert record["outcome"] == "fitted"
@@ -85,12 +113,18 @@ def test_a_sample_with_more_errors_than_allowed_skips_the_whole_set():
     assert calls == [10, 100]
 
 
-def test_an_error_free_sample_asks_the_whole_set():
+@pytest.mark.parametrize("sample_errors", range(GATE_SLACK + 1))
+def test_a_sample_within_the_slack_asks_the_whole_set(sample_errors):
+    """Up to GATE_SLACK sample errors beyond the allowance: a near tie that flips between batch shapes."""
     labels = torch.zeros(100, dtype=torch.long)
+    check = TrainingSetCheck(passthrough, labels.clone(), labels, fraction=0.1, target_accuracy=1.0, seed=0)
+    predictions = labels.clone()
+    predictions[check.sample_rows[:sample_errors]] = 1
     calls = []
-    reading = TrainingSetCheck(counting(calls), labels.clone(), labels, fraction=0.1, target_accuracy=1.0,
-                               seed=0).measure(None)
-    assert calls == [10, 100] and reading.accuracy == 1.0 and reading.whole
+    check.predict, check.images = counting(calls), predictions
+    check.sample_images = predictions[check.sample_rows]
+    reading = check.measure(None)
+    assert calls == [10, 100] and reading.whole and reading.accuracy == 1.0 - sample_errors / 100
 
 
 def test_a_fraction_covering_the_set_never_samples():
