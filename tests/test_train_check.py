@@ -178,3 +178,36 @@ def test_the_fraction_is_validated_and_keyed_only_below_one():
     base = RunConfig()
     assert base.replace(train_check_fraction=1.0).key("data") == base.key("data")  # keys of older runs stand
     assert base.replace(train_check_fraction=0.1).key("data") != base.key("data")
+
+
+# In its own process: deterministic=True needs CUBLAS_WORKSPACE_CONFIG before CUDA starts
+# (see tests/test_graph_step.py), so that the two runs differ only in their checks.
+GRAPH_LOOP_CHECK = """
+import json, sys
+from harness.config import RunConfig
+from harness.train import fit
+
+data, device, loop = sys.argv[1:]
+base = dict(data=f"npz:{data}", model="mlp_1x512", device=device, loop=loop, variant="random", max_passes=150,
+            batch_size=32, deterministic=True)
+print(json.dumps([fit(RunConfig(train_check_fraction=fraction, **base)) for fraction in (1.0, 0.25)]))
+"""
+
+
+@pytest.mark.gpu(reason="the CUDA-graph loop needs a CUDA device (the nightly GPU job runs this)")
+def test_the_graph_loop_fits_at_the_same_pass_with_a_sampled_check(tiny_npz):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    environment = {**os.environ, "CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
+    done = subprocess.run([sys.executable, "-c", GRAPH_LOOP_CHECK, str(tiny_npz), "cuda", "graph"],
+                          capture_output=True, text=True, env=environment, timeout=300)
+    assert done.returncode == 0, done.stderr
+    whole, sampled = json.loads(done.stdout.strip().splitlines()[-1])
+    assert whole["loop"] == sampled["loop"] == "graph"
+    assert whole["outcome"] == sampled["outcome"] == "fitted"
+    assert sampled["passes_to_fit"] == whole["passes_to_fit"]
+    assert sampled["curves"]["loss"] == whole["curves"]["loss"]
+    assert sampled["whole_set_checks"] < whole["whole_set_checks"]
