@@ -211,9 +211,9 @@ class Profile:
 # passes to fit stay exact. Why: checking all 50,000 images after every pass
 # was 42% of Inception's and 29% of AlexNet's time to fit random labels on an
 # H100 (56 of 134 s, 12 of 40 s); a sampled pass costs a tenth of that, and
-# the whole set is checked only once the sample is error-free, which a
-# 5,000-image sample becomes around 10 errors left in 50,000 (the last few
-# passes). Mid-run readings are then estimates (standard error at most 0.7
+# the whole set is checked only once the sample holds at most two errors
+# (train_check.GATE_SLACK), which a 5,000-image sample reaches with some tens
+# of errors left in 50,000 (the last few passes). Mid-run readings are then estimates (standard error at most 0.7
 # points). The MLPs keep the whole set: their check was 5-8% of the run.
 CONVNET_CHECK = dict(train_check_fraction=0.1)
 
