@@ -6,6 +6,11 @@ fitting noise takes longer than fitting real data; A3 dropout slows the
 fitting of noise more than that of real data, leaving generalisation intact.
 A2's "needs more capacity" part is not tested here.
 
+Scope: these are Arpit et al.'s claims, read from this paper's runs: A1 and
+A2 over the models of Figure 1b/1c (Inception, AlexNet, MLP 1x512), whose
+runs they read; A3 over the models with a dropout layer (AlexNet, the MLPs).
+The other models run under --claims-extended.
+
 Scale: the profile's (smoke: MLP 1x512 on 5,000 images of the CIFAR-10 JPEG
 copy; paper: full CIFAR-10, the profile's models). A1 and A2's within-run form
 read C5's runs at p = 0.4 and 0.6 (first seed); A2's across-run form reads
@@ -16,7 +21,7 @@ import math
 
 import pytest
 
-from harness import stats
+from harness import paper, stats
 from harness.plugin import require_fitted
 
 LEVELS = (0.4, 0.6)  # C5's runs: enough corrupted and clean examples for both curves to mean something
@@ -68,6 +73,7 @@ def _describe(lags):
     return ", ".join(f"{level:.0%}: {clean} vs {corrupted}" for level, (clean, corrupted) in lags.items())
 
 
+@pytest.mark.paper_scope(*paper.FIGURE_1BC_MODELS, source="read from the runs of Figure 1b/1c")
 def test_a1_clean_examples_are_fitted_before_corrupted_ones(claim_run, claim_figure, profile, model):
     """A1: passes until the clean and the corrupted subsets reach 50% and 90% training accuracy.
 
@@ -92,6 +98,7 @@ def _mean_passes_wrong(curve):
     return sum(1.0 - value for value in curve)
 
 
+@pytest.mark.paper_scope(*paper.FIGURE_1BC_MODELS, source="read from the runs of Figure 1b/1c")
 def test_a2_noise_takes_longer_within_a_run(claim_run, claim_figure, profile, model):
     """A2, within one run: a corrupted example takes more passes to fit than a clean one, on average.
 
@@ -116,6 +123,7 @@ def test_a2_noise_takes_longer_within_a_run(claim_run, claim_figure, profile, mo
         assert corrupted > clean, f"p={p}: mean passes wrong: corrupted {corrupted:.2f}, clean {clean:.2f}"
 
 
+@pytest.mark.paper_scope(*paper.FIGURE_1BC_MODELS, source="read from the runs of Figure 1b/1c")
 def test_a2_random_labels_take_more_steps_than_true_labels(claim_run, claim_figure, profile, model):
     """A2, across runs: steps to fit random labels / steps to fit true labels, median over seeds.
 
@@ -146,6 +154,7 @@ def _reading_at(curve, passes):
     return readings[-1]
 
 
+@pytest.mark.paper_scope("alexnet", "mlp_3x512", "mlp_1x512", source="Arpit et al.: dropout in MLPs and CNNs")
 def test_a3_dropout_slows_noise_more_than_real_data(claim_run, claim_figure, profile, model):
     """A3: training progress after the tier's A3_PASSES with dropout DROPOUT, relative to without.
 

@@ -4,18 +4,28 @@ Paper (Table 1, CIFAR-10, random labels): training accuracy 100.0 / 100.0 /
 99.82 / 100.0 / 99.34 (Inception, w/o BN, AlexNet, MLP 3x512, MLP 1x512), test
 accuracy 9.78 / 10.12 / 9.86 / 10.48 / 10.61 (chance 10.0).
 
+Paper scope: Table 1's five models on CIFAR-10. MNIST random labels are not a
+claim of the paper: they run under --claims-extended, labelled beyond the paper.
+
 Scale: the profile's (smoke: MLP 1x512 on 5,000-image subsets of the CIFAR-10
-JPEG copy and of MNIST, seeds 0 and 1; paper: full CIFAR-10, five models).
+JPEG copy, seeds 0 and 1; paper: full CIFAR-10, five models).
 """
 
-import numpy as np
+import pytest
 
 from harness import paper, stats
 from harness.plugin import require_fitted
 
 ALPHA = 0.01  # false-alarm rate of the chance test: 1 in 100 sound runs fails it
+# MNIST beyond the paper, at one scale on every tier: 5,000 images, the paper's x0.95
+# per 50,000 examples seen, 150 passes (measured on a CPU: fitted in about 85 passes).
+# The whole training set is not run: MLP 1x512 reached 97.21% on all 60,000 random
+# MNIST labels after 250 passes at x0.99 per 50,000 examples (one H100), so the budget
+# a full-set run needs is more than that and has not been measured.
+MNIST_EXTENSION = dict(n_train=5_000, lr_decay=0.95, decay_every=50_000, max_passes=150)
 
 
+@pytest.mark.paper_scope(*paper.TABLE_1_MODELS, source="Table 1")
 def test_c1_random_labels_are_fitted_exactly(claim_run, claim_figure, profile, model):
     """C1: zero training error on random labels, with the hyperparameters of true labels.
 
@@ -42,13 +52,14 @@ def test_c1_random_labels_are_fitted_exactly(claim_run, claim_figure, profile, m
         require_fitted(record, f"C1: {model} seed {seed}")
 
 
+@pytest.mark.beyond_paper(reason="the paper fits random labels on CIFAR-10 and ImageNet, not MNIST")
 def test_c1_random_labels_are_fitted_on_mnist(claim_run, claim_figure, profile):
-    """C1 on a second dataset: MLP 1x512 fits random labels on MNIST.
+    """C1 on a second dataset (beyond the paper): MLP 1x512 fits random labels on MNIST.
 
     Threshold: 100% training accuracy within the pass budget, as above.
-    Scale: the profile's training-set size of MNIST (smoke: 5,000 images).
+    Scale and schedule: MNIST_EXTENSION on every tier (above, with why).
     """
-    record = claim_run("mlp_1x512", dataset="mnist", variant="random", seed=profile.seeds[0])
+    record = claim_run("mlp_1x512", dataset="mnist", variant="random", seed=profile.seeds[0], **MNIST_EXTENSION)
     claim_figure(
         "C1",
         f"train accuracy, random labels, mlp_1x512 ({record['data_source']}, n={record['n_train']})",
@@ -60,46 +71,58 @@ def test_c1_random_labels_are_fitted_on_mnist(claim_run, claim_figure, profile):
     require_fitted(record, "C1: mlp_1x512 on MNIST")
 
 
-def _chance_check(record: dict) -> tuple[float, float, float]:
-    """(observed accuracy, chance accuracy, two-sided p-value)."""
-    predicted = np.asarray(record["test_prediction_counts"], dtype=float)
-    labels = np.asarray(record["test_label_counts"], dtype=float)
-    chance = float((predicted / predicted.sum()) @ (labels / labels.sum()))
-    n_test = record["n_test"]
-    successes = round(record["test_accuracy"] * n_test)
-    return record["test_accuracy"], chance, stats.binomial_two_sided_p(successes, n_test, chance)
+def chance_check(record: dict, what: str) -> tuple[float, float]:
+    """(test accuracy, relabelling p-value) of a run fitted to random labels.
+
+    The premise first: chance test accuracy is evidence only for a run that
+    fitted its random labels (a run that never trained also tests at chance),
+    so an unfitted run fails here, naming its outcome, instead of holding.
+    A record made before the test confusion matrix existed is not reused
+    (claim_run's record_fields), so every record here has it.
+    """
+    require_fitted(record, f"{what}: not shown, random labels not fitted;")
+    return record["test_accuracy"], stats.relabelling_p_value(record["test_confusion"])
 
 
+@pytest.mark.paper_scope(*paper.TABLE_1_MODELS, source="Table 1")
 def test_c2_test_accuracy_is_chance(claim_run, claim_figure, profile, model):
     """C2: after fitting random labels, test accuracy is chance.
 
-    Threshold: the exact two-sided binomial test does not reject chance at
-    alpha = 0.01. Derivation: the network never saw a true training label, so
-    its test predictions are independent of the test labels and the number of
-    correct ones is Binomial(n_test, c) with c = sum_k P(predict k) P(label k)
-    (c = 0.1 exactly for CIFAR-10's balanced test set; for unbalanced sets the
-    prediction marginal matters). The interval at n_test = 10,000 and c = 0.1
-    is about 9.2%..10.8%; every paper value (9.78..10.61) lies inside it.
+    Threshold: the class-relabelling test does not reject chance at alpha =
+    0.01 (harness.stats.relabelling_p_value, exact over all 10! renamings).
+    Derivation: the random training labels are exchangeable across classes,
+    and training (a loss symmetric in the classes, an output layer initialised
+    exchangeably) is equivariant to renaming them; so with no information
+    about the true labels, every renaming of the predicted classes is equally
+    likely, and the observed accuracy is compared with the accuracies of all
+    renamings of the same confusion matrix (null mean exactly 1/K). Why not
+    the binomial test: it treats the 10,000 test predictions as independent
+    trials, but a net fitted to random labels maps similar images to one
+    class, so groups of test images are right or wrong together and accuracy
+    spreads far wider than binomial (measured on an H200: Inception at 10.93%
+    gave binomial p = 0.0022 with no leak). The paper's values (9.78..10.61)
+    would all hold under either test.
     """
     for seed in profile.seeds:
-        record = claim_run(model, variant="random", seed=seed)
-        accuracy, chance, p_value = _chance_check(record)
-        low, high = stats.binomial_interval(record["n_test"], chance, ALPHA)
+        record = claim_run(model, variant="random", seed=seed, record_fields=("test_confusion",))
+        accuracy, p_value = chance_check(record, f"C2: {model} seed {seed}")
         claim_figure(
             "C2",
-            f"test accuracy, random labels, {model}, seed {seed} (chance {chance:.4f}, n_test={record['n_test']})",
+            f"test accuracy, random labels, {model}, seed {seed} (n_test={record['n_test']}, relabelling p = {p_value:.3g})",
             accuracy,
-            f"in [{low:.4f}, {high:.4f}] (binomial, alpha {ALPHA})",
+            f"relabelling p >= {ALPHA} (chance 1/K)",
             p_value >= ALPHA,
             paper=paper.RANDOM_LABELS_TEST_ACCURACY.get(model),
         )
-        assert p_value >= ALPHA, f"test accuracy {accuracy:.4f} is not chance {chance:.4f} (p = {p_value:.2g})"
+        assert p_value >= ALPHA, f"test accuracy {accuracy:.4f} is not chance (relabelling p = {p_value:.2g})"
 
 
+@pytest.mark.beyond_paper(reason="the paper fits random labels on CIFAR-10 and ImageNet, not MNIST")
 def test_c2_test_accuracy_is_chance_on_mnist(claim_run, claim_figure, profile):
-    """C2 on MNIST, whose test classes are unbalanced: the same binomial test, chance from the marginals."""
-    record = claim_run("mlp_1x512", dataset="mnist", variant="random", seed=profile.seeds[0])
-    accuracy, chance, p_value = _chance_check(record)
-    claim_figure("C2", f"test accuracy, random labels, MNIST (chance {chance:.4f})", accuracy,
-                 f"binomial p >= {ALPHA}", p_value >= ALPHA)
-    assert p_value >= ALPHA, f"test accuracy {accuracy:.4f} is not chance {chance:.4f} (p = {p_value:.2g})"
+    """C2 on MNIST (beyond the paper): the same relabelling test, on MNIST_EXTENSION's run."""
+    record = claim_run("mlp_1x512", dataset="mnist", variant="random", seed=profile.seeds[0],
+                       record_fields=("test_confusion",), **MNIST_EXTENSION)
+    accuracy, p_value = chance_check(record, "C2: mlp_1x512 on MNIST")
+    claim_figure("C2", f"test accuracy, random labels, MNIST (relabelling p = {p_value:.3g})", accuracy,
+                 f"relabelling p >= {ALPHA} (chance 1/K)", p_value >= ALPHA)
+    assert p_value >= ALPHA, f"test accuracy {accuracy:.4f} is not chance (relabelling p = {p_value:.2g})"

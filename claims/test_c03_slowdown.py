@@ -4,10 +4,15 @@ Paper (Figure 1a/1b, CIFAR-10): with the same hyperparameters, the time to
 fit random labels is a small constant factor of the time to fit true labels;
 the figure's values could not be read, so the ratio is measured and reported.
 
+Paper scope: Inception, AlexNet and MLP 1x512 (Figure 1a shows Inception's
+curves, Figure 1b all three); the other models run under --claims-extended.
+
 Scale: the profile's (smoke: MLP 1x512, 5,000 images, seeds 0 and 1).
 """
 
-from harness import stats
+import pytest
+
+from harness import paper, stats
 from harness.plugin import require_fitted
 
 # Declared reading of "a small constant factor", fixed before measuring: at
@@ -19,6 +24,7 @@ from harness.plugin import require_fitted
 MAX_SLOWDOWN = 10.0
 
 
+@pytest.mark.paper_scope(*paper.FIGURE_1BC_MODELS, source="Figure 1a and 1b")
 def test_c3_random_labels_cost_a_small_constant_factor(claim_run, claim_figure, profile, model):
     """C3: steps to zero training error, random / true labels, median over seeds.
 

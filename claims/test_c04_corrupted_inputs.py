@@ -4,18 +4,29 @@ Paper (section 2.2, Figure 1a): shuffled pixels, random pixels and Gaussian
 images all reach zero training error; random pixels and Gaussian start
 converging faster than random labels.
 
-Scale: the profile's (smoke: MLP 1x512, 5,000 images of the CIFAR-10 JPEG
-copy, seeds 0 and 1). An MLP is blind to one fixed permutation of its inputs,
-so for it shuffled pixels must behave exactly as true labels.
+Paper scope: Inception only (Figure 1a). Every other model, the smoke tier's
+MLP 1x512 included, runs only under --claims-extended, labelled beyond the
+paper, with the profile's schedule and pass budget (recorded in each run's
+config). Measured beyond the paper on one H200 with the paper profile's
+AlexNet schedule (lr 0.01, x0.95 per pass, 150 passes): random pixels
+reached 99.856% and Gaussian images 99.944%, so those extension cells fail
+under that schedule; the lr has decayed to 0.01 x 0.95^150 by then.
+
+Scale: the profile's (paper: full CIFAR-10; smoke extension: MLP 1x512,
+5,000 images of the CIFAR-10 JPEG copy, seeds 0 and 1). An MLP is blind to
+one fixed permutation of its inputs, so for it shuffled pixels must behave
+exactly as true labels.
 """
 
 import pytest
 
+from harness import paper
 from harness.plugin import require_fitted
 
 INPUT_VARIANTS = ("shuffled_pixels", "random_pixels", "gaussian")
 
 
+@pytest.mark.paper_scope(*paper.FIGURE_1A_MODELS, source="Figure 1a")
 @pytest.mark.parametrize("variant", INPUT_VARIANTS)
 def test_c4_corrupted_inputs_are_fitted(claim_run, claim_figure, profile, model, variant):
     """C4: 100% training accuracy on each input corruption, within the pass budget.
@@ -29,6 +40,7 @@ def test_c4_corrupted_inputs_are_fitted(claim_run, claim_figure, profile, model,
         require_fitted(record, f"C4: {model} {variant} seed {seed}")
 
 
+@pytest.mark.paper_scope(*paper.FIGURE_1A_MODELS, source="Figure 1a")
 @pytest.mark.parametrize("variant", ("random_pixels", "gaussian"))
 def test_c4_noise_inputs_fit_faster_than_random_labels(claim_run, claim_figure, profile, model, variant):
     """C4: random pixels and Gaussian images are fitted in fewer steps than random labels.

@@ -61,6 +61,7 @@ def _settings(crop, weight_decay):
     return dict(augment="crop" if crop else "none", weight_decay=WEIGHT_DECAY if weight_decay else 0.0)
 
 
+@pytest.mark.paper_scope(*paper.TABLE_1_MODELS, source="Table 1")
 def test_c6_no_regulariser_is_needed_to_generalise(claim_run, claim_figure, profile, model):
     """C6 "not necessary": true labels, crop and weight decay off, test accuracy far above chance.
 
@@ -76,6 +77,7 @@ def test_c6_no_regulariser_is_needed_to_generalise(claim_run, claim_figure, prof
         assert accuracy >= MIN_TEST_ACCURACY, f"seed {seed}: test accuracy {accuracy:.4f}"
 
 
+@pytest.mark.paper_scope(*paper.TABLE_1_MODELS, source="Table 1")
 def test_c6_regularisers_move_test_accuracy_by_a_few_points(claim_run, claim_figure, profile, model):
     """C6 "a few points": each Table 1 regulariser setting against all-off, paired by seed.
 
@@ -107,6 +109,7 @@ def test_c6_regularisers_move_test_accuracy_by_a_few_points(claim_run, claim_fig
             assert effect > 0, f"{name}: random crop did not help ({effect:+.4f})"
 
 
+@pytest.mark.paper_scope(*paper.TABLE_1_MODELS, source="Table 1")
 def test_c6_weight_decay_does_not_prevent_fitting_random_labels(claim_run, claim_figure, profile, model):
     """C6 "not sufficient": random labels are still fitted with weight decay 0.0005 on.
 
@@ -126,6 +129,7 @@ def test_c6_weight_decay_does_not_prevent_fitting_random_labels(claim_run, claim
         assert record["train_accuracy"] >= MIN_FIT, f"seed {seed}: {record['outcome']} ({record['message']})"
 
 
+@pytest.mark.paper_scope("alexnet", source="section 3")
 def test_c6_alexnet_with_weight_decay_fails_on_random_labels(claim_run, claim_figure, profile):
     """C6, the paper's negative case: AlexNet with weight decay does not fit random labels.
 

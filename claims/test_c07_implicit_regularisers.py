@@ -67,6 +67,7 @@ def test_c7_batch_norm_changes_test_accuracy_by_a_few_points(claim_run, claim_fi
         assert abs(effect) <= MAX_BATCH_NORM_EFFECT, f"weight decay {weight_decay}: BN moved accuracy {effect:+.4f}"
 
 
+@pytest.mark.paper_scope(*paper.TABLE_1_MODELS, source="section 3 on Table 1's runs")
 def test_c7_early_stopping_gives_no_real_benefit(claim_run, claim_figure, profile, model):
     """C7: best test accuracy along training minus final test accuracy, true labels.
 

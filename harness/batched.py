@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from .config import RunConfig
 from .models import build_model
 from .prepare import load_raw_cached, prepare
-from .train import _record, eval_batch
+from .train import _record, eval_batch, test_counts
 
 # Settings that must agree for runs to share one batched computation.
 SHARED_FIELDS = (
@@ -180,11 +180,17 @@ def fit_batched(configs: list[RunConfig], *, progress=None) -> list[dict]:
         if not bool(active.any()):
             break
 
+    # Every run's weights stopped moving when it finished (its lr is zero from then on), so
+    # one classification of the test set now is each run's final model's.
+    final_test = _predict(layers, test_x)
     records = []
-    for config, data, model, curve, (outcome, message, passes_to_fit) in zip(configs, runs, models, curves, outcomes):
+    for index, (config, data, model, curve, (outcome, message, passes_to_fit)) in enumerate(
+        zip(configs, runs, models, curves, outcomes)
+    ):
         if outcome == "out_of_budget":
             message = f"training accuracy {curve['train_accuracy'][-1]:.4%} after {config.max_passes} passes"
         record = _record(config.replace(loop="batched"), data, model, curve, outcome, message, passes_to_fit, steps_per_pass)
         record["loop"] = "batched"
+        record.update(test_counts(final_test[index], data.test_y, data.num_classes))
         records.append(record)
     return records

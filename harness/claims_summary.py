@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .config import RunConfig
-from .formatting import fmt_value
+from .formatting import fmt_value, shown_figure
 from .matrix import session_matrix
 from .optim import spec_id
 from .sessions import (
@@ -84,7 +84,7 @@ class SessionRecord:
         return {"trained": sum(run["trained"] for run in self.runs.values()), "used": len(self.runs)}
 
 
-def fit_reporting_unsaved(config: RunConfig, fresh_since: float | None) -> dict:
+def fit_reporting_unsaved(config: RunConfig, fresh_since: float | None, required: tuple[str, ...] = ()) -> dict:
     """cached_fit, with the store's warning about an unsaved record left to the terminal summary.
 
     The summary lists unsaved records once for the whole session; the same
@@ -93,7 +93,7 @@ def fit_reporting_unsaved(config: RunConfig, fresh_since: float | None) -> dict:
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        record = cached_fit(config, fresh_since=fresh_since)
+        record = cached_fit(config, fresh_since=fresh_since, required=required)
     for warning in caught:
         if issubclass(warning.category, ResultsNotSavedWarning) and not record["saved"]:
             continue
@@ -176,7 +176,7 @@ def figure_lines(figures: list, optimizers: list[str]) -> list[str]:
     for entry in sorted(figures, key=lambda e: (e["claim"], e["test"])):
         verdict = "holds" if entry["holds"] else "FAILS"
         optimizer = f" <{spec_id(entry['optimizer'])}>" if entry.get("optimizer") and len(optimizers) > 1 else ""
-        lines.append(f"{entry['claim']:<4} {verdict:<6} {entry['figure']}{optimizer}: "
+        lines.append(f"{entry['claim']:<4} {verdict:<6} {shown_figure(entry)}{optimizer}: "
                      f"{fmt_value(entry['measured'], none='None')}  [{entry['threshold']}]")
     return lines
 

@@ -253,23 +253,22 @@ def evaluate(model: nn.Module, loader: DataLoader, world: World, num_classes: in
 
 def _evaluate(model: nn.Module, loader: DataLoader, world: World, num_classes: int) -> dict:
     model.eval()
-    correct = torch.zeros(num_classes, dtype=torch.float64, device=world.device)  # per class, then summed
-    predicted = torch.zeros(num_classes, dtype=torch.float64, device=world.device)
-    labels_seen = torch.zeros(num_classes, dtype=torch.float64, device=world.device)
+    # K x K counts, rows true class, columns predicted (float64 is exact for counts below 2^53).
+    # The relabelling test of chance accuracy needs the whole matrix (harness.stats).
+    confusion = torch.zeros(num_classes * num_classes, dtype=torch.float64, device=world.device)
     for images, labels in loader:
         images, labels = images.to(world.device, non_blocking=True), labels.to(world.device, non_blocking=True)
         guesses = model(images).argmax(dim=1)
-        predicted += torch.bincount(guesses, minlength=num_classes)
-        labels_seen += torch.bincount(labels, minlength=num_classes)
-        correct += torch.bincount(labels[guesses == labels], minlength=num_classes)
-    totals = torch.stack([correct, predicted, labels_seen])
-    dist.all_reduce(totals)
-    n = int(totals[2].sum())
+        confusion += torch.bincount(labels * num_classes + guesses, minlength=num_classes * num_classes)
+    dist.all_reduce(confusion)
+    confusion = confusion.view(num_classes, num_classes).to(torch.int64)
+    n = int(confusion.sum())
     return {
-        "accuracy": float(totals[0].sum()) / n,
+        "accuracy": float(confusion.diagonal().sum()) / n,
         "n": n,
-        "prediction_counts": [int(c) for c in totals[1].tolist()],
-        "label_counts": [int(c) for c in totals[2].tolist()],
+        "prediction_counts": confusion.sum(0).tolist(),
+        "label_counts": confusion.sum(1).tolist(),
+        "confusion": confusion.tolist(),
     }
 
 
@@ -471,6 +470,7 @@ def _record(args, world, data, model, curves, test, train_eval, rank_checksums, 
         "test_accuracy": test["accuracy"],
         "test_prediction_counts": test["prediction_counts"],
         "test_label_counts": test["label_counts"],
+        "test_confusion": test["confusion"],
         "seconds": seconds,
         # rank 0's peak, which the other ranks match up to their last, shorter batches
         "gpu_memory_peak_bytes": torch.cuda.max_memory_allocated(world.device) if world.device.type == "cuda" else None,

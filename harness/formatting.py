@@ -31,3 +31,13 @@ def fmt_train_reading(state: dict) -> str:
     if not state.get("train_whole", True):
         text += f" (sample of {state['train_checked']})"
     return text
+
+
+# The scope label of a figure from a run the paper never made (--claims-extended).
+BEYOND_THE_PAPER = "beyond the paper"
+
+
+def shown_figure(entry: dict) -> str:
+    """A declared figure's text as shown, labelled when it comes from a run beyond the paper's scope."""
+    figure = str(entry.get("figure", ""))
+    return f"{figure} [{BEYOND_THE_PAPER}]" if entry.get("scope") == BEYOND_THE_PAPER else figure

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .formatting import fmt_value
+from .formatting import BEYOND_THE_PAPER, fmt_value
 from .optim import spec_id
 from .sessions import (
     REFERENCE_OPTIMIZER, claim_of_test, claim_order, entry_optimizer, figure_row, find_reference, session_optimizers,
@@ -184,6 +184,8 @@ def _figures_table(columns) -> list[str]:
              "|---" * (len(columns) + 2) + "|"]
     for key in sorted(rows, key=lambda k: (claim_order(k[0]), k[1], k[2])):
         claim, _, label = key
+        if any(entry.get("scope") == BEYOND_THE_PAPER for entry in rows[key].values()):
+            label = f"{label} [{BEYOND_THE_PAPER}]"
         cells = []
         for name, _, _ in columns:
             entry = rows[key].get(name)

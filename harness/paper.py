@@ -4,6 +4,14 @@ Percentages as printed in Zhang et al. (ICLR 2017), Table 1: the whole grid
 once, and the columns the claims read derived from it.
 """
 
+# The models each figure or table shows (the claims' paper scope). Figure 1:
+# (a) learning curves of Inception only (true labels, random labels, shuffled
+# pixels, random pixels, Gaussian); (b) slowdown and (c) test error over label
+# corruption levels for Inception, AlexNet and MLP 1x512.
+TABLE_1_MODELS = ("inception", "inception_no_bn", "alexnet", "mlp_3x512", "mlp_1x512")
+FIGURE_1A_MODELS = ("inception",)
+FIGURE_1BC_MODELS = ("inception", "alexnet", "mlp_1x512")
+
 # Table 1 of the paper (CIFAR-10): (model, random crop, weight decay, labels,
 # train accuracy %, test accuracy %).
 TABLE_1 = (

@@ -26,6 +26,7 @@ from . import claims_summary, sessions, tuning
 from .claims_summary import CLAIM_PROPERTY, OPTIMIZER_PROPERTY, RUN_PROPERTY
 from .config import PROFILES, RunConfig, get_profile
 from .data import DataError, find_data_spec
+from .formatting import BEYOND_THE_PAPER
 from .optim import OptimizerSpecError, describe, resolve, spec_id
 from .store import results_dir
 
@@ -67,6 +68,12 @@ def pytest_addoption(parser):
         help="at the end of the session, render the report (Markdown, JSON, figures) of the results folder into DIR",
     )
     group.addoption("--claims-fresh", action="store_true", help="retrain every run instead of reusing records")
+    group.addoption(
+        "--claims-extended",
+        action="store_true",
+        help="also run each claim beyond the paper's scope (models or datasets the paper does not show it for); "
+        "those figures are labelled 'beyond the paper' in the summary, the matrix and the report",
+    )
     group.addoption("--allow-download", action="store_true", help="let torchvision download missing datasets")
     group.addoption("--device", default=None, help="training device; default the profile's (cpu or cuda)")
     group.addoption(
@@ -117,6 +124,12 @@ def pytest_addoption(parser):
 
 @pytest.hookimpl(tryfirst=True)  # before anything can initialise CUDA in this process
 def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "paper_scope(*models, source): the models the paper shows a claim for, and where "
+        "(figure or table); the profile's other models run only under --claims-extended")
+    config.addinivalue_line(
+        "markers", "beyond_paper(reason): a claim test the paper does not make (an extension); runs only "
+        "under --claims-extended")
     _pin_worker_gpu(config)
     if config.getoption("--data-dir"):
         os.environ["HARNESS_DATA_DIR"] = config.getoption("--data-dir")
@@ -235,7 +248,16 @@ def _device(config) -> str:
 def pytest_generate_tests(metafunc):
     """A claim test runs for every model of the profile and, if it trains, every optimizer under test."""
     if "model" in metafunc.fixturenames:
-        metafunc.parametrize("model", active_profile(metafunc.config).cifar_models)
+        scope = metafunc.definition.get_closest_marker("paper_scope")
+        params = []
+        for model in active_profile(metafunc.config).cifar_models:
+            if scope is None or model in scope.args:
+                params.append(model)
+            else:
+                why = f"{model} is beyond the paper's scope for this claim ({', '.join(scope.args)}: " \
+                      f"{scope.kwargs.get('source', 'the paper')})"
+                params.append(pytest.param(model, marks=pytest.mark.beyond_paper(reason=why)))
+        metafunc.parametrize("model", params)
     if "claim_run" in metafunc.fixturenames:
         specs = metafunc.config._optimizers
         metafunc.parametrize("optimizer_spec", specs, ids=[spec_id(s) for s in specs])
@@ -269,7 +291,13 @@ def _describe_optimizer(config, spec: str) -> str:
 def pytest_collection_modifyitems(config, items):
     """Training claims of a GPU profile are marked gpu; gpu items skip without CUDA."""
     on_gpu = _device(config).startswith("cuda")
+    extended = config.getoption("--claims-extended")
     for item in items:
+        beyond = item.get_closest_marker("beyond_paper")
+        if beyond is not None:
+            why = beyond.kwargs.get("reason", "not a claim of the paper")
+            if not extended:
+                item.add_marker(pytest.mark.skip(reason=f"beyond the paper: {why}; --claims-extended runs it"))
         if on_gpu and "claim_run" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.gpu)
         optimizer = _item_optimizer(item)
@@ -329,7 +357,10 @@ def data_spec(request):
 
 @pytest.fixture
 def claim_run(request, profile, data_spec, optimizer_spec):
-    """Function: (model, dataset, **config changes) -> run record, reused across tests.
+    """Function: (model, dataset, record_fields=(), **config changes) -> run record, reused across tests.
+
+    record_fields: record fields the claim needs; a stored record made before
+    they existed is not reused (the run is trained anew).
 
     Runs use the optimizer under test (the test's `optimizer_spec` parameter),
     at the learning rate --tune-lr chose for it where it chose one.
@@ -338,7 +369,7 @@ def claim_run(request, profile, data_spec, optimizer_spec):
     fresh_since = request.config._fresh_since
     tuned_lr = request.config._tuned_lr.get(optimizer_spec)
 
-    def run(model: str | None = None, dataset: str = "cifar10", **changes) -> dict:
+    def run(model: str | None = None, dataset: str = "cifar10", record_fields: tuple[str, ...] = (), **changes) -> dict:
         changes.setdefault("optimizer", optimizer_spec)
         if tuned_lr is not None and changes["optimizer"] == optimizer_spec:
             changes.setdefault("lr", tuned_lr)  # one lr for every variant, chosen once by --tune-lr
@@ -348,7 +379,7 @@ def claim_run(request, profile, data_spec, optimizer_spec):
         try:
             # Under --claims-fresh a record counts only if this session made it: each
             # shared run is trained once, by whichever worker reaches it first.
-            record = claims_summary.fit_reporting_unsaved(config, fresh_since)
+            record = claims_summary.fit_reporting_unsaved(config, fresh_since, record_fields)
         except DataError as error:
             pytest.fail(f"data error: {error}", pytrace=False)
         request.node.user_properties.append((RUN_PROPERTY, claims_summary.run_entry(record)))
@@ -405,6 +436,8 @@ def claim_figure(request, record_property):
     """
 
     def declare(claim: str, figure: str, measured, threshold: str, holds: bool, **context) -> None:
+        if request.node.get_closest_marker("beyond_paper") is not None:
+            context.setdefault("scope", BEYOND_THE_PAPER)
         callspec = getattr(request.node, "callspec", None)
         optimizer = callspec.params.get("optimizer_spec") if callspec else None
         record_property(CLAIM_PROPERTY,

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .config import PAPER_LEARNING_RATES, RunConfig
-from .formatting import fmt_seconds, fmt_value
+from .formatting import fmt_seconds, fmt_value, shown_figure
 from .optim import spec_id
 from .sessions import claim_of_test, claim_order
 from .store import latest_record
@@ -412,7 +412,7 @@ def _markdown(report: dict, figure_files: list[dict], out_dir: Path) -> str:
         ]
         for f in claims:
             lines.append(
-                f"| {f.get('claim')} | {'holds' if f.get('holds') else '**FAILS**'} | {_cell(f.get('figure'))} | "
+                f"| {f.get('claim')} | {'holds' if f.get('holds') else '**FAILS**'} | {_cell(shown_figure(f))} | "
                 f"{_cell(f.get('threshold'))} | {_cell(fmt_value(f.get('paper')))} | {_cell(fmt_value(f.get('measured')))} | "
                 f"{f.get('profile')} | {_cell(f.get('optimizer') or '-')} | {_cell(f.get('test', '').split('::')[-1])} |"
             )

@@ -68,14 +68,19 @@ def write_json_atomic(path: Path, value) -> None:
         raise
 
 
-def latest_record(key: str, root: Path | None = None) -> dict | None:
+def latest_record(key: str, root: Path | None = None, required: tuple[str, ...] = ()) -> dict | None:
+    """The newest reusable record under `key`, or None.
+
+    required: record fields the caller needs; a record made before they
+    existed (e.g. `test_confusion`) is not reused, so the run is trained anew.
+    """
     folder = (root or results_dir()) / "runs" / key
     for path in sorted(folder.glob("*.json"), reverse=True):
         try:
             record = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue  # a damaged file is skipped, not trusted
-        if record.get("outcome") in REUSABLE:
+        if record.get("outcome") in REUSABLE and all(field in record for field in required):
             return record
     return None
 
@@ -136,6 +141,7 @@ def cached_fit(
     root: Path | None = None,
     checkpoint_every: int = 1,
     checkpoint_min_seconds: float | None = None,
+    required: tuple[str, ...] = (),
 ) -> dict:
     """The run record for `config`: reused when one exists, else trained and saved.
 
@@ -146,6 +152,7 @@ def cached_fit(
     resumed run ends as the uninterrupted one whatever its value).
     checkpoint_min_seconds: training seconds between checkpoints at least;
     None: 0 on the CPU (every pass), GPU_CHECKPOINT_SECONDS on a GPU.
+    required: record fields the caller needs; older records without them are not reused.
     A run killed before its record was saved resumes from its checkpoint.
     An interrupted run is saved (its curves are kept), its checkpoint kept
     for the next attempt, and the interrupt raised again.
@@ -165,7 +172,7 @@ def cached_fit(
     writable = problems.none  # else: no lock, log, checkpoint or record is even tried
     with _run_lock(key, root, problems) if writable else nullcontext(False) as locked:
         if not fresh:
-            record = latest_record(key, root)
+            record = latest_record(key, root, required)
             if record is not None and (fresh_since is None or record.get("finished_at", 0.0) >= fresh_since):
                 record["reused"] = record["saved"] = True
                 if locked:  # a kill between saving this record and removing its checkpoint left one

@@ -280,12 +280,28 @@ def _fit(
     record["resumed_from_pass"] = first_pass or None  # passes taken from a checkpoint (None: trained from the start)
     record["checkpoint_seconds"] = checkpoint_seconds  # time spent saving checkpoints, outside train_seconds
     record["model_sha256"] = state_digest(model)
-    if test_predictions is not None and curves["test_accuracy"] and curves["test_accuracy"][-1] is not None:
-        # What the final model predicts on the test set, per class: the null
-        # of "test accuracy is chance" needs it when classes are unbalanced.
-        record["test_prediction_counts"] = torch.bincount(test_predictions, minlength=data.num_classes).tolist()
-    record["test_label_counts"] = torch.bincount(data.test_y, minlength=data.num_classes).tolist()
+    final_test = test_predictions if curves["test_accuracy"] and curves["test_accuracy"][-1] is not None else None
+    record.update(test_counts(final_test, data.test_y, data.num_classes))
     return record
+
+
+def test_counts(predictions: torch.Tensor | None, labels: torch.Tensor, num_classes: int) -> dict:
+    """The final model's test predictions by class, for the record.
+
+    predictions, labels: (n_test,) class indices (predictions None: not
+    measured at the end). Returns test_label_counts (K,), and with
+    predictions test_prediction_counts (K,) and test_confusion (K x K counts,
+    rows true class, columns predicted class): the relabelling test of "test
+    accuracy is chance" (harness.stats.relabelling_p_value) needs the whole
+    matrix, since test images are right or wrong in groups.
+    """
+    counts = {"test_label_counts": torch.bincount(labels, minlength=num_classes).tolist()}
+    if predictions is not None:
+        pairs = labels.to(torch.int64) * num_classes + predictions.to(torch.int64)
+        confusion = torch.bincount(pairs, minlength=num_classes * num_classes).view(num_classes, num_classes)
+        counts["test_prediction_counts"] = confusion.sum(0).tolist()
+        counts["test_confusion"] = confusion.tolist()
+    return counts
 
 
 def _snapshot(passes, model, optimizer, graphed, generator, curves) -> dict:

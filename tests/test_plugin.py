@@ -287,3 +287,42 @@ def test_numpy_figures_travel_between_xdist_workers(pytester, tmp_path):
     result = pytester.runpytest_subprocess(f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-n", "1",
                                            "test_numpy.py")
     result.stdout.fnmatch_lines(["CY   holds  numpy figure: 0.25*", "*1 passed*"])
+
+
+SCOPED_CLAIMS = '''
+import pytest
+
+@pytest.mark.paper_scope("inception", source="Figure 1a")
+def test_scoped(claim_run, claim_figure, model):
+    record = claim_run(model, variant="true", max_passes=40, n_test=None)
+    claim_figure("CX", f"train accuracy, {model}", record["train_accuracy"], "== 1.0", record["outcome"] == "fitted")
+
+@pytest.mark.paper_scope("mlp_1x512", source="Table 1")
+def test_in_scope(claim_figure, model):
+    claim_figure("CY", f"in scope, {model}", 1.0, "== 1.0", True)
+
+@pytest.mark.beyond_paper(reason="MNIST is not in the paper")
+def test_extension(claim_figure):
+    claim_figure("CZ", "an extension", 1.0, "== 1.0", True)
+'''
+
+
+def test_claims_beyond_the_papers_scope_skip_unless_extended_and_are_labelled(pytester, tmp_path):
+    data = setup_project(pytester, tmp_path)
+    pytester.makepyfile(test_claim=SCOPED_CLAIMS)
+    common = (f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-p", "no:xdist", "-rs")
+    result = pytester.runpytest_subprocess(*common)
+    result.stdout.fnmatch_lines([
+        "*beyond the paper: mlp_1x512 is beyond the paper's scope for this claim (inception: Figure 1a); "
+        "--claims-extended runs it*",
+        "*beyond the paper: MNIST is not in the paper; --claims-extended runs it*",
+        "*1 passed, 2 skipped*",
+    ])
+    assert "[beyond the paper]" not in result.stdout.str()
+    result = pytester.runpytest_subprocess(*common, "--claims-extended")
+    result.stdout.fnmatch_lines([
+        "CX   holds  train accuracy, mlp_1x512 [[]beyond the paper[]]: 1*",
+        "CY   holds  in scope, mlp_1x512: 1*",
+        "CZ   holds  an extension [[]beyond the paper[]]: 1*",
+        "*3 passed*",
+    ])
