@@ -27,6 +27,7 @@ starts again from its first pass.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import time
@@ -53,8 +54,9 @@ def checkpoint_path(root: Path, run_key: str) -> Path:
 class RunCheckpoint:
     """Where one run's checkpoint lives, which run it belongs to, and how often it is written.
 
-    A save that fails with an OSError (read-only or full disk) does not stop
-    training: `error` keeps it and no further save is tried.
+    A save that fails (read-only or full disk: an OSError; torch.save's
+    RuntimeError from its zip writer) does not stop training: `error` keeps
+    it, no file is left half written, and no further save is tried.
     """
 
     path: Path
@@ -66,7 +68,7 @@ class RunCheckpoint:
     # saving after every pass would double the run's time. A run killed
     # hard then repeats at most this long plus one pass.
     min_seconds: float = 0.0
-    error: OSError | None = None
+    error: OSError | RuntimeError | None = None
     _last_save: float = field(default=0.0, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -105,7 +107,7 @@ class RunCheckpoint:
         stamped = {**state, "version": FORMAT_VERSION, "run_key": self.run_key, "config": config_values}
         try:
             save_atomic(self.path, stamped)
-        except OSError as error:
+        except (OSError, RuntimeError) as error:  # a checkpoint only saves time: the run goes on without one
             self.error = error
         self._last_save = time.monotonic()
 
@@ -141,12 +143,21 @@ def _mismatch(state, run_key: str, config_values: dict) -> str | None:
 
 
 def save_atomic(path: Path, value) -> None:
-    """torch.save to a temporary file beside `path`, fsync, then rename: never a half file under `path`."""
+    """torch.save to a temporary file beside `path`, fsync, then rename: never a half file under `path`.
+
+    Raises OSError when the file cannot be written (errno ENOSPC for a full
+    disk), after removing the temporary file.
+    """
+    # Serialised in memory first: torch.save writing into a file that fills
+    # reports a RuntimeError ("enforce fail at inline_container.cc ...
+    # unexpected pos") instead of the OSError, so the disk's state is lost.
+    serialised = io.BytesIO()
+    torch.save(value, serialised)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
-            torch.save(value, stream)
+            stream.write(serialised.getbuffer())
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temporary, 0o644)  # as the records: another user of a shared results folder may resume it

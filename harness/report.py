@@ -17,6 +17,7 @@ import json
 import math
 import os
 import sys
+import warnings
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,7 +26,7 @@ from .config import PAPER_LEARNING_RATES, RunConfig
 from .formatting import fmt_seconds, fmt_value, shown_figure
 from .optim import spec_id
 from .sessions import claim_of_test, claim_order
-from .store import latest_record
+from .store import RecordIgnoredWarning, latest_record
 from .paper import RANDOM_LABELS_WEIGHT_DECAY_TRAIN, TABLE_1
 
 # Expected spread of a reproduction around Table 1, in percentage points.
@@ -42,10 +43,18 @@ PAPER_N_TRAIN = 50_000  # Table 1's scale; runs on subsets are shown, never comp
 
 
 def load_runs(results: Path) -> list[dict]:
-    """Per run key, the record the store would reuse (else the newest readable one), sorted for display."""
+    """Per run key, the record the store would reuse (else the newest readable one), sorted for display.
+
+    A results folder keeps the records of earlier versions of the harness and
+    torch under the keys those versions computed; the store would not reuse
+    them, but the report shows them, so the store's warnings about them stay
+    quiet here.
+    """
     records = []
     for folder in sorted((results / "runs").glob("*")):
-        record = latest_record(folder.name, results) or _newest_readable(folder)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RecordIgnoredWarning)
+            record = latest_record(folder.name, results) or _newest_readable(folder)
         if record is not None:
             record.setdefault("key", folder.name)
             records.append(record)
@@ -53,11 +62,14 @@ def load_runs(results: Path) -> list[dict]:
 
 
 def _newest_readable(folder: Path) -> dict | None:
+    """The newest file of a run folder that reads as a run record (a JSON object with a config), else None."""
     for path in sorted(folder.glob("*.json"), reverse=True):
         try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
             continue  # a damaged file is skipped, as the store does
+        if isinstance(record, dict) and isinstance(record.get("config"), dict):
+            return record
     return None
 
 

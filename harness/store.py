@@ -2,7 +2,11 @@
 
 Layout: ``RESULTS/runs/<key>/<utc time>.json``, one file per finished run;
 the newest complete record answers a config. A fresh run adds a file and
-never replaces one. ``RESULTS`` is ``$HARNESS_RESULTS_DIR`` or
+never replaces one. A file answers only for the run it describes: its
+config and data fingerprint must hash to its folder's key and its figures
+must agree with its own curves; any other file (copied from another run's
+folder, edited by hand, not a record) is skipped with a
+`RecordIgnoredWarning` naming it. ``RESULTS`` is ``$HARNESS_RESULTS_DIR`` or
 ``.harness-results`` in the working directory. Beside the records, while a
 run trains: ``locks/<key>.lock`` (one trainer per run across processes),
 ``live/<key>.log`` (its progress) and ``checkpoints/<key>.pt`` (its state
@@ -20,6 +24,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import math
 import os
 import platform
 import subprocess
@@ -40,12 +45,17 @@ from .formatting import fmt_train_reading
 from .prepare import load_raw_cached
 
 REUSABLE = ("fitted", "out_of_budget", "diverged")  # "interrupted" is kept but never reused
+OUTCOMES = REUSABLE + ("interrupted",)
 # On a GPU a pass can be shorter than writing its checkpoint (see harness.checkpoint).
 GPU_CHECKPOINT_SECONDS = 10.0
 
 
 class ResultsNotSavedWarning(UserWarning):
     """The results folder could not be written: the run trained, its record is not on disk."""
+
+
+class RecordIgnoredWarning(UserWarning):
+    """A file under a run's key was not trusted as its record (it names the file and why); it is never reused."""
 
 
 def results_dir() -> Path:
@@ -71,18 +81,98 @@ def write_json_atomic(path: Path, value) -> None:
 def latest_record(key: str, root: Path | None = None, required: tuple[str, ...] = ()) -> dict | None:
     """The newest reusable record under `key`, or None.
 
+    Newest: the latest `finished_at` (epoch seconds) in the record itself,
+    then the file name; a record without one (older code) counts as oldest.
+    Reusable: trusted (see `untrusted_because`) and outcome in REUSABLE. A
+    file that is unreadable, not JSON or untrusted is skipped with a
+    `RecordIgnoredWarning` naming it and why (records are written
+    atomically, so such a file came from elsewhere); an interrupted run's
+    record is skipped silently.
     required: record fields the caller needs; a record made before they
     existed (e.g. `test_confusion`) is not reused, so the run is trained anew.
     """
     folder = (root or results_dir()) / "runs" / key
-    for path in sorted(folder.glob("*.json"), reverse=True):
+    candidates = []
+    for path in folder.glob("*.json"):
         try:
             record = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue  # a damaged file is skipped, not trusted
-        if record.get("outcome") in REUSABLE and all(field in record for field in required):
-            return record
+        except (OSError, ValueError) as error:  # unreadable, not UTF-8 or not JSON: the store never writes one
+            problem = f"it cannot be read as JSON ({error})"
+        else:
+            problem = untrusted_because(record, key)
+        if problem:
+            warnings.warn(f"run record {path} ignored: {problem}", RecordIgnoredWarning, stacklevel=2)
+        elif record["outcome"] in REUSABLE and all(field in record for field in required):
+            candidates.append((_finished_at(record), path.name, record))
+    if not candidates:
+        return None
+    return max(candidates, key=lambda candidate: candidate[:2])[2]
+
+
+def _finished_at(record: dict) -> float:
+    finished = record.get("finished_at")
+    return float(finished) if isinstance(finished, (int, float)) and not isinstance(finished, bool) else -math.inf
+
+
+def untrusted_because(record, key: str) -> str | None:
+    """Why `record` (a parsed JSON file) may not answer for run `key`, or None when it may.
+
+    It must be a JSON object with one of the OUTCOMES, a config and a data
+    fingerprint that hash to `key` under this code (`record_key`), a numeric
+    or absent `finished_at`, and summary figures equal to its own curves'
+    (see `_figures_disagree`).
+    """
+    if not isinstance(record, dict):
+        return f"it is not a record (a JSON {type(record).__name__}, not an object)"
+    if record.get("outcome") not in OUTCOMES:
+        return f"its outcome {record.get('outcome')!r} is none of {', '.join(OUTCOMES)}"
+    if not isinstance(record.get("config"), dict):
+        return "it has no config"
+    if not isinstance(record.get("data_fingerprint"), str):
+        return "it has no data fingerprint"
+    try:
+        own_key = record_key(record)
+    except (TypeError, ValueError) as error:
+        return f"its config and data do not name a run ({error})"
+    if own_key != key:
+        return f"its config and data fingerprint hash to run {own_key}, not {key} (a record of another run)"
+    if "finished_at" in record and _finished_at(record) == -math.inf:
+        return f"its finished_at {record['finished_at']!r} is not a time"
+    return _figures_disagree(record)
+
+
+def _figures_disagree(record: dict) -> str | None:
+    """Why `record`'s summary figures contradict its curves, or None when they agree.
+
+    passes == len(curves["loss"]); train_accuracy and test_accuracy equal the
+    last entries of their curves (None after no pass); a "fitted" run's
+    train_accuracy reaches its config's target_accuracy.
+    """
+    curves = record.get("curves")
+    names = ("loss", "train_accuracy", "test_accuracy")
+    if not isinstance(curves, dict) or not all(isinstance(curves.get(name), list) for name in names):
+        return "it has no loss and accuracy curves"
+    passes = len(curves["loss"])
+    if any(len(curves[name]) != passes for name in names):
+        return "its loss and accuracy curves differ in length"
+    if record.get("passes") != passes:
+        return f"it says {record.get('passes')!r} passes, its loss curve has {passes}"
+    for name in ("train_accuracy", "test_accuracy"):
+        last = curves[name][-1] if passes else None
+        if not _same_number(record.get(name), last):
+            return f"its {name} {record.get(name)!r} is not its curve's last value {last!r}"
+    if record["outcome"] == "fitted":
+        target = RunConfig.from_dict(record["config"]).target_accuracy
+        accuracy = record["train_accuracy"]
+        if not isinstance(accuracy, (int, float)) or not accuracy >= target:  # NaN is no fit either
+            return f"it says fitted at training accuracy {accuracy!r}, below its target {target}"
     return None
+
+
+def _same_number(a, b) -> bool:
+    """a == b, with NaN equal to NaN (JSON keeps a diverged run's NaN)."""
+    both_nan = isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
+    return both_nan or a == b
 
 
 def save_record(record: dict, root: Path | None = None) -> Path:
@@ -119,17 +209,70 @@ def _run_lock(key: str, root: Path, problems: "_WriteProblems"):
 
 def run_key(config: RunConfig) -> str:
     """The config's hash with the data's bytes, the optimizer's code and the harness's run semantics."""
+    raw = load_raw_cached(config.data)
+    config = _whole_sets_unset(config, len(raw.train_y), len(raw.test_y))
+    return config.key(_identity(raw.fingerprint, config.optimizer))
+
+
+def record_key(record: dict) -> str:
+    """The run key `record`'s own config and data fingerprint hash to under this code, as `run_key` computes it.
+
+    The data is named by the record's fingerprint, so a record of the same
+    data read from another path (or from a path since gone) keeps its key.
+    Raises TypeError or ValueError for a config that is not a run's.
+    """
+    config = RunConfig.from_dict(record["config"])
+    fingerprint = record["data_fingerprint"]
+    train_size = _set_size(config, record, fingerprint, "n_train")
+    test_size = _set_size(config, record, fingerprint, "n_test")
+    config = _whole_sets_unset(config, train_size, test_size)
+    return config.key(_identity(fingerprint, config.optimizer))
+
+
+def _identity(data_fingerprint: str, optimizer: str) -> str:
     from . import RUN_SEMANTICS_VERSION
     from .optim import code_fingerprint
 
-    raw = load_raw_cached(config.data)
-    # A subset as large as the set is the whole set (data.subset_indices): one run, one key.
-    if config.n_train is not None and config.n_train >= len(raw.train_y):
-        config = config.replace(n_train=None)
-    if config.n_test is not None and config.n_test >= len(raw.test_y):
-        config = config.replace(n_test=None)
-    identity = f"{raw.fingerprint}|{code_fingerprint(config.optimizer)}|semantics {RUN_SEMANTICS_VERSION}"
-    return config.key(identity)
+    return f"{data_fingerprint}|{code_fingerprint(optimizer)}|semantics {RUN_SEMANTICS_VERSION}"
+
+
+def _whole_sets_unset(config: RunConfig, train_size: int | None, test_size: int | None) -> RunConfig:
+    """A subset as large as the set is the whole set (data.subset_indices): one run, one key.
+
+    train_size, test_size: the sets' sizes in images; None where unknown (the subset is kept).
+    """
+    changes = {}
+    if config.n_train is not None and train_size is not None and config.n_train >= train_size:
+        changes["n_train"] = None
+    if config.n_test is not None and test_size is not None and config.n_test >= test_size:
+        changes["n_test"] = None
+    # from_dict, not replace: a stored record's config is read as written, not held to today's checks.
+    return RunConfig.from_dict({**config.to_dict(), **changes}) if changes else config
+
+
+def _set_size(config: RunConfig, record: dict, fingerprint: str, field: str) -> int | None:
+    """The size of the set a record's `field` ("n_train", "n_test") subsets, as far as the record tells.
+
+    A record that used fewer images than its config asked for used the whole
+    set. One that used exactly as many is a subset or the whole set: the data
+    itself, read from the config's path when it still holds these bytes,
+    settles it; else None (the subset is kept, so the record is at worst not
+    reused). Raises ValueError for a record that used more than it asked for.
+    """
+    asked, used = getattr(config, field), record.get(field)
+    if asked is None or not isinstance(used, int):
+        return None
+    if used > asked:
+        raise ValueError(f"it used {used} images for {field} {asked}")
+    if used < asked:
+        return used
+    try:
+        raw = load_raw_cached(config.data)
+    except Exception:  # noqa: BLE001 - data gone or unreadable: the size is unknown, not an error
+        return None
+    if raw.fingerprint != fingerprint:
+        return None
+    return len(raw.train_y if field == "n_train" else raw.test_y)
 
 
 def cached_fit(
@@ -217,33 +360,40 @@ def cached_fit(
 
 
 class _WriteProblems:
-    """Why writes under the results folder failed; the first reason names the folder's state in one line."""
+    """Why writes under the results folder failed; the summary names the folder's state in one line."""
 
     def __init__(self, root: Path):
         self.root = root
-        self.reasons: list[str] = []
+        self.errors: list[OSError | RuntimeError] = []
         self.parts: list[str] = []  # what was not written, where known
 
     @property
     def none(self) -> bool:
-        return not self.reasons
+        return not self.errors
 
-    def add(self, error: OSError | None, part: str | None = None) -> None:
+    def add(self, error: OSError | RuntimeError | None, part: str | None = None) -> None:
+        """Note a failed write; a RuntimeError is torch.save's (harness.checkpoint), without an errno."""
         if error is not None:
-            self.reasons.append(_reason(error))
+            self.errors.append(error)
             if part and part not in self.parts:
                 self.parts.append(part)
 
     def summary(self, record_saved: bool) -> str:
+        # An OSError's errno names the folder's state (read-only, full); torch's RuntimeError does not.
+        telling = next((error for error in self.errors if isinstance(error, OSError)), self.errors[0])
         if record_saved:
             outcome = f"record saved; not written: {', '.join(self.parts) or 'part of the run files'}"
         else:
-            outcome = "record not saved"
-        return f"results folder {self.root} {self.reasons[0]}: {outcome}"
+            others = [part for part in self.parts if part != "record"]
+            outcome = "record not saved" + (f"; not written either: {', '.join(others)}" if others else "")
+        return f"results folder {self.root} {_reason(telling)}: {outcome}"
 
 
-def _reason(error: OSError) -> str:
+def _reason(error: OSError | RuntimeError) -> str:
     """A folder's state in words, from the error a write into it raised."""
+    if not isinstance(error, OSError):
+        first_line = (str(error).splitlines() or [""])[0]
+        return f"cannot be written ({type(error).__name__}: {first_line})"
     if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return f"is read-only ({error.strerror})"
     if error.errno in (errno.ENOSPC, errno.EDQUOT):

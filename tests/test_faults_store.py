@@ -8,6 +8,7 @@ import sys
 import warnings
 
 import pytest
+import torch
 
 import harness.checkpoint
 import harness.store
@@ -220,3 +221,94 @@ def test_retraining_starts_from_the_first_pass_not_from_an_earlier_attempts_chec
     fit(config, checkpoint=checkpoint, progress=stop_at_pass_3)  # left beside a finished record
     assert cached_fit(config, root=results)["reused"] is True
     assert not checkpoint.path.exists()  # the reused record holds the run; the stale checkpoint goes
+
+
+# What torch.save raises when the disk fills under it: a RuntimeError from its zip writer, not an OSError.
+TORCH_DISK_FULL = "[enforce fail at inline_container.cc:672] . unexpected pos 3276864 vs 3276752"
+
+
+def torch_cannot_write(*args, **kwargs):
+    raise RuntimeError(TORCH_DISK_FULL)
+
+
+def test_a_checkpoint_torch_cannot_write_costs_one_warning_not_the_run(config, tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    monkeypatch.setattr(torch, "save", torch_cannot_write)
+    record, warning = run_expecting_one_warning(config, root=results)
+    assert record["passes"] == 4 and record["saved"] is True and "save_error" not in record
+    assert str(warning.message).endswith("record saved; not written: checkpoint")
+    assert "unexpected pos" in str(warning.message)
+    # No partial checkpoint, no temporary file: only the lock and the record.
+    assert files_under(results) == [f"locks/{record['key']}.lock", f"runs/{record['key']}/{os.path.basename(record['path'])}"]
+
+
+def test_a_full_disk_under_torch_and_the_record_still_returns_the_record(config, tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    monkeypatch.setattr(torch, "save", torch_cannot_write)
+    monkeypatch.setattr(harness.store, "write_json_atomic", no_space)
+    record, warning = run_expecting_one_warning(config, root=results)
+    assert record["passes"] == 4 and record["saved"] is False and record["path"] is None
+    assert "checkpoint" in record["save_error"] and "record" in record["save_error"]
+    assert "No space left on device" in record["save_error"] and str(warning.message) == record["save_error"]
+    assert not list(results.rglob("*.tmp")) and not list(results.rglob("*.pt")) and not list(results.rglob("*.json"))
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 5 MiB tmpfs: room for one MLP 1x512 checkpoint (3.3 MB) but not for the next beside it."""
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(folder)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip() or 'mount failed'}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_disk_that_fills_during_the_run_costs_the_checkpoint_not_the_run(small_tmpfs, tmp_path):
+    """The issue's case: MLP 1x512 on 1,000 MNIST-sized images, 5 passes, results on a 5 MiB disk."""
+    data = write_arrays_file(tmp_path / "mnist-like.npz", n_train=1000, n_test=100)
+    run = RunConfig(data=f"npz:{data}", model="mlp_1x512", variant="random", max_passes=5, device="cpu")
+    results = small_tmpfs / "results"
+    record, warning = run_expecting_one_warning(run, root=results)
+    assert record["passes"] == 5 and record["outcome"] == "out_of_budget"
+    assert f"results folder {results} is full (No space left on device)" in str(warning.message)
+    assert "checkpoint" in str(warning.message)
+    assert not list(results.rglob("*.tmp"))
+    if record["saved"]:  # the record is small: it fits where the checkpoint did not, and answers the next call
+        assert not list(results.rglob("*.pt"))
+        assert cached_fit(run, root=results)["reused"] is True
+    else:
+        assert "is full" in record["save_error"]
+
+
+def fill(folder) -> None:
+    """Write into `folder` until its disk is full, as another program writing there would."""
+    handle = os.open(folder / "ballast", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        while True:
+            os.write(handle, b"x" * 4096)
+    except OSError as error:
+        assert error.errno == errno.ENOSPC
+    finally:
+        os.close(handle)
+
+
+def test_a_disk_filled_by_another_writer_mid_run_still_returns_the_record(small_tmpfs, tmp_path):
+    """After pass 1 nothing more fits: checkpoint and record fail for real (ENOSPC); the run still ends with its record."""
+    data = write_arrays_file(tmp_path / "faults.npz", n_train=256, n_test=64)
+    # 12 passes: a record of about 5 kB, more than the page the progress log gives back when it is removed.
+    run = RunConfig(data=f"npz:{data}", model="mlp_1x512", variant="random", max_passes=12, batch_size=64, device="cpu")
+    results = small_tmpfs / "results"
+
+    def fill_after_pass_1(state):
+        if state["pass"] == 1:
+            fill(small_tmpfs)
+
+    record, warning = run_expecting_one_warning(run, root=results, progress=fill_after_pass_1)
+    assert record["passes"] == 12 and record["saved"] is False and record["path"] is None
+    assert record["save_error"].startswith(f"results folder {results} is full (No space left on device): record not saved")
+    assert "checkpoint" in record["save_error"] and str(warning.message) == record["save_error"]
+    assert not list(results.rglob("*.tmp")) and not list(results.rglob("*.pt")) and not list(results.rglob("*.json"))

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from harness.config import RunConfig
-from harness.store import cached_fit, latest_record, run_key, write_json_atomic
+from harness.store import RecordIgnoredWarning, cached_fit, latest_record, run_key, write_json_atomic
 
 
 def config(tiny_npz, **changes):
@@ -51,7 +51,8 @@ def test_a_failed_write_leaves_no_file(tmp_path):
 def test_damaged_records_are_skipped(tiny_npz, results):
     record = cached_fit(config(tiny_npz))
     (results / "runs" / record["key"] / "99999999.json").write_text("{ not json")
-    assert latest_record(record["key"], results)["key"] == record["key"]
+    with pytest.warns(RecordIgnoredWarning, match="99999999.json ignored: it cannot be read as JSON"):
+        assert latest_record(record["key"], results)["key"] == record["key"]
 
 
 def test_bad_data_leaves_no_record(tmp_path, results):
