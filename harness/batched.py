@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from .config import RunConfig
 from .models import build_model
-from .prepare import load_raw_cached, prepare
+from .prepare import fitting_refusal, load_raw_cached, prepare
 from .train import _record, eval_batch, test_counts
 
 # Settings that must agree for runs to share one batched computation.
@@ -128,8 +128,13 @@ def fit_batched(configs: list[RunConfig], *, progress=None) -> list[dict]:
     curve_keys = ("loss", "train_accuracy", "train_checked", "test_accuracy", "lr", "train_seconds", "eval_seconds")
     curves = [{key: [] for key in curve_keys} for _ in configs]
     outcomes = [("out_of_budget", "", None)] * r
+    for index, (config, data) in enumerate(zip(configs, runs)):
+        refusal = fitting_refusal(data.collisions, config.target_accuracy)
+        if refusal is not None:  # identical inputs with different labels: the run is not trained
+            active[index] = False
+            outcomes[index] = ("not_fittable", refusal, None)
 
-    for pass_index in range(first.max_passes):
+    for pass_index in range(first.max_passes if bool(active.any()) else 0):
         factor = first.lr_decay ** (pass_index * n / first.decay_every)
         # Per-run learning rate, shaped to scale each run's slice; zero once a run is done.
         lr = (lr0 * factor * active.float()).view(r, 1, 1)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import standardise_per_image
+from .data import DataError, standardise_per_image
 from .formatting import fmt_train_reading
 from .models import MODEL_NAMES, build_model
 from .prepare import load_raw_cached
@@ -328,7 +328,11 @@ def main(argv: list[str] | None = None) -> int:
         all_images, all_labels = synthetic_images()
         source = "synthetic uint8 noise, 32x32x3 (throughput only)"
     else:
-        raw = load_raw_cached(args.data)
+        try:
+            raw = load_raw_cached(args.data)
+        except DataError as error:
+            print(f"error: {error}; to time throughput without data, pass --data synthetic", file=sys.stderr)
+            return 2
         all_images, all_labels, source = raw.train_x, raw.train_y, raw.source
     n = len(all_labels) if args.full else min(len(all_labels), 5_000)
     images, labels = all_images[:n], all_labels[:n]

@@ -400,7 +400,8 @@ def require_fitted(record: dict, what: str) -> None:
         pytest.fail(unfitted_run_line(record, what), pytrace=False)
 
 
-_OUTCOME_WORDS = {"diverged": "diverged", "out_of_budget": "did not fit", "interrupted": "was interrupted"}
+_OUTCOME_WORDS = {"diverged": "diverged", "out_of_budget": "did not fit", "interrupted": "was interrupted",
+                  "not_fittable": "is not fittable"}
 
 
 def unfitted_run_line(record: dict, what: str) -> str:

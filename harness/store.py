@@ -44,7 +44,9 @@ from .config import RunConfig
 from .formatting import fmt_train_reading
 from .prepare import load_raw_cached
 
-REUSABLE = ("fitted", "out_of_budget", "diverged")  # "interrupted" is kept but never reused
+# "interrupted" is kept but never reused; "not_fittable" (identical inputs with different labels, refused
+# before training) is: the same config and data always give the same refusal.
+REUSABLE = ("fitted", "out_of_budget", "diverged", "not_fittable")
 OUTCOMES = REUSABLE + ("interrupted",)
 # On a GPU a pass can be shorter than writing its checkpoint (see harness.checkpoint).
 GPU_CHECKPOINT_SECONDS = 10.0

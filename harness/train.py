@@ -60,7 +60,7 @@ from .checkpoint import RunCheckpoint
 from .config import RunConfig
 from .models import build_model, count_parameters
 from .optim import Hyper, resolve
-from .prepare import DeviceData, load_raw_cached, prepare
+from .prepare import DeviceData, fitting_refusal, load_raw_cached, prepare
 from .train_check import TrainingSetCheck
 
 # Images per evaluation batch, by device kind. On a GPU large batches pay, since
@@ -167,6 +167,10 @@ def _fit(
         model = model.to(memory_format=torch.channels_last)
         train_x = train_x.contiguous(memory_format=torch.channels_last)
         test_x = test_x.contiguous(memory_format=torch.channels_last)
+    refusal = fitting_refusal(data.collisions, config.target_accuracy)
+    if refusal is not None:
+        # Identical inputs carry different labels: no optimizer reaches the target, so none is blamed.
+        return _not_fittable_record(config, data, model, refusal)
     optimizer = resolve(config.optimizer)(
         model.parameters(), Hyper(config.learning_rate, config.momentum, config.weight_decay)
     )
@@ -446,4 +450,16 @@ def _record(config, data, model, curves, outcome, message, passes_to_fit, steps_
         "whole_set_checks": sum(count == n for count in curves["train_checked"]),
         "images_per_second": passes * n / train_seconds if train_seconds > 0 else None,
         "curves": curves,
+        **data.collisions.record_fields(),
     }
+
+
+def _not_fittable_record(config, data, model, reason: str) -> dict:
+    """The record of a run refused before training: its inputs cannot reach the target (harness.prepare)."""
+    curves = {key: [] for key in ("loss", "train_accuracy", "train_checked", "test_accuracy", "lr", "train_seconds",
+                                  "eval_seconds")}
+    record = _record(config, data, model, curves, "not_fittable", reason, None,
+                     math.ceil(len(data.train_y) / config.batch_size))
+    record.update(loop="none", setup_seconds=0.0, resumed_from_pass=None, checkpoint_seconds=0.0,
+                  model_sha256=state_digest(model), **test_counts(None, data.test_y, data.num_classes))
+    return record

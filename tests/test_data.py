@@ -8,16 +8,19 @@ are checked pixel by pixel without the real datasets.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torchvision.datasets.cifar
 
+from arrays_files import write_arrays_file
 from harness import data
 from harness.data import (
     DataError,
@@ -208,7 +211,8 @@ def test_mnist_idx_files_read_as_nhw1_with_values_and_labels(tmp_path, mnist_arr
 
     torchvision's MNIST only checks that the raw files exist (no md5 for the
     uncompressed files), so no patch is needed. The harness adds the channel
-    axis to grey images; the source names torchvision's MNIST.
+    axis to grey images; random content in MNIST's layout is named by its
+    layout, never "MNIST".
     """
     train_x, train_y, test_x, test_y = mnist_arrays
     write_mnist(tmp_path, train_x, train_y, test_x, test_y)
@@ -221,7 +225,7 @@ def test_mnist_idx_files_read_as_nhw1_with_values_and_labels(tmp_path, mnist_arr
     np.testing.assert_array_equal(raw.test_x[..., 0], test_x)
     np.testing.assert_array_equal(raw.train_y, train_y)
     np.testing.assert_array_equal(raw.test_y, test_y)
-    assert raw.source == "MNIST (torchvision)"
+    assert raw.source == "MNIST-layout folder"
     assert raw.num_classes == 10
 
 
@@ -244,6 +248,103 @@ def test_default_root_comes_from_harness_data_dir(tmp_path, monkeypatch, mnist_a
     monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path))
     raw = load_raw("mnist")
     assert raw.train_x.shape == (12, 28, 28, 1)
+
+
+def test_mnist_layout_folder_is_named_mnist_only_when_its_content_is(tmp_path, monkeypatch, mnist_arrays):
+    """The name follows the decoded arrays' digest: known content is MNIST; inverted pixels or shifted labels are not.
+
+    torchvision reads any idx files in MNIST's layout without a checksum,
+    so the layout alone says nothing about what the images are. The digest
+    registry is extended with the test folder's own content, as the real
+    MNIST is too large for a unit test.
+    """
+    train_x, train_y, test_x, test_y = mnist_arrays
+    write_mnist(tmp_path / "same", train_x, train_y, test_x, test_y)
+    write_mnist(tmp_path / "inverted", 255 - train_x, train_y, 255 - test_x, test_y)
+    write_mnist(tmp_path / "shifted", train_x, (train_y + 1) % 10, test_x, (test_y + 1) % 10)
+    digest = load_raw(f"mnist:{tmp_path / 'same'}").fingerprint.removeprefix("sha256:")
+    monkeypatch.setitem(data.KNOWN_FOLDER_CONTENT, digest, "MNIST (torchvision)")
+
+    names = {name: load_raw(f"mnist:{tmp_path / name}").source for name in ("same", "inverted", "shifted")}
+
+    assert names == {"same": "MNIST (torchvision)", "inverted": "MNIST-layout folder", "shifted": "MNIST-layout folder"}
+
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
+
+
+@pytest.mark.skipif(not SHARED_MNIST.is_file(), reason="needs the lossless MNIST copy at ../shared/data/mnist.npz")
+def test_real_mnist_in_idx_files_is_named_mnist_and_a_doctored_copy_is_not(tmp_path):
+    """The registered digest is the real MNIST's: its files, written as torchvision keeps them, are named MNIST.
+
+    The shared copy is byte-identical to the official idx files (their
+    published sha256s match the files written here); flipping one label
+    makes the folder a "MNIST-layout folder".
+    """
+    with np.load(SHARED_MNIST) as arrays:
+        train_x, train_y, test_x, test_y = (arrays[name] for name in ("train_x", "train_y", "test_x", "test_y"))
+    write_mnist(tmp_path / "real", train_x, train_y, test_x, test_y)
+    doctored = train_y.copy()
+    doctored[0] = (doctored[0] + 1) % 10
+    write_mnist(tmp_path / "doctored", train_x, doctored, test_x, test_y)
+
+    assert load_raw(f"mnist:{tmp_path / 'real'}").source == "MNIST (torchvision)"
+    assert load_raw(f"mnist:{tmp_path / 'doctored'}").source == "MNIST-layout folder"
+
+
+def test_number_of_classes_comes_from_the_dataset_not_from_the_labels_seen(
+    tmp_path, cifar_integrity_by_existence, cifar_arrays, mnist_arrays
+):
+    """CIFAR-10 and MNIST folders have ten classes even when the labels present stop at 4."""
+    train_x, _, test_x, _ = mnist_arrays
+    write_mnist(tmp_path / "mnist", train_x, np.arange(12) % 5, test_x, np.arange(4) % 5)
+    cifar_x, _, cifar_test_x, _ = cifar_arrays
+    write_cifar10(tmp_path / "cifar", cifar_x, np.arange(10) % 5, cifar_test_x, np.arange(3))
+
+    assert load_raw(f"mnist:{tmp_path / 'mnist'}").num_classes == 10
+    assert load_raw(f"cifar10:{tmp_path / 'cifar'}").num_classes == 10
+
+
+def test_cifar10_folder_label_past_its_ten_classes_is_refused_with_its_count(tmp_path, cifar_integrity_by_existence):
+    """Labels 0..10, every one present: still a stray "10", since CIFAR-10's batches.meta lists ten classes."""
+    rng = np.random.default_rng(7)
+    write_cifar10(tmp_path, rng.integers(0, 256, (11, 32, 32, 3), dtype=np.uint8), np.arange(11),
+                  rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8), np.array([0, 1]))
+    with pytest.raises(DataError, match=r"train_y holds 1 label\(s\) outside the class range 0..9 of CIFAR-10's 10 "
+                                        r"classes \(10 x1\)"):
+        load_raw(f"cifar10:{tmp_path}")
+
+
+# --- one discovery rule ----------------------------------------------------
+
+
+def test_bare_dataset_spec_reads_the_arrays_file_in_the_data_folder(tmp_path, monkeypatch):
+    """'mnist' with HARNESS_DATA_DIR holding mnist.npz loads that file, as the claims' discovery finds it."""
+    path = write_arrays_file(tmp_path / "mnist.npz")
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path))
+
+    assert data.find_data_spec("mnist") == (f"npz:{path}", "")
+    assert load_raw("mnist").source == "arrays file mnist.npz"
+    assert load_raw(f"mnist:{tmp_path}").fingerprint == f"sha256:{data.file_sha256(path)}"
+
+
+def test_cli_fit_with_data_mnist_trains_on_the_arrays_file_in_the_data_folder(tmp_path, monkeypatch, capsys):
+    """The README's newcomer path: --data-dir holding mnist.npz and --data mnist trains, naming the file."""
+    from harness.__main__ import main
+
+    (tmp_path / "data").mkdir()
+    write_arrays_file(tmp_path / "data" / "mnist.npz")
+    # The command line sets these variables itself; monkeypatch restores them afterwards.
+    monkeypatch.setenv("HARNESS_DATA_DIR", "unset")
+    monkeypatch.setenv("HARNESS_RESULTS_DIR", str(tmp_path / "results"))
+
+    main(["fit", "--data", "mnist", "--data-dir", str(tmp_path / "data"), "--n-train", "64", "--n-test", "32",
+          "--max-passes", "1", "--device", "cpu", "--quiet", "--json"])
+
+    printed = capsys.readouterr()
+    assert printed.out.strip(), f"nothing trained: {printed.err}"
+    summary = json.loads(printed.out.strip().splitlines()[-1])
+    assert summary["outcome"] in ("fitted", "out_of_budget") and summary["data_source"] == "arrays file mnist.npz"
 
 
 # --- torchvision: missing data ---------------------------------------------
