@@ -222,7 +222,14 @@ def pytest_configure_node(node):
 
 
 def _optimizer_specs(config) -> list[str]:
-    """The optimizers under test, resolved now: a bad spec stops the run before anything trains."""
+    """The optimizers under test, resolved and stepped once now: a bad spec stops the run before anything trains.
+
+    A spec that resolves but whose first step fails (a missing closure, a
+    step in the wrong mode, an error in the author's code) stops the session
+    with one line (pytest's usage error, exit status 4), not inside every claim.
+    """
+    from .train import first_step_error
+
     specs = config.getoption("--optimizer") or [
         spec.strip() for spec in os.environ.get("HARNESS_OPTIMIZERS", "paper_sgd").split(";") if spec.strip()
     ]
@@ -231,6 +238,9 @@ def _optimizer_specs(config) -> list[str]:
             resolve(spec)
         except OptimizerSpecError as error:
             raise pytest.UsageError(str(error)) from None
+        error = first_step_error(spec)
+        if error is not None:
+            raise pytest.UsageError(f"optimizer {spec!r} cannot take a training step: {error}")
     return list(dict.fromkeys(specs))  # each once, in the order given
 
 
@@ -401,7 +411,7 @@ def require_fitted(record: dict, what: str) -> None:
 
 
 _OUTCOME_WORDS = {"diverged": "diverged", "out_of_budget": "did not fit", "interrupted": "was interrupted",
-                  "not_fittable": "is not fittable"}
+                  "not_fittable": "is not fittable", "stalled": "stalled"}
 
 
 def unfitted_run_line(record: dict, what: str) -> str:

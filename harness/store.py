@@ -44,9 +44,10 @@ from .config import RunConfig
 from .formatting import fmt_train_reading
 from .prepare import load_raw_cached
 
-# "interrupted" is kept but never reused; "not_fittable" (identical inputs with different labels, refused
-# before training) is: the same config and data always give the same refusal.
-REUSABLE = ("fitted", "out_of_budget", "diverged", "not_fittable")
+# "interrupted" is kept but never reused; "stalled" (no parameter moved in a pass) and "not_fittable"
+# (identical inputs with different labels, refused before training) are: the same config and data give
+# the same outcome.
+REUSABLE = ("fitted", "out_of_budget", "diverged", "stalled", "not_fittable")
 OUTCOMES = REUSABLE + ("interrupted",)
 # On a GPU a pass can be shorter than writing its checkpoint (see harness.checkpoint).
 GPU_CHECKPOINT_SECONDS = 10.0

@@ -75,6 +75,15 @@ def eval_batch(device: torch.device) -> int:
 
 CONVNETS = ("inception", "inception_no_bn", "alexnet")
 
+# A finite loss counts as diverged once a pass's mean exceeds this multiple of the
+# run's start: the larger of the initial network's loss on the first batch and ln K
+# (the loss of a uniform prediction, 2.30 for 10 classes). Why 100: a learning run
+# lowers its loss from there, and a transient spike of a few times the start is
+# common at a high lr; two orders of magnitude above it means logits hundreds of
+# nats wrong, from which no run in this suite has come back, and a run exploding to
+# a finite 3e5 used to burn its whole budget before failing.
+MAX_LOSS_GROWTH = 100.0
+
 Progress = Callable[[dict], None]
 
 
@@ -210,6 +219,8 @@ def _fit(
     outcome, message, passes_to_fit = "out_of_budget", "", None
     test_predictions, checkpoint_seconds = None, 0.0
     config_values = config.to_dict()
+    initial_loss = _initial_loss(model, train_x, data.train_y, config.batch_size)  # before any checkpoint is restored
+    loss_ceiling = MAX_LOSS_GROWTH * max(initial_loss, math.log(data.num_classes))
     resumed = checkpoint.load(config_values) if checkpoint else None
     if resumed is not None:
         _restore(resumed, model, optimizer, graphed, generator, curves)
@@ -224,6 +235,7 @@ def _fit(
             for group, base in zip(optimizer.param_groups, base_lrs):
                 group["lr"] = base * factor
 
+            before = [parameter.detach().clone() for parameter in model.parameters()]
             _synchronise(device)
             started = time.perf_counter()
             order = torch.randperm(n, device=device, generator=generator)
@@ -235,7 +247,13 @@ def _fit(
             train_seconds = time.perf_counter() - started
 
             started = time.perf_counter()
-            last_pass = pass_index + 1 == config.max_passes or not math.isfinite(mean_loss)
+            if graphed is None:
+                set_optimizer_mode(optimizer, "eval")  # evaluate the weights the optimizer means to be evaluated
+            # Stalled: no parameter changed over the whole pass (compared in the same optimizer mode).
+            stalled = not bool(torch.stack([old.ne(new).any() for old, new in zip(before, model.parameters())]).any())
+            exploded = math.isfinite(mean_loss) and mean_loss > loss_ceiling
+            stopping = not math.isfinite(mean_loss) or exploded or stalled
+            last_pass = pass_index + 1 == config.max_passes or stopping
             reading = training_set_check.measure(model, whole=last_pass)
             train_accuracy = reading.accuracy
             fitted = reading.whole and train_accuracy >= config.target_accuracy  # a sample never ends a run
@@ -263,8 +281,15 @@ def _fit(
             if not math.isfinite(mean_loss):
                 outcome, message = "diverged", f"training loss became {mean_loss} in pass {pass_index + 1}"
                 break
+            if exploded:
+                outcome, message = "diverged", (f"training loss {mean_loss:.3g} in pass {pass_index + 1} is over "
+                                                f"{MAX_LOSS_GROWTH:g} times its start {loss_ceiling / MAX_LOSS_GROWTH:.3g}")
+                break
             if fitted:
                 outcome, passes_to_fit = "fitted", pass_index + 1
+                break
+            if stalled:
+                outcome, message = "stalled", f"no parameter changed in pass {pass_index + 1}"
                 break
             # Saved only when another pass follows: a finished run goes straight to its record.
             if checkpoint and pass_index + 1 < config.max_passes and checkpoint.due(pass_index + 1):
@@ -284,6 +309,8 @@ def _fit(
     record["resumed_from_pass"] = first_pass or None  # passes taken from a checkpoint (None: trained from the start)
     record["checkpoint_seconds"] = checkpoint_seconds  # time spent saving checkpoints, outside train_seconds
     record["model_sha256"] = state_digest(model)
+    record["initial_loss"] = initial_loss
+    record["optimizer_modes"] = graphed is None and has_modes(optimizer)  # train()/eval() switched around evaluations
     final_test = test_predictions if curves["test_accuracy"] and curves["test_accuracy"][-1] is not None else None
     record.update(test_counts(final_test, data.test_y, data.num_classes))
     return record
@@ -306,6 +333,16 @@ def test_counts(predictions: torch.Tensor | None, labels: torch.Tensor, num_clas
         counts["test_prediction_counts"] = confusion.sum(0).tolist()
         counts["test_confusion"] = confusion.tolist()
     return counts
+
+
+@torch.no_grad()
+def _initial_loss(model, images, labels, batch_size: int) -> float:
+    """The initialised network's mean loss on the first batch, in eval mode (no dropout draw, no RNG used)."""
+    was_training = model.training
+    model.eval()
+    loss = float(F.cross_entropy(model(images[:batch_size]).float(), labels[:batch_size]))
+    model.train(was_training)
+    return loss
 
 
 def _snapshot(passes, model, optimizer, graphed, generator, curves) -> dict:
@@ -355,17 +392,83 @@ def state_digest(model: torch.nn.Module) -> str:
 def _eager_pass(model, optimizer, images, labels, order, batch_size, augment, autocast) -> torch.Tensor:
     """One pass of ordinary steps; returns the summed loss, on the device (no host sync)."""
     model.train()
+    set_optimizer_mode(optimizer, "train")
     loss_sum = torch.zeros((), device=images.device)
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        batch = augment(rows) if augment else images[rows]
-        with autocast:
-            loss = F.cross_entropy(model(batch), labels[rows])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        batch = augment(rows) if augment else images[rows]  # drawn once: every closure call sees the same crops
+        loss = closure_step(model, optimizer, batch, labels[rows], autocast)
         loss_sum += loss.detach().float() * len(rows)
     return loss_sum
+
+
+def closure_step(model, optimizer, batch, labels, autocast=nullcontext()) -> torch.Tensor:
+    """One optimizer step through PyTorch's closure contract; returns the loss at the weights before it.
+
+    The closure zeroes the gradients, recomputes the loss on the same batch
+    and back-propagates, as `torch.optim.Optimizer.step(closure)` expects:
+    SGD and Adam call it once (the same operations in the same order as a
+    plain backward-then-step, so their runs are unchanged bit for bit),
+    sharpness-aware and line-search optimizers (SAM, LBFGS) call it as often
+    as they need. The loss returned is the closure's first evaluation, so
+    every optimizer's curve reads the loss at the weights the step started
+    from, whatever its `step` returns.
+    """
+    losses = []
+
+    def closure():
+        with torch.enable_grad():  # torch's own step() turns autograd off around a closure call
+            optimizer.zero_grad(set_to_none=True)
+            with autocast:
+                loss = F.cross_entropy(model(batch), labels)
+            loss.backward()
+        losses.append(loss)
+        return loss
+
+    optimizer.step(closure)
+    if not losses:
+        raise RuntimeError(f"{type(optimizer).__name__}.step(closure) never called the closure; "
+                           "an optimizer must evaluate the loss through it (torch.optim.Optimizer's contract)")
+    return losses[0]
+
+
+def first_step_error(spec: str) -> str | None:
+    """Why optimizer `spec` cannot take one step as the training loop takes it, or None if it can.
+
+    One step on a tiny linear model through the loop's own path (train(),
+    step(closure), eval() where it has modes), at the learning rate a run
+    would use, so that an optimizer that cannot run stops before anything
+    trains instead of failing inside every claim. The message is one line:
+    the error's type and text.
+    """
+    generator = torch.Generator().manual_seed(0)
+    model = torch.nn.Linear(8, 3)
+    images, labels = torch.randn(16, 8, generator=generator), torch.randint(0, 3, (16,), generator=generator)
+    try:
+        optimizer = resolve(spec)(model.parameters(), Hyper(RunConfig(optimizer=spec).learning_rate))
+        set_optimizer_mode(optimizer, "train")
+        closure_step(model, optimizer, images, labels)
+        set_optimizer_mode(optimizer, "eval")
+    except Exception as error:  # whatever the author's code raises is the finding
+        return f"{type(error).__name__}: {' '.join(str(error).split())}"
+    return None
+
+
+def has_modes(optimizer) -> bool:
+    """Whether an optimizer keeps separate training and evaluation weights (schedule-free: train()/eval())."""
+    return callable(getattr(optimizer, "train", None)) and callable(getattr(optimizer, "eval", None))
+
+
+def set_optimizer_mode(optimizer, mode: str) -> None:
+    """optimizer.train() before steps, optimizer.eval() before any evaluation, where it has them.
+
+    Schedule-free optimizers step one sequence of weights and evaluate
+    another (an average); without the switch the harness would measure the
+    wrong weights (measured: random labels fitted at pass 20 at the
+    evaluation weights were read as 120 and 145 at the training weights).
+    """
+    if has_modes(optimizer):
+        getattr(optimizer, mode)()
 
 
 class RandomCrop:

@@ -95,6 +95,26 @@ def test_an_unresolvable_optimizer_stops_before_anything_trains(pytester, tmp_pa
     assert not (tmp_path / "r").exists()
 
 
+CLOSURELESS = """
+import torch
+
+class NeedsTrainMode(torch.optim.SGD):
+    def step(self, closure=None):
+        raise RuntimeError("call optimizer.train() before step()")
+"""
+
+
+def test_an_optimizer_whose_first_step_fails_stops_the_session_in_one_line(pytester, tmp_path):
+    data = setup_project(pytester, tmp_path)
+    pytester.makepyfile(closureless=CLOSURELESS)
+    result = pytester.runpytest_subprocess(f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke",
+                                           "-p", "no:xdist", "--optimizer=closureless:NeedsTrainMode")
+    assert result.ret == 4  # pytest's usage error, before any test
+    result.stderr.fnmatch_lines(["*optimizer 'closureless:NeedsTrainMode' cannot take a training step: "
+                                 "RuntimeError: call optimizer.train() before step()*"])
+    assert not (tmp_path / "r").exists()
+
+
 # --- check your optimizer: tuning, matrix, expected failures, sessions and compare ---------------
 
 
