@@ -50,6 +50,7 @@ import hashlib
 import math
 import os
 import time
+import weakref
 from contextlib import contextmanager, nullcontext
 from typing import Callable
 
@@ -311,6 +312,7 @@ def _fit(
     record["model_sha256"] = state_digest(model)
     record["initial_loss"] = initial_loss
     record["optimizer_modes"] = graphed is None and has_modes(optimizer)  # train()/eval() switched around evaluations
+    record["optimizer_closure"] = graphed is None and optimizer not in IGNORES_CLOSURE  # stepped as step(closure)
     final_test = test_predictions if curves["test_accuracy"] and curves["test_accuracy"][-1] is not None else None
     record.update(test_counts(final_test, data.test_y, data.num_classes))
     return record
@@ -412,7 +414,9 @@ def closure_step(model, optimizer, batch, labels, autocast=nullcontext()) -> tor
     sharpness-aware and line-search optimizers (SAM, LBFGS) call it as often
     as they need. The loss returned is the closure's first evaluation, so
     every optimizer's curve reads the loss at the weights the step started
-    from, whatever its `step` returns.
+    from, whatever its `step` returns. An optimizer whose step ignores the
+    closure (it is optional in the contract) gets the plain form from its
+    second step on (IGNORES_CLOSURE).
     """
     losses = []
 
@@ -425,11 +429,22 @@ def closure_step(model, optimizer, batch, labels, autocast=nullcontext()) -> tor
         losses.append(loss)
         return loss
 
-    optimizer.step(closure)
-    if not losses:
-        raise RuntimeError(f"{type(optimizer).__name__}.step(closure) never called the closure; "
-                           "an optimizer must evaluate the loss through it (torch.optim.Optimizer's contract)")
+    if optimizer not in IGNORES_CLOSURE:
+        optimizer.step(closure)
+        if losses:
+            return losses[0]
+        # This step ignored its closure. It came first (the optimizer joins the set below), so no
+        # gradient existed yet and it had nothing to apply (the contract skips parameters without
+        # .grad); from now on this optimizer gets the plain form: gradients first, then step().
+        IGNORES_CLOSURE.add(optimizer)
+    closure()
+    optimizer.step()
     return losses[0]
+
+
+# Optimizers whose step(closure) never calls the closure (the closure is optional in
+# torch.optim's contract): closure_step gives them the plain form.
+IGNORES_CLOSURE: "weakref.WeakSet[torch.optim.Optimizer]" = weakref.WeakSet()
 
 
 def first_step_error(spec: str) -> str | None:

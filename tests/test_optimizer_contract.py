@@ -208,3 +208,19 @@ def test_an_exploding_finite_loss_counts_as_diverged_long_before_the_budget(tiny
     assert record["outcome"] == "diverged" and record["passes"] < 10
     assert f"over {MAX_LOSS_GROWTH:g} times its start" in record["message"] or "became" in record["message"]
     assert record["initial_loss"] > 0
+
+
+def test_an_optimizer_that_ignores_its_closure_gets_gradients_first(tiny_npz, tmp_path, monkeypatch):
+    """The closure is optional in torch.optim's contract: a step that never calls it still trains, unchanged."""
+    (tmp_path / "plainopt.py").write_text(textwrap.dedent('''
+        import torch
+
+        class PlainSGD(torch.optim.SGD):
+            def step(self, closure=None):
+                return super().step()  # ignores the closure
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plain = fit(tiny(tiny_npz, optimizer="plainopt:PlainSGD(momentum=0.9)", lr=0.01, max_passes=3))
+    reference = fit(tiny(tiny_npz, optimizer="paper_sgd", lr=0.01, max_passes=3))
+    assert plain["optimizer_closure"] is False and reference["optimizer_closure"] is True
+    assert plain["model_sha256"] == reference["model_sha256"]
