@@ -1,4 +1,4 @@
-"""Command line: `python -m harness {fit,models,bench,theory-bench}`.
+"""Command line: `python -m harness {fit,models,bench,report,sessions,theory-bench}`.
 
 fit      train one configuration, show progress, print its summary (JSON with --json)
 models   list the paper's models with their parameter counts
@@ -7,13 +7,25 @@ report   render run records and claim figures as a report folder
 sessions list, show and compare claims sessions; the claims matrix
 theory-bench
          time the finite-sample expressivity construction (C8)
+
+Exit status of `fit`, so scripts can tell the outcomes apart: 0 fitted,
+3 out_of_budget, 4 diverged, 5 not_fittable (identical training inputs
+with different labels cap the accuracy below the target), 6 stalled (no
+parameter moved in a pass); 2 a usage or settings error (one line on
+stderr, nothing trained); 1 an unexpected error (a traceback); 130
+(SIGINT) or 143 (SIGTERM) a stopped run, whose
+record says "interrupted" and whose checkpoint is kept: the one line it
+prints says after which pass it stopped and the command that resumes it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import signal
 import sys
+from contextlib import contextmanager
 
 from .config import VARIANTS, RunConfig, get_profile, PROFILES
 from .data import DataError
@@ -25,6 +37,12 @@ SUMMARY_FIELDS = (
     "best_test_accuracy", "train_seconds", "eval_seconds", "whole_set_checks", "images_per_second", "data_source",
     "n_train", "n_test", "parameters", "key", "path", "reused", "saved", "save_error", "resumed_from_pass",
 )
+
+# Exit status of `fit` per run outcome. 1 is Python's for an unexpected error, 2 argparse's (and
+# ours) for a usage or settings error; a stopped run exits 128 + the signal's number.
+EXIT_STATUSES = {"fitted": 0, "out_of_budget": 3, "diverged": 4, "not_fittable": 5, "stalled": 6}
+USAGE_ERROR = 2
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 FORWARDED = {
     "bench": ".bench:main",
@@ -53,12 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    fit = commands.add_parser("fit", help="train one configuration and print its summary")
+    fit = commands.add_parser("fit", help="train one configuration and print its summary",
+                              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_exit_status_help())
     fit.add_argument("--profile", choices=sorted(PROFILES), help="start from a profile's settings")
     for name, kind in FIT_FIELDS.items():
         flag = "--" + name.replace("_", "-")
         extra = {"choices": VARIANTS} if name == "variant" else {}
-        helptext = "label corruption level for --variant partial" if name == "p" else None
+        helptext = None
+        if name == "p":
+            helptext = "label corruption level: needed by --variant partial, refused by the other variants"
         fit.add_argument(flag, type=kind, default=None, help=helptext, **extra)
     fit.add_argument("--deterministic", action="store_true",
                      help="deterministic kernels (see harness.train); part of the run key")
@@ -80,10 +101,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "models":
             return _models()
-        return _fit(args)
+        return _fit(args, argv)
     except (DataError, OptimizerSpecError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return USAGE_ERROR
+
+
+def _exit_status_help() -> str:
+    outcomes = "\n".join(f"  {status}  {outcome}" for outcome, status in EXIT_STATUSES.items())
+    return (f"exit status:\n{outcomes}\n  {USAGE_ERROR}  usage or settings error (nothing trained)\n"
+            "  1  unexpected error (a traceback)\n"
+            "  130, 143  stopped by SIGINT, SIGTERM: the record says interrupted, the checkpoint is kept,\n"
+            "            and the last line on stderr gives the command that resumes the run")
 
 
 def _models() -> int:
@@ -96,7 +125,7 @@ def _models() -> int:
     return 0
 
 
-def _fit(args) -> int:
+def _fit(args, argv: list[str]) -> int:
     import torch
 
     from .store import cached_fit
@@ -108,6 +137,7 @@ def _fit(args) -> int:
             os.environ[variable] = getattr(args, option)
     if args.allow_download:
         os.environ["HARNESS_ALLOW_DOWNLOAD"] = "1"
+    _check_corruption_flags(args)
     changes = {name: getattr(args, name) for name in FIT_FIELDS if getattr(args, name) is not None}
     if "p" in changes:
         changes["corruption"] = changes.pop("p")
@@ -118,8 +148,13 @@ def _fit(args) -> int:
     else:
         changes.setdefault("device", "cuda" if torch.cuda.is_available() else "cpu")
         config = RunConfig(**changes)
-    progress = None if args.quiet else _print_progress
-    record = cached_fit(config, fresh=args.fresh, progress=progress)
+    watch = _RunWatch(quiet=args.quiet)
+    try:
+        with _stop_signals_interrupt(watch):
+            record = cached_fit(config, fresh=args.fresh, progress=watch.progress)
+    except KeyboardInterrupt as interrupt:
+        print(watch.stopped_line(config, interrupt, argv), file=sys.stderr)
+        return 128 + watch.signal_number
     summary = {name: record.get(name) for name in SUMMARY_FIELDS}
     summary["config"] = record["config"]
     if args.json:
@@ -127,7 +162,84 @@ def _fit(args) -> int:
     else:
         for name in SUMMARY_FIELDS:
             print(f"{name:>20}: {summary[name]}")
-    return 0 if record["outcome"] in ("fitted", "out_of_budget") else 1
+    return EXIT_STATUSES.get(record["outcome"], 1)
+
+
+def _check_corruption_flags(args) -> None:
+    """--p and --variant partial go together: a level on another variant would be recorded, never used."""
+    if args.p is not None and args.variant != "partial":
+        raise ValueError(f"--p {args.p:g} sets the share of training labels redrawn, which only --variant partial "
+                         f"uses (the variant is {args.variant or 'true'}); add --variant partial, or drop --p")
+    if args.variant == "partial" and args.p is None:
+        raise ValueError("--variant partial needs --p LEVEL, the share of training labels redrawn (0 to 1); "
+                         "add e.g. --p 0.2")
+
+
+class _RunWatch:
+    """What the command line knows of a run in progress: the last pass shown, and the signal that stopped it."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.last_pass, self.max_passes = 0, None
+        self.signal_number = signal.SIGINT  # a KeyboardInterrupt without a signal we caught reads as Ctrl-C
+
+    def progress(self, state: dict) -> None:
+        self.last_pass, self.max_passes = state["pass"], state["max_passes"]
+        if not self.quiet:
+            _print_progress(state)
+
+    def stopped_line(self, config: RunConfig, interrupt: KeyboardInterrupt, argv: list[str]) -> str:
+        """One line: where the run stopped, what was kept (the store's words), the command that resumes it."""
+        by = signal.Signals(self.signal_number).name
+        command = shlex.join(["python", "-m", "harness", *_without_fresh(argv)])
+        if not self.last_pass:
+            return f"interrupted by {by} before the first pass; nothing was trained: start it again with: {command}"
+        kept = "its record was not saved"
+        if interrupt.args:  # the store's words: where the interrupted record is, or why it is not saved
+            kept = str(interrupt.args[0]).removeprefix("run interrupted; ")
+        how = "resume with" if _checkpoint_kept(config) else "no checkpoint was kept, so it starts over; rerun with"
+        return f"interrupted by {by} after pass {self.last_pass} of {self.max_passes}; {kept}; {how}: {command}"
+
+
+def _without_fresh(argv: list[str]) -> list[str]:
+    """The command's arguments less --fresh (or a prefix of it): a fresh start would throw the checkpoint away."""
+    return [word for word in argv if not (len(word) > 3 and "--fresh".startswith(word))]
+
+
+def _checkpoint_kept(config: RunConfig) -> bool:
+    from .checkpoint import checkpoint_path
+    from .store import results_dir, run_key
+
+    try:
+        return checkpoint_path(results_dir(), run_key(config)).exists()
+    except (OSError, ValueError):
+        return False
+
+
+@contextmanager
+def _stop_signals_interrupt(watch: _RunWatch):
+    """SIGINT and SIGTERM raise KeyboardInterrupt while the run trains.
+
+    So a stopped run takes the store's interrupt path whichever signal
+    stopped it (an "interrupted" record, the checkpoint kept, the live log
+    removed; SIGTERM's default would leave a stale log and no record); the
+    watch notes which signal, for the exit status. The previous handlers come
+    back afterwards.
+    """
+
+    def interrupt(number, frame):
+        watch.signal_number = number
+        raise KeyboardInterrupt
+
+    try:
+        previous = {number: signal.signal(number, interrupt) for number in STOP_SIGNALS}
+    except ValueError:  # not the main thread: signals stay as they are
+        previous = {}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _print_progress(state: dict) -> None:

@@ -9,6 +9,7 @@ over the profile, and the final config is saved with every result.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import hashlib
 import json
@@ -29,6 +30,16 @@ PAPER_LEARNING_RATES = {
     "mlp_1x512": 0.01,
 }
 
+DEFAULT_MOMENTUM = 0.9  # the paper's SGD momentum; on any other optimizer the value that means "not set"
+# The optimizers the CUDA-graph loop implements itself (harness.graph_step), exactly as named.
+GRAPH_OPTIMIZERS = ("paper_sgd", "sgd")
+# The config fields a built-in optimizer takes, with the value that means "not set" (the spec may set them).
+OPTIMIZER_SETTINGS = {"lr": None, "momentum": DEFAULT_MOMENTUM, "weight_decay": 0.0}
+
+# True while a stored record's config is read back (RunConfig.from_dict): records are history,
+# read as written; only new configs are held to the checks that a setting applies.
+_READING_RECORD = contextvars.ContextVar("reading_record", default=False)
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -36,20 +47,34 @@ class RunConfig:
 
     Units are given in the comments; `None` means "the paper's default for
     this model" where that is meaningful.
+
+    A setting the run would not train with is refused with a ValueError that
+    names the fix (a corruption level on true labels, dropout on Inception,
+    TF32 on the CPU, momentum for Adam, ...): a record must never carry a
+    setting it did not have. A built-in optimizer's spec keywords that name a
+    config setting (``adam(lr=3e-4)``) fill that field, so the record says
+    which rate ran. Exceptions, kept for the run keys of existing records:
+    `train_check_fraction` below 1 stays as given on partially corrupted
+    labels (0 < p < 1), whose runs check the whole set every pass anyway
+    (harness.train_check); `test_every` above `max_passes` means "test at the
+    last pass only"; `momentum` stays at its default 0.9 on optimizers
+    without one.
     """
 
     data: str = "cifar10"  # data spec: "cifar10[:ROOT]", "mnist[:ROOT]" or "npz:PATH"
     n_train: int | None = None  # training images used (a seeded subset); None = all
     n_test: int | None = None  # test images used (a seeded subset); None = all
     variant: str = "true"  # one of VARIANTS (paper section 2.1)
-    corruption: float = 0.0  # label corruption level p, used by variant "partial"
+    corruption: float = 0.0  # label corruption level p of variant "partial"; 0 for every other variant
     model: str = "mlp_1x512"
     init: str = "default"  # "default" (PyTorch's) or "he"
     optimizer: str = "paper_sgd"  # optimizer spec, resolved by harness.optim
     lr: float | None = None  # initial learning rate; None = PAPER_LEARNING_RATES
-    momentum: float = 0.9
-    weight_decay: float = 0.0  # L2 coefficient; the paper's runs with it on use 0.0005 (unconfirmed)
-    dropout: float = 0.0  # dropout after hidden layers (MLPs, AlexNet's FC layers)
+    momentum: float = DEFAULT_MOMENTUM  # paper_sgd's (or a spec's own, e.g. sgd(momentum=0.5)); others leave 0.9
+    # L2 coefficient; the paper's runs with it on use 0.0005 (unconfirmed). An imported factory
+    # is given it when nonzero (harness.optim).
+    weight_decay: float = 0.0
+    dropout: float = 0.0  # dropout after hidden layers (MLPs, AlexNet's FC layers; Inception has none)
     augment: str = "none"  # "none" or "crop": random 28x28 crop of the image padded by 2 px, per image, on the device
     lr_decay: float = 0.95  # multiplied into the lr once per `decay_every` examples
     decay_every: int = 50_000  # examples seen per decay step: one CIFAR-10 epoch
@@ -71,6 +96,15 @@ class RunConfig:
     deterministic: bool = False
 
     def __post_init__(self) -> None:
+        self._check_values()
+        if not _READING_RECORD.get():
+            self._check_corruption_and_dropout()
+            self._check_device_settings()
+            self._check_optimizer_settings()
+            self._fill_from_builtin_spec()
+
+    def _check_values(self) -> None:
+        """Each field on its own: a known name, a value in range."""
         from .models import INIT_NAMES, MODEL_NAMES
 
         if self.model not in MODEL_NAMES:
@@ -103,6 +137,77 @@ class RunConfig:
         if not isinstance(self.deterministic, bool):
             raise ValueError(f"deterministic must be True or False, got {self.deterministic!r}")
 
+    def _check_corruption_and_dropout(self) -> None:
+        """The data and model settings the chosen variant and model use."""
+        if self.variant != "partial" and self.corruption != 0.0:
+            raise ValueError(
+                f"corruption {self.corruption:g} applies only to variant 'partial', not {self.variant!r}: use variant "
+                "'partial' to redraw that share of the labels, or leave corruption at 0"
+            )
+        if self.dropout > 0 and self.model.startswith("inception"):
+            raise ValueError(
+                f"model {self.model} has no dropout layer (dropout applies to alexnet and the MLPs); "
+                f"leave dropout at 0 for {self.model}"
+            )
+
+    def _check_device_settings(self) -> None:
+        """Precision and the graph loop exist on CUDA only."""
+        on_cuda = self.device.startswith("cuda")
+        if self.precision != "fp32" and not on_cuda:
+            raise ValueError(
+                f"precision {self.precision} is a GPU setting; use precision fp32 on the CPU, or a cuda device"
+            )
+        if self.loop == "graph" and not (on_cuda and self.optimizer in GRAPH_OPTIMIZERS):
+            raise ValueError(
+                "loop 'graph' needs a CUDA device and the paper_sgd or sgd optimizer (without keywords); "
+                "use loop 'auto' (the graph where it applies) or 'eager'"
+            )
+
+    def _check_optimizer_settings(self) -> None:
+        """Each optimizer setting in one place, and only for an optimizer that takes it.
+
+        Raises OptimizerSpecError (a ValueError) for a malformed spec, and a
+        built-in's keywords are checked against its torch class; an imported
+        factory is not imported here (that is harness.optim.resolve's job).
+        """
+        from .optim import builtin_name, resolve, spec_kwargs
+
+        keywords = spec_kwargs(self.optimizer)
+        builtin = builtin_name(self.optimizer)
+        if builtin:
+            resolve(self.optimizer)
+        for name, unset in OPTIMIZER_SETTINGS.items():
+            value = getattr(self, name)
+            if name in keywords and value != unset and value != keywords[name]:
+                raise ValueError(
+                    f"{name} is set twice: optimizer {self.optimizer!r} fixes {name}={keywords[name]!r} and the "
+                    f"config sets {name} {value!r}; keep one (drop it from the spec, or leave {name} unset)"
+                )
+        if self.momentum != DEFAULT_MOMENTUM and builtin != "paper_sgd" and "momentum" not in keywords:
+            raise ValueError(self._momentum_fix(builtin))
+
+    def _momentum_fix(self, builtin: str | None) -> str:
+        from .optim import builtin_takes
+
+        problem = f"momentum applies only to paper_sgd; optimizer {self.optimizer!r} is not given the config's momentum"
+        if builtin and not builtin_takes(builtin, "momentum"):
+            return (f"{problem} and has none: leave momentum at {DEFAULT_MOMENTUM}, "
+                    "or use paper_sgd for SGD with momentum")
+        own = _with_keyword(self.optimizer, "momentum", self.momentum)
+        return f"{problem}: leave momentum at {DEFAULT_MOMENTUM} and give the optimizer its own in the spec: {own}"
+
+    def _fill_from_builtin_spec(self) -> None:
+        """`adam(lr=3e-4)` sets lr to 3e-4: the record then names the rate, momentum, weight decay that ran."""
+        from .optim import builtin_name, spec_kwargs
+
+        if builtin_name(self.optimizer) is None:
+            return  # an imported factory's keywords stay its own: the config's fields are what the harness passes
+        for name, value in spec_kwargs(self.optimizer).items():
+            if name in OPTIMIZER_SETTINGS:
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ValueError(f"optimizer {self.optimizer!r}: {name} must be a number, got {value!r}")
+                object.__setattr__(self, name, float(value))  # frozen: set once, while the config is made
+
     @property
     def learning_rate(self) -> float | None:
         """The initial learning rate actually used; None = the optimizer factory's own default.
@@ -110,11 +215,14 @@ class RunConfig:
         Unset, the paper's SGD takes the paper's rate for the model, the other
         built-ins their usual 1e-3, and an imported factory its own default.
         """
+        from .optim import builtin_name
+
         if self.lr is not None:
             return self.lr
-        if self.optimizer in ("paper_sgd", "sgd"):
+        builtin = builtin_name(self.optimizer)
+        if builtin in ("paper_sgd", "sgd"):
             return PAPER_LEARNING_RATES.get(self.model, 0.01)
-        if self.optimizer in ("adam", "adamw", "rmsprop"):
+        if builtin in ("adam", "adamw", "rmsprop"):
             return 1e-3
         return None
 
@@ -123,11 +231,10 @@ class RunConfig:
         """Whether the training step runs as a CUDA graph (see harness.graph_step).
 
         It applies to the built-in SGD optimizers on CUDA, random crops
-        included; "auto" takes it there, "graph" insists on it.
+        included; "auto" takes it there, "graph" insists on it (and is
+        refused where it does not apply, when the config is made).
         """
-        applies = self.device.startswith("cuda") and self.optimizer in ("paper_sgd", "sgd")
-        if self.loop == "graph" and not applies:
-            raise ValueError("loop 'graph' needs a CUDA device and the paper_sgd or sgd optimizer")
+        applies = self.device.startswith("cuda") and self.optimizer in GRAPH_OPTIMIZERS
         return applies and self.loop in ("auto", "graph")
 
     @property
@@ -153,8 +260,19 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "RunConfig":
+        """A stored record's config, read as written.
+
+        Unknown fields are dropped and missing ones take their defaults. Only
+        each field's own value is checked: a record made before a setting was
+        refused where it does not apply (e.g. a corruption level on true
+        labels) still reads, and `replace` on it checks the new config.
+        """
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        token = _READING_RECORD.set(True)
+        try:
+            return cls(**{k: v for k, v in values.items() if k in known})
+        finally:
+            _READING_RECORD.reset(token)
 
     def key(self, data_fingerprint: str) -> str:
         """Stable hash of the run: every field that changes the outcome.
@@ -165,8 +283,12 @@ class RunConfig:
         its kind is kept (CPU and GPU arithmetic differ). `deterministic`
         enters the hash only when True, and `train_check_fraction` only below
         1.0 (a sampled check records estimates on some passes), so the keys of
-        runs made before those fields existed stay what they were.
+        runs made before those fields existed stay what they were. A nonzero
+        weight decay with an imported factory adds a mark: such runs were once
+        trained without it, and their records stay under the old key.
         """
+        from .optim import builtin_name
+
         values = self.to_dict()
         if not self.deterministic:
             del values["deterministic"]
@@ -182,8 +304,18 @@ class RunConfig:
             values["variant"], values["corruption"] = "labels", self.label_corruption
         else:
             values["corruption"] = 0.0
+        if self.weight_decay and builtin_name(self.optimizer) is None:
+            values["weight_decay_reaches_factory"] = True
         text = json.dumps(values, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _with_keyword(spec: str, name: str, value) -> str:
+    """`spec` with one more keyword argument: sgd -> sgd(momentum=0.5), f(a=1) -> f(a=1, momentum=0.5)."""
+    if spec.endswith(")") and "(" in spec:
+        head, arguments = spec[:-1].split("(", 1)
+        return f"{head}({arguments}, {name}={value!r})" if arguments.strip() else f"{head}({name}={value!r})"
+    return f"{spec}({name}={value!r})"
 
 
 @dataclass(frozen=True)

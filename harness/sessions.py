@@ -561,12 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     root = args.results_dir
     try:
         if args.command == "list":
-            for number, path in numbered_sessions(root):
-                session = json.loads(path.read_text())
-                optimizers = ", ".join(spec_id(s) for s in session_optimizers(session))
-                print(f"{number:04d}  {session.get('profile')}  exit {session.get('exit_status')}  "
-                      f"{len(session.get('figures', []))} figures  [{optimizers}]  {path.name}")
-            return 0
+            return _list_sessions(root)
         if args.command == "show":
             session = load_session(args.ref, root)
             for entry in sorted(session["figures"], key=lambda e: (claim_order(e.get("claim", "")), e.get("test", ""))):
@@ -598,6 +593,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 2
+
+
+def _list_sessions(root: Path | None) -> int:
+    """One line per numbered session; a file that cannot be read is skipped with a warning on stderr."""
+    for number, path in numbered_sessions(root):
+        try:
+            session = load_session(path)
+        except SessionError as error:
+            print(f"warning: skipped {path.name}: {error}; remove it, or restore it from a copy", file=sys.stderr)
+            continue
+        optimizers = ", ".join(spec_id(s) for s in session_optimizers(session))
+        print(f"{number:04d}  {session.get('profile')}  exit {session.get('exit_status')}  "
+              f"{len(session.get('figures', []))} figures  [{optimizers}]  {path.name}")
+    return 0
 
 
 if __name__ == "__main__":

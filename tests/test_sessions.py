@@ -181,3 +181,19 @@ def test_the_committed_baselines_are_real_sessions(name):
     result = compare(baseline, baseline, [parse_fail_rule("*:0")])
     assert not result.regressions and not result.hardware
     assert {row.status for row in result.rows} == {"same"}
+
+
+def test_listing_skips_a_damaged_session_file_with_a_warning(tmp_path, capsys):
+    """One truncated file (a session killed while saving, a full disk) must not hide the others."""
+    first = sessions.save_session(session(figure("C1", "a", 1.0)), tmp_path)
+    damaged = sessions.save_session(session(figure("C1", "a", 1.0)), tmp_path)
+    damaged.write_text(damaged.read_text()[:40])
+    not_a_session = sessions.save_session(session(), tmp_path)
+    not_a_session.write_text("[1, 2]")
+    assert sessions.main(["--results-dir", str(tmp_path), "list"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [line for line in out.splitlines() if line.startswith("0001")] and first.name in out
+    warnings = err.strip().splitlines()
+    assert len(warnings) == 2 and all(line.startswith("warning: skipped ") for line in warnings)
+    assert damaged.name in warnings[0] and not_a_session.name in warnings[1]
+    assert "remove it" in warnings[0]
