@@ -52,6 +52,12 @@ class SessionRecord:
                 self.figures.append({**value, "test": report.nodeid})
             elif name == RUN_PROPERTY:
                 note_run(self.runs, value)
+                test = self.tests.get(report.nodeid)
+                if test is not None and value.get("outcome"):
+                    runs = test.setdefault("runs", [])
+                    summary = {k: value.get(k) for k in ("key", "outcome", "passes", "passes_to_fit", "reason")}
+                    if summary not in runs:
+                        runs.append(summary)
 
     def _note_outcome(self, report) -> None:
         """passed, failed, error, skipped, xfailed or xpassed, for tests of claims (or of an optimizer)."""
@@ -105,6 +111,10 @@ def run_entry(record: dict) -> dict:
     """What a test reports of a run it used (RUN_PROPERTY), from the run's record."""
     return {
         "key": record.get("key"),
+        "outcome": record.get("outcome"),
+        "passes": record.get("passes"),
+        "passes_to_fit": record.get("passes_to_fit"),
+        "reason": run_reason(record),
         "reused": bool(record.get("reused")),
         "saved": bool(record.get("saved", True)),
         "save_error": record.get("save_error"),
@@ -115,6 +125,31 @@ def run_entry(record: dict) -> dict:
             "setup": record.get("setup_seconds") or 0.0,
         },
     }
+
+
+# A run out of budget is "still rising" if its training accuracy gained more than this
+# over its last RISING_WINDOW passes (half a point: well above a fitted-looking plateau's
+# wobble, far below the gains of a run that needs only more passes).
+RISING_GAIN, RISING_WINDOW = 0.005, 10
+
+
+def run_reason(record: dict) -> str:
+    """What happened to a run, in a short phrase for the matrix: 'fitted in 27 passes', 'diverged at pass 3',
+    'stalled at pass 1', 'out of budget at 98.42% after 150 passes, still rising', 'not fittable (ceiling 82.40%)'."""
+    outcome, passes = record.get("outcome"), record.get("passes")
+    if outcome == "fitted":
+        return f"fitted in {record.get('passes_to_fit')} passes"
+    if outcome in ("diverged", "stalled", "interrupted"):
+        return f"{outcome} at pass {passes}"
+    if outcome == "not_fittable":
+        ceiling = record.get("attainable_train_accuracy")
+        return "not fittable" + (f" (ceiling {ceiling:.2%})" if isinstance(ceiling, float) else "")
+    curve = [a for a in ((record.get("curves") or {}).get("train_accuracy") or []) if a is not None]
+    if outcome == "out_of_budget" and curve:
+        gained = curve[-1] - curve[max(0, len(curve) - 1 - RISING_WINDOW)]
+        trend = "still rising" if gained > RISING_GAIN else "flat"
+        return f"out of budget at {curve[-1]:.2%} after {passes} passes, {trend}"
+    return str(outcome)
 
 
 def note_run(runs: dict, entry: dict) -> None:

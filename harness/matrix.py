@@ -13,6 +13,7 @@ and are listed once, below.
 
 from __future__ import annotations
 
+import textwrap
 from collections import defaultdict
 
 from .formatting import BEYOND_THE_PAPER, fmt_value
@@ -118,7 +119,7 @@ def _notes(session: dict, columns) -> list[str]:
 
 def _collect(session: dict | None, spec: str | None) -> dict[str, dict]:
     """{claim: {"figures": [...], "outcomes": {nodeid: outcome}}} for one optimizer (None: no optimizer)."""
-    found: dict[str, dict] = defaultdict(lambda: {"figures": [], "outcomes": {}, "messages": {}})
+    found: dict[str, dict] = defaultdict(lambda: {"figures": [], "outcomes": {}, "messages": {}, "reasons": []})
     if session is None:
         return {}
     test_claims: dict[str, set] = defaultdict(set)
@@ -133,6 +134,10 @@ def _collect(session: dict | None, spec: str | None) -> dict[str, dict]:
             found[claim]["outcomes"][nodeid] = test.get("outcome")
             if test.get("message"):
                 found[claim]["messages"][nodeid] = test["message"]
+            if test.get("outcome") in FAILED:
+                for run in test.get("runs") or []:
+                    if run.get("outcome") != "fitted" and run.get("reason") not in found[claim]["reasons"]:
+                        found[claim]["reasons"].append(run["reason"])
     return dict(found)
 
 
@@ -166,9 +171,12 @@ def _cell(cell: dict | None) -> str:
         text += f" · {holding}/{len(figures)} figures hold · {values}{more}"
     with_figures = {f.get("test") for f in figures}
     silent = [message for nodeid, message in (cell or {}).get("messages", {}).items() if nodeid not in with_figures]
-    if silent:  # a test that failed before declaring a figure: its message is the figure
+    reasons = (cell or {}).get("reasons") or []
+    if reasons and text.startswith("**FAILS**"):  # why, in the runs' own words: diverged, stalled, out of budget
+        text += " · " + "; ".join(reasons)
+    elif silent:  # a test that failed before declaring a figure: its message is the figure
         first = silent[0].strip().splitlines()[0] if silent[0].strip() else ""
-        text += f" · test failed: {first[:MAX_MESSAGE]}{'...' if len(first) > MAX_MESSAGE else ''}"
+        text += f" · test failed: {textwrap.shorten(first, MAX_MESSAGE, placeholder='...')}"
     return _escape(text)
 
 

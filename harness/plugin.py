@@ -27,7 +27,7 @@ from .claims_summary import CLAIM_PROPERTY, OPTIMIZER_PROPERTY, RUN_PROPERTY
 from .config import PROFILES, RunConfig, get_profile
 from .data import DataError, find_data_spec
 from .formatting import BEYOND_THE_PAPER
-from .optim import OptimizerSpecError, describe, resolve, spec_id
+from .optim import OptimizerSpecError, describe, resolve, spec_id, spec_kwargs
 from .store import results_dir
 
 _SESSION = claims_summary.SessionRecord()  # filled on the controller from every worker's reports
@@ -416,8 +416,14 @@ _OUTCOME_WORDS = {"diverged": "diverged", "out_of_budget": "did not fit", "inter
 
 def unfitted_run_line(record: dict, what: str) -> str:
     """One line: the run, what happened to it, the trainer's reason and the initial learning rate."""
-    lr = RunConfig.from_dict(record["config"]).learning_rate
-    rate = "the optimizer's default lr" if lr is None else f"lr {lr:g}"
+    config = RunConfig.from_dict(record["config"])
+    lr, spec_lr = config.learning_rate, spec_kwargs(config.optimizer).get("lr")
+    if lr is not None:
+        rate = f"lr {lr:g}"
+    elif isinstance(spec_lr, (int, float)):
+        rate = f"lr {spec_lr:g}, set in the optimizer spec"
+    else:
+        rate = "the optimizer factory's own default lr"
     said = f"{record['message']} " if record.get("message") else ""
     outcome = _OUTCOME_WORDS.get(record["outcome"], record["outcome"])
     return f"{what} {outcome}: {said}({rate})"

@@ -143,9 +143,11 @@ def test_read_only_results_folder_still_reports_every_verdict_and_figure(pyteste
         ("out_of_budget", "training accuracy 99.8000% after 150 passes", "adam",
          "C1: inception seed 0 did not fit: training accuracy 99.8000% after 150 passes (lr 0.001)"),
         ("diverged", "training loss became inf in pass 1", "mypkg.opt:Lion",
-         "C1: inception seed 0 diverged: training loss became inf in pass 1 (the optimizer's default lr)"),
+         "C1: inception seed 0 diverged: training loss became inf in pass 1 (the optimizer factory's own default lr)"),
+        ("diverged", "training loss became inf in pass 1", "torch.optim:Adagrad(lr=0.05)",
+         "C1: inception seed 0 diverged: training loss became inf in pass 1 (lr 0.05, set in the optimizer spec)"),
     ],
-    ids=["paper_lr", "builtin_default_lr", "factory_default_lr"],
+    ids=["paper_lr", "builtin_default_lr", "factory_default_lr", "spec_lr"],
 )
 def test_an_unfitted_run_reads_as_one_line_with_its_initial_learning_rate(outcome, message, optimizer, expected):
     record = {"outcome": outcome, "message": message,

@@ -86,3 +86,32 @@ def test_a_test_that_failed_before_declaring_a_figure_shows_its_message():
                                  "message": "AssertionError: true labels, seed 0: training accuracy 99.26%\nmore"}}}
     (row,) = table_rows(claims_matrix(session), "C3")
     assert row == "| C3 | **FAILS** · test failed: AssertionError: true labels, seed 0: training accuracy 99.26% |"
+
+
+def test_a_failing_cell_says_why_its_runs_did_not_fit():
+    """Diverged, stalled and out of budget read differently; a long message is cut at a word, not mid-number."""
+    runs = [{"key": "a", "outcome": "diverged", "passes": 3, "passes_to_fit": None, "reason": "diverged at pass 3"},
+            {"key": "b", "outcome": "fitted", "passes": 27, "passes_to_fit": 27, "reason": "fitted in 27 passes"},
+            {"key": "c", "outcome": "out_of_budget", "passes": 150, "passes_to_fit": None,
+             "reason": "out of budget at 98.42% after 150 passes, still rising"}]
+    session = {"profile": "smoke", "optimizers": ["paper_sgd"], "figures": [], "tests": {
+        C3.format("paper_sgd"): {"optimizer": "paper_sgd", "outcome": "failed", "message": "x", "runs": runs},
+        C1.format("paper_sgd"): {"optimizer": "paper_sgd", "outcome": "failed",
+                                 "message": "AssertionError: " + "training accuracy 0.984215 " * 5}}}
+    text = claims_matrix(session)
+    (c3,) = table_rows(text, "C3")
+    assert c3 == ("| C3 | **FAILS** · diverged at pass 3; out of budget at 98.42% after 150 passes, still rising |")
+    (c1,) = table_rows(text, "C1")
+    assert c1.endswith("0.984215 training accuracy... |")  # cut after a whole word, never inside a number
+
+
+def test_run_reasons_name_what_happened():
+    from harness.claims_summary import run_reason
+
+    rising = {"outcome": "out_of_budget", "passes": 150, "curves": {"train_accuracy": [0.5] * 140 + [0.97 + i / 1000 for i in range(10)]}}
+    flat = {"outcome": "out_of_budget", "passes": 150, "curves": {"train_accuracy": [0.5] * 139 + [0.98] * 11}}
+    assert run_reason(rising) == "out of budget at 97.90% after 150 passes, still rising"
+    assert run_reason(flat) == "out of budget at 98.00% after 150 passes, flat"
+    assert run_reason({"outcome": "stalled", "passes": 1}) == "stalled at pass 1"
+    assert run_reason({"outcome": "fitted", "passes_to_fit": 19, "passes": 19}) == "fitted in 19 passes"
+    assert run_reason({"outcome": "not_fittable", "attainable_train_accuracy": 0.824}) == "not fittable (ceiling 82.40%)"
