@@ -179,6 +179,76 @@ def test_compensated_evaluation_is_at_least_as_accurate():
     assert expressivity.residual_bound(built, x, y, "compensated") < expressivity.residual_bound(built, x, y)
 
 
+def near_duplicate_signs(n=40, d=3, seed=0):
+    """n points in d dimensions, half of them copies of the others moved by 1e-12, with +-1 labels."""
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((n // 2, d))
+    copies = base[rng.integers(0, n // 2, n - n // 2)] + 1e-12 * rng.standard_normal((n - n // 2, d))
+    return np.concatenate([base, copies]), rng.choice([-1.0, 1.0], n)
+
+
+def test_decision_margin_constant_fit_residual_and_nearest_target():
+    assert expressivity.decision_margin([1.0, -1.0, 1.0]) == 1.0
+    assert expressivity.decision_margin([0.0, 0.5, 2.0, 0.5]) == 0.25
+    assert expressivity.decision_margin([3.0, 3.0]) == math.inf == expressivity.decision_margin([5.0])
+    assert expressivity.constant_fit_residual([0.0, 0.5, 2.0]) == 1.0
+    assert expressivity.constant_fit_residual([3.0, 3.0]) == 0.0
+    assert np.array_equal(expressivity.nearest_target([-0.2, 0.9, 5.0, 1.5], [0.0, 1.0, 2.0]), [0.0, 1.0, 2.0, 1.0])
+    assert np.array_equal(expressivity.nearest_target([-7.0, 9.0], [4.0]), [4.0, 4.0])
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        expressivity.decision_margin([0.0, np.nan])
+
+
+def test_check_fit_decides_with_the_plain_forward_when_its_bound_is_below_the_margin():
+    x, y = gaussian_points(7, 5)
+    built = construct_two_layer(x, y)
+    fit = expressivity.check_fit(built, x, y)
+    assert fit.evaluation == "plain" and fit.holds and fit.bound < fit.margin and fit.identified_share == 1.0
+    assert math.isnan(fit.compensated_bound)
+
+
+def test_check_fit_switches_to_the_compensated_forward_on_near_duplicates():
+    x, y = near_duplicate_signs()
+    built = construct_two_layer(x, y)
+    fit = expressivity.check_fit(built, x, y)
+    assert fit.forward_bound >= 1.0 > fit.compensated_bound  # plain bound past the labels' margin
+    assert fit.evaluation == "compensated" and fit.holds and fit.identified_share == 1.0
+    assert "compensated forward decides" in fit.reason
+
+
+def test_check_fit_refuses_when_no_bound_is_below_the_margin():
+    x, y = near_duplicate_signs()
+    built = construct_two_layer(x, y)
+    refused = expressivity.check_fit(built, x, y, margin=1e-300)
+    assert refused.evaluation is None and not refused.decided and not refused.holds
+    assert refused.reason.startswith("refused")
+    assert refused.bound == min(refused.forward_bound, refused.compensated_bound)
+    deep = fit_deep(x, y, 3)
+    deep_refused = expressivity.check_fit(built, x, y, network=deep)  # no compensated deep forward to fall back on
+    assert deep_refused.evaluation is None and math.isnan(deep_refused.compensated_bound)
+    assert expressivity.check_fit(built, x, y, network=deep, margin=math.inf).evaluation == "deep"
+
+
+def test_check_fit_refuses_bad_arguments():
+    x, y = gaussian_points(5, 2)
+    built = construct_two_layer(x, y)
+    with pytest.raises(TypeError, match="DeepInterpolant"):
+        expressivity.check_fit(built, x, y, network=fit_two_layer(x, y))
+    with pytest.raises(ValueError, match="margin must be a number"):
+        expressivity.check_fit(built, x, y, margin=math.nan)
+    with pytest.raises(ValueError, match=r"shape \(n,\)"):
+        expressivity.check_fit(built, x, y[:3])
+
+
+def test_check_fit_catches_wrong_targets():
+    x, y = gaussian_points(20, 3)
+    built = construct_two_layer(x, y)
+    planted = y.copy()
+    planted[[2, 7]] = planted[[7, 2]]  # same values, two of them in the wrong place
+    assert expressivity.check_fit(built, x, y).holds
+    assert not expressivity.check_fit(built, x, planted).holds
+
+
 # --------------------------------------------------------------------------- C9 min-norm
 
 
@@ -229,6 +299,53 @@ def test_default_learning_rate_is_safe_for_every_batch():
 def test_least_squares_refuses_bad_input(kwargs, error, message):
     with pytest.raises(error, match=message):
         min_norm.train_least_squares(**kwargs)
+
+
+def test_numerical_rank_and_the_rank_deficient_min_norm_solution():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 9))
+    x[4] = x[1]  # a repeated row
+    x[3] = 0.5 * x[0] - 2.0 * x[2]  # a combination of two others (up to rounding): rank 3
+    y = rng.standard_normal(5)
+    y[4], y[3] = y[1], 0.5 * y[0] - 2.0 * y[2]
+    singular = torch.linalg.svdvals(torch.from_numpy(x))
+    assert min_norm.numerical_rank(singular, x.shape) == 3 and float(singular[-1]) < 1e-14
+    assert min_norm.row_space_basis(torch.from_numpy(x)).shape == (9, 3)
+    w = min_norm.min_norm_solution(x, y)
+    assert torch.allclose(torch.from_numpy(x) @ w, torch.from_numpy(y), atol=1e-12)
+    assert torch.allclose(w, torch.from_numpy(np.linalg.pinv(x) @ y), atol=1e-12)
+    run = min_norm.train_least_squares(x, y)
+    assert run.converged and run.rank == 3
+    assert run.sigma_min == pytest.approx(float(singular[2])) and run.condition_number < 1e3
+    assert run.verdict == min_norm.WITHIN
+
+
+def test_inconsistent_targets_are_refused_up_front():
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((4, 6)), rng.standard_normal(4)
+    x[3] = x[0]
+    y[3] = y[0] + 1.0  # the repeated row asks for two values at once
+    with pytest.raises(ValueError, match=r"y is inconsistent with x: .*numerical rank 3 < n = 4") as error:
+        min_norm.train_least_squares(x, y)
+    assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="inconsistent"):  # overdetermined, generic targets
+        min_norm.train_least_squares(rng.standard_normal((6, 3)), rng.standard_normal(6))
+    with pytest.raises(ValueError, match="numerical rank 0"):
+        min_norm.train_least_squares(np.zeros((2, 3)), np.ones(2))
+    # consistent up to rounding is not refused
+    y[3] = y[0]
+    assert min_norm.train_least_squares(x, y).converged
+
+
+def test_limit_verdict_is_undecided_for_a_loose_bound():
+    fraction = min_norm.DECISION_FRACTION
+    assert fraction == min_norm.MIN_RELATIVE_DEPARTURE / 2
+    assert min_norm.limit_verdict(0.0, 0.01, 1.0) == min_norm.UNDECIDED  # 1% bound: could be either
+    assert min_norm.limit_verdict(0.0, fraction, 1.0) == min_norm.UNDECIDED  # balls of radius D / 2 touch
+    assert min_norm.limit_verdict(0.0, 0.99 * fraction, 1.0) == min_norm.WITHIN
+    assert min_norm.limit_verdict(1e-3, 1e-4, 1.0) == min_norm.OUTSIDE
+    assert min_norm.limit_verdict(0.0, math.nan, 1.0) == min_norm.UNDECIDED
+    assert min_norm.limit_verdict(0.0, math.inf, 1.0) == min_norm.UNDECIDED
 
 
 # --------------------------------------------------------------------------- C10-C11 kernels

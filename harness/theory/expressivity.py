@@ -33,6 +33,19 @@ Numerics (float64), and the choices they dictate here:
   product, whose long sequential accumulation loses about ten times more
   on these strongly cancelling sums. `forward_compensated` evaluates the
   same network with error-free transformations for a further gain.
+
+Deciding "the network fits y". A residual bound is evidence of a fit only
+at scales above it. For targets from a finite set (labels) the decision is
+which target each output stands for, and it is decided iff the bound is
+below `decision_margin(y)`, half the smallest gap between distinct target
+values: then every output is nearer its own target than any other.
+Near-duplicate points make ||w||_1, hence the plain bound, grow past that margin
+while the residual still sits "within the bound"; `check_fit` then decides
+with the compensated forward if its bound is below the margin, and
+otherwise refuses (evaluation None), never passes. Real-valued targets are
+held to the same margin (their spacing) by default; a caller may choose the
+weaker scale `constant_fit_residual(y)` (what the best constant function
+achieves) and must say so.
 """
 
 from __future__ import annotations
@@ -490,6 +503,166 @@ def _cascade_sum(values: torch.Tensor) -> torch.Tensor:
         errors = errors + e.sum(-1)
         values = s
     return values[..., 0] + errors
+
+
+# --------------------------------------------------------------------------- deciding
+
+
+def decision_margin(y) -> float:
+    """Half the smallest positive gap between distinct values of y (n,); inf for fewer than two.
+
+    An output within it of its own target is strictly nearer that target than
+    any other target value (the other is at least 2 margin away), so the
+    output identifies its target: for labels (+-1 gives 1) the nearest label
+    is right; for real targets it is the resolution at which the network
+    reproduces them. Same units as y. ValueError for NaN or infinite values.
+    """
+    values = np.unique(_finite_targets(y))
+    return float(np.diff(values).min() / 2) if values.size > 1 else math.inf
+
+
+def constant_fit_residual(y) -> float:
+    """(max y - min y) / 2: the worst residual of the best constant function on targets y (n,).
+
+    A residual bound at or above it shows nothing that a constant could not
+    do; below it, the outputs carry information about which target is which.
+    For two distinct values it equals `decision_margin`. Same units as y;
+    0.0 when all targets are equal. ValueError for NaN or infinite values.
+    """
+    values = _finite_targets(y)
+    return float((values.max() - values.min()) / 2) if values.size else 0.0
+
+
+def nearest_target(outputs, y) -> np.ndarray:
+    """Each of `outputs` (m,) replaced by the nearest distinct value of y (n,) (ties go to the lower value).
+
+    The classifier a fit is judged by: with labels as targets, the predicted
+    label. ValueError for an empty y or NaN or infinite targets.
+    """
+    values = np.unique(_finite_targets(y))
+    outputs = np.asarray(outputs, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("y holds no targets to compare the outputs with")
+    if values.size == 1:
+        return np.full(outputs.shape, values[0])
+    upper = np.clip(np.searchsorted(values, outputs), 1, values.size - 1)
+    lower = upper - 1
+    take_upper = np.abs(values[upper] - outputs) < np.abs(outputs - values[lower])
+    return np.where(take_upper, values[upper], values[lower])
+
+
+def _finite_targets(y) -> np.ndarray:
+    values = _as_float64(y, "y").ravel()
+    if not np.isfinite(values).all():
+        raise ValueError("y contains NaN or infinite values; remove or replace them")
+    return values
+
+
+@dataclass
+class FitCheck:
+    """Whether a network fits its targets, decided at a stated scale.
+
+    evaluation: "plain" (forward), "compensated" (forward_compensated),
+        "deep" (DeepInterpolant.forward), or None: refused, no evaluation's
+        bound is below the margin, so nothing can be concluded.
+    residual: max_i |c(x_i) - y_i| of that evaluation (of the plain or deep
+        forward when refused), in y's units.
+    bound: its rounding bound (`residual_bound`); when refused, the smallest
+        bound tried. margin: the decision scale it had to be below
+        (`decision_margin(y)` unless the caller chose another).
+    forward_bound: the bound of the network's own forward (plain, or deep);
+        compensated_bound: the compensated forward's (nan if not computed).
+    identified_share: share of points whose output is nearest its own target
+        value (`nearest_target`); 1.0 whenever `holds`.
+    reason: one line saying which evaluation decided and why, or why refused.
+    """
+
+    evaluation: str | None
+    residual: float
+    bound: float
+    margin: float
+    forward_bound: float
+    compensated_bound: float
+    identified_share: float
+    reason: str
+
+    @property
+    def decided(self) -> bool:
+        return self.evaluation is not None
+
+    @property
+    def holds(self) -> bool:
+        """Decided, and the residual within the bound (hence below the margin)."""
+        return self.decided and self.residual <= self.bound
+
+
+def check_fit(built: Construction, x, y, *, network: nn.Module | None = None, margin: float | None = None) -> FitCheck:
+    """Decide whether a network fits y (n,) on x (n, d) at the scale `margin`, or refuse.
+
+    built: the construction the network came from (its bound needs
+    built.z_sorted and the weights). network: None for built.network (the
+    two-layer net), or the DeepInterpolant made from it by `fit_deep`.
+    margin: default `decision_margin(y)`; pass `constant_fit_residual(y)`
+    to decide only against a constant function (real-valued targets).
+
+    Two-layer: the plain forward decides if its bound is below the margin;
+    else the compensated forward if its bound is; else refused. Deep: the
+    deep forward decides if its bound is below the margin; else refused (no
+    more exact evaluation of the deep network exists here). Refused means
+    evaluation None and holds False: a bound at or above the margin cannot
+    tell the target from its neighbour, so the check never passes on it.
+    Raises ValueError for bad x or y (`check_points_and_targets`) and a
+    NaN margin; TypeError for a network that is neither built.network nor a
+    DeepInterpolant (the bounds are derived for those two forwards only; to
+    check another two-layer network, put it in the record first:
+    dataclasses.replace(built, network=other)).
+    """
+    x, y = check_points_and_targets(x, y)
+    margin = decision_margin(y) if margin is None else float(margin)
+    if math.isnan(margin):
+        raise ValueError("margin must be a number (inf allowed); got nan")
+    deep = network is not None and network is not built.network
+    if deep and not isinstance(network, DeepInterpolant):
+        raise TypeError(
+            f"network must be built.network or a DeepInterpolant from fit_deep; got {type(network).__name__}"
+        )
+    forward_kind = "deep" if deep else "plain"
+    evaluated = network if deep else built.network
+    forward_bound = residual_bound(built, x, y, forward_kind)
+    compensated_bound = math.nan
+    if forward_bound < margin:
+        reason = f"{forward_kind} forward decides: its bound {forward_bound:.3g} < margin {margin:.3g}"
+        return _fit_check(forward_kind, evaluated, x, y, forward_bound, margin, forward_bound, compensated_bound,
+                          reason)
+    if not deep:
+        compensated_bound = residual_bound(built, x, y, "compensated")
+        if compensated_bound < margin:
+            reason = (
+                f"compensated forward decides: its bound {compensated_bound:.3g} < margin {margin:.3g} "
+                f"(the plain bound {forward_bound:.3g} is not)"
+            )
+            return _fit_check("compensated", evaluated, x, y, compensated_bound, margin, forward_bound,
+                              compensated_bound, reason)
+    tried = f"{forward_kind} {forward_bound:.3g}" + ("" if deep else f", compensated {compensated_bound:.3g}")
+    reason = f"refused: no bound is below the margin {margin:.3g} ({tried}); the fit cannot be decided at this scale"
+    smallest = forward_bound if deep else min(forward_bound, compensated_bound)
+    return _fit_check(None, evaluated, x, y, smallest, margin, forward_bound, compensated_bound, reason)
+
+
+def _fit_check(evaluation, network, x, y, bound, margin, forward_bound, compensated_bound, reason) -> FitCheck:
+    with torch.no_grad():
+        x_t = torch.from_numpy(x)
+        outputs = (network.forward_compensated(x_t) if evaluation == "compensated" else network(x_t)).numpy()
+    return FitCheck(
+        evaluation=evaluation,
+        residual=float(np.abs(outputs - y).max()),
+        bound=bound,
+        margin=margin,
+        forward_bound=forward_bound,
+        compensated_bound=compensated_bound,
+        identified_share=float(np.mean(nearest_target(outputs, y) == y)),
+        reason=reason,
+    )
 
 
 # --------------------------------------------------------------------------- constructions

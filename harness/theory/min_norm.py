@@ -13,6 +13,22 @@ parameters into a torch.optim.Optimizer. The harness owns the rest (model,
 loss, gradient, batches, step budget, the checks). Adaptive methods scale
 coordinates separately, leave the row space and end at another interpolant;
 `train_least_squares` measures how far.
+
+Rank. Everything here uses the numerical rank r of X (`numerical_rank`, the
+rule `row_space_basis` has always used: singular values above
+sigma_1 max(n, d) eps). The row space is the span of the first r right
+singular vectors; pinv(X) y is the truncated pseudo-inverse on those r
+directions; sigma_min and kappa are those of X restricted to its row space
+(sigma_r and sigma_1 / sigma_r), since only they bound ||e|| for e in the
+row space. A problem with repeated rows or rows that combine others
+(rank r < n) and consistent targets still has pinv(X) y as its minimum-norm
+interpolant; with targets that leave the column space no w interpolates and
+`train_least_squares` refuses the problem up front.
+
+Deciding. A bound is only evidence if it is small at the scale of the
+decision it serves: `LinearRun.bound_is_informative` and `limit_verdict`
+turn a bound that cannot tell "at the predicted limit" from "elsewhere"
+into the verdict UNDECIDED, never into a pass.
 """
 
 from __future__ import annotations
@@ -28,9 +44,39 @@ OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimize
 _EPS = float(np.finfo(np.float64).eps)
 _TINY = float(np.finfo(np.float64).tiny)  # guards divisions by a zero norm
 
+# "Elsewhere", declared before measuring: an iterate at least 1% of
+# ||predicted_limit|| from the predicted limit is not at it (the claims'
+# contrast, Adam, ends tens of percent away).
+MIN_RELATIVE_DEPARTURE = 0.01
+# A distance bound decides between "at the predicted limit" (distance 0) and
+# "elsewhere" (distance >= MIN_RELATIVE_DEPARTURE ||limit||) only if the two
+# answers cannot both lie within it of a measured distance: balls of radius
+# `bound` around two points D apart are disjoint iff bound < D / 2 (the
+# half-the-gap rule C8 applies to target values). Hence half the departure.
+DECISION_FRACTION = MIN_RELATIVE_DEPARTURE / 2
+
+WITHIN = "within bound"  # at the predicted limit, as far as float64 can tell
+OUTSIDE = "outside bound"  # provably not at the predicted limit
+UNDECIDED = "undecided"  # the bound is too loose to tell either way
+
 
 def _gamma(m: int) -> float:
+    """Higham's gamma_m = m eps / (1 - m eps): the relative error bound of an m-term sum."""
     return m * _EPS / (1.0 - m * _EPS)
+
+
+def limit_verdict(distance: float, bound: float, scale: float) -> str:
+    """WITHIN, OUTSIDE or UNDECIDED for a weight vector `distance` (l2) from a predicted limit.
+
+    bound: the most `distance` may be if the weights are at the limit up to
+    rounding. scale: ||predicted limit||, the size the decision is made at.
+    UNDECIDED unless bound < DECISION_FRACTION * scale (derivation next to
+    DECISION_FRACTION), whatever the distance: a loose bound never passes.
+    A zero limit (y = 0 from w0 = 0) leaves no scale and is UNDECIDED too.
+    """
+    if not bound < DECISION_FRACTION * scale:  # (also catches a NaN bound)
+        return UNDECIDED
+    return WITHIN if distance <= bound else OUTSIDE
 
 
 @dataclass
@@ -49,6 +95,11 @@ class LinearRun:
         bound on distance_to_min_norm, since min_norm lies in the row space.
     leak_budget: how large max_row_space_leak may be from float64 rounding alone
         if every update is a combination of the rows (as plain SGD's are).
+    rank: the numerical rank r of X (`numerical_rank`); the row space has dimension r.
+    sigma_min: sigma_r, the smallest singular value above the rank threshold
+        (0.0 for X = 0); condition_number: sigma_1 / sigma_r (inf for X = 0).
+    inconsistency: ||y - X pinv(X) y||, the part of y outside X's column space
+        (float64 rounding for consistent targets; larger ones are refused up front).
     """
 
     weights: torch.Tensor
@@ -63,6 +114,29 @@ class LinearRun:
     max_row_space_leak: float
     final_row_space_leak: float
     leak_budget: float
+    rank: int
+    sigma_min: float
+    condition_number: float
+    inconsistency: float
+
+    @property
+    def decision_scale(self) -> float:
+        """||predicted_limit||: the size at which "at the limit" and "elsewhere" are told apart."""
+        return float(self.predicted_limit.norm())
+
+    @property
+    def bound_is_informative(self) -> bool:
+        """distance_bound < DECISION_FRACTION * ||predicted_limit|| (derivation next to DECISION_FRACTION).
+
+        distance_bound includes leak_budget (see `_distance_bound`), so an
+        informative distance bound makes the leak check decide too.
+        """
+        return limit_verdict(0.0, self.distance_bound, self.decision_scale) != UNDECIDED
+
+    @property
+    def verdict(self) -> str:
+        """WITHIN, OUTSIDE or UNDECIDED for the final iterate against predicted_limit (`limit_verdict`)."""
+        return limit_verdict(self.distance_to_predicted, self.distance_bound, self.decision_scale)
 
 
 def check_problem(x, y) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,17 +152,41 @@ def check_problem(x, y) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
+def numerical_rank(singular_values: torch.Tensor, shape: tuple[int, int]) -> int:
+    """How many singular values exceed sigma_1 max(n, d) eps (LAPACK's and numpy's rank rule).
+
+    singular_values: those of an (n, d) matrix of shape `shape`, descending.
+    Singular values below the threshold are indistinguishable from the
+    rounding of the matrix's own SVD (backward error about max(n, d) eps
+    sigma_1), so their directions count as null. 0 for the zero matrix.
+    """
+    if singular_values.numel() == 0:
+        return 0
+    threshold = float(singular_values[0]) * max(shape) * _EPS
+    return int((singular_values > threshold).sum())
+
+
+def _truncated_svd(x: torch.Tensor):
+    """(u_r (n, r), s_r (r,), v_r (d, r), sigma_cut): the SVD of x cut at its numerical rank r.
+
+    sigma_cut is the largest singular value discarded (0.0 when none is).
+    """
+    u, s, vh = torch.linalg.svd(x, full_matrices=False)
+    rank = numerical_rank(s, tuple(x.shape))
+    sigma_cut = float(s[rank]) if rank < s.numel() else 0.0
+    return u[:, :rank], s[:rank], vh[:rank].T, sigma_cut
+
+
 def min_norm_solution(x, y) -> torch.Tensor:
-    """pinv(X) y: the least-squares solution of minimum l2 norm."""
+    """pinv(X) y (d,): the least-squares solution of minimum l2 norm, pinv cut at the numerical rank."""
     x, y = check_problem(x, y)
-    return torch.linalg.pinv(x) @ y
+    u, s, v, _ = _truncated_svd(x)
+    return v @ ((u.T @ y) / s)
 
 
 def row_space_basis(x: torch.Tensor) -> torch.Tensor:
-    """Orthonormal basis (d, r) of the row space of x, from its SVD (rank by LAPACK's rule)."""
-    _, s, vh = torch.linalg.svd(x, full_matrices=False)
-    rank = int((s > s.max() * max(x.shape) * _EPS).sum()) if s.numel() else 0
-    return vh[:rank].T
+    """Orthonormal basis (d, r) of the row space of x, r = `numerical_rank`, from its SVD."""
+    return _truncated_svd(x)[2]
 
 
 def default_learning_rate(x: torch.Tensor, batch_size: int) -> float:
@@ -119,12 +217,25 @@ def train_least_squares(
 ) -> LinearRun:
     """Train w on 0.5 ||X_B w - y_B||^2 over random batches until ||X w - y|| <= tolerance ||X w0 - y||.
 
-    optimizer_factory: params -> torch.optim.Optimizer; default plain SGD at
+    x (n, d), y (n,), w0 (d,), all turned into float64. optimizer_factory:
+        params -> torch.optim.Optimizer; default plain SGD at
         `default_learning_rate`. w0: start (default zero). batch_size: default
         all n rows (then "SGD" is gradient descent). Batches are drawn without
         replacement, reshuffled every pass, seeded. The gradient is
         X_B^T (X_B w - y_B), written into w.grad before each optimizer step.
     Every step measures the iterate's component outside w0 + row space.
+
+    X may be rank-deficient (repeated rows, rows combining others, n > d):
+    the row space, pinv(X) y and the bounds all use the numerical rank.
+
+    Raises ValueError for bad shapes or values, for a batch size outside
+    [1, n], and, before any step, for inconsistent targets: when the part
+    of y outside X's column space is larger than the stopping rule allows
+    (derivation in `_check_consistent`), no iterate in w0 + row space can
+    meet it, so the run could only exhaust max_steps, and the distance
+    bound, which assumes X predicted_limit = y, would be void. Refusing up
+    front says so where converged=False would leave it to be guessed.
+    TypeError if optimizer_factory does not return an Optimizer.
     """
     x, y = check_problem(x, y)
     n, d = x.shape
@@ -134,16 +245,21 @@ def train_least_squares(
     start = torch.zeros(d, dtype=torch.float64) if w0 is None else torch.as_tensor(w0, dtype=torch.float64).clone()
     if start.shape != (d,):
         raise ValueError(f"w0 must have shape (d,) = ({d},); got {tuple(start.shape)}")
+    u_r, s_r, basis, sigma_cut = _truncated_svd(x)
+    rank = basis.shape[1]
+    sigma_max = float(s_r[0]) if rank else 0.0
+    sigma_min = float(s_r[-1]) if rank else 0.0  # sigma_r: X restricted to its row space
+    kappa = sigma_max / sigma_min if rank else math.inf
+    min_norm = basis @ ((u_r.T @ y) / s_r)
+    inconsistency = float((y - u_r @ (u_r.T @ y)).norm())
+    start_residual = max(float((x @ start - y).norm()), _TINY)  # the starting residual
+    _check_consistent(inconsistency, y, start, sigma_cut, kappa, tolerance * start_residual, rank)
     factory = optimizer_factory or plain_sgd(default_learning_rate(x, batch_size))
     weights = torch.nn.Parameter(start.clone())
     optimizer = factory([weights])
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer_factory returned {type(optimizer).__name__}, not a torch.optim.Optimizer")
 
-    basis = row_space_basis(x)
-    singular = torch.linalg.svdvals(x)
-    sigma_max, sigma_min = float(singular[0]), float(singular[min(n, d) - 1])
-    start_residual = max(float((x @ start - y).norm()), _TINY)  # the starting residual
     generator = torch.Generator().manual_seed(seed)
     order, cursor = torch.randperm(n, generator=generator), 0
     rounding = 0.0  # accumulated rounding budget of span-preserving updates
@@ -164,22 +280,26 @@ def train_least_squares(
             steps += 1
             # Rounding of one span-preserving step: the gradient's matvec (gamma_b
             # times |X_B|^T |r_B|), then scaling and adding the update (eps each).
+            # A span-preserving update is X_B^T c with ||c|| = ||r_B|| times
+            # (||update|| / ||gradient||); its part along the discarded singular
+            # directions V_cut (true row-space directions below the rank
+            # threshold) is (X_B V_cut)^T c, of norm <= sigma_cut ||c||.
             update = weights - before
+            update_per_gradient = float(update.norm()) / max(float(weights.grad.norm()), _TINY)
             rounding += (
-                _gamma(batch_size) * float((x_b.abs().T @ r_b.abs()).norm()) * float(update.norm())
-                / max(float(weights.grad.norm()), _TINY)
+                (_gamma(batch_size) * float((x_b.abs().T @ r_b.abs()).norm()) + sigma_cut * float(r_b.norm()))
+                * update_per_gradient
                 + _EPS * (float(update.norm()) + float(weights.norm()))
             )
             max_leak = max(max_leak, _leak(weights - start, basis))
             residual = float((x @ weights - y).norm()) / start_residual
         final = weights.detach().clone()
 
-    min_norm = torch.linalg.pinv(x) @ y
     predicted = min_norm + (start - basis @ (basis.T @ start))
     # measuring P_perp itself is inexact: the SVD's basis is off the true row
     # space by an angle of about eps * max(n, d) * kappa (Wedin's theorem with
-    # the SVD's backward error), on top of the rounding of v - Q Q^T v.
-    kappa = sigma_max / sigma_min if sigma_min > 0 else math.inf
+    # the SVD's backward error over the gap sigma_r - sigma_cut, which the
+    # rank threshold keeps near sigma_r), on top of the rounding of v - Q Q^T v.
     measure_slack = (_gamma(2 * d) + _gamma(max(n, d)) * kappa) * (float(final.norm()) + float(start.norm()))
     leak_budget = rounding + measure_slack
     final_leak = _leak(final - start, basis)
@@ -192,10 +312,17 @@ def train_least_squares(
         predicted_limit=predicted,
         distance_to_min_norm=float((final - min_norm).norm()),
         distance_to_predicted=float((final - predicted).norm()),
-        distance_bound=_distance_bound(residual * start_residual, leak_budget, sigma_min, sigma_max, min_norm, predicted, n, d),
+        distance_bound=_distance_bound(
+            residual * start_residual, leak_budget, inconsistency + sigma_cut * float(start.norm()),
+            sigma_min, sigma_max, min_norm, predicted, n, d,
+        ),
         max_row_space_leak=max_leak,
         final_row_space_leak=final_leak,
         leak_budget=leak_budget,
+        rank=rank,
+        sigma_min=sigma_min,
+        condition_number=kappa,
+        inconsistency=inconsistency,
     )
 
 
@@ -204,17 +331,51 @@ def _leak(v: torch.Tensor, basis: torch.Tensor) -> float:
     return float((v - basis @ (basis.T @ v)).norm())
 
 
-def _distance_bound(residual_norm, leak, sigma_min, sigma_max, min_norm, predicted, n, d) -> float:
+def _check_consistent(inconsistency, y, start, sigma_cut, kappa, allowed_residual, rank) -> None:
+    """ValueError if no iterate in w0 + row space can reach ||X w - y|| <= allowed_residual.
+
+    For w = w0 + v, v in the row space (span V_r), the part of X w - y
+    outside the column space U_r is P(X w0) - P y (X v lies in span U_r),
+    and ||P X w0|| <= sigma_cut ||w0||. So every such iterate has
+    ||X w - y|| >= ||P y|| - sigma_cut ||w0||. ||P y|| is measured with the
+    computed U_r, off by an angle of about gamma_{max(n,d)} kappa (as for the
+    row space) plus the rounding of y - U U^T y (gamma_{2n}): that slack is
+    subtracted before refusing, so rounding alone never refuses. For X = 0
+    (rank 0) U_r is empty, exactly, and only the subtraction's rounding is left.
+    """
+    n = y.numel()
+    if rank == n:
+        return  # U_r spans R^n: every y is consistent
+    angle = _gamma(max(n, start.numel())) * kappa if rank else 0.0
+    slack = (_gamma(2 * n) + angle) * float(y.norm())
+    floor = inconsistency - sigma_cut * float(start.norm()) - slack
+    if floor > allowed_residual:
+        raise ValueError(
+            f"y is inconsistent with x: its part outside the column space of x (numerical rank {rank} < n = {n}) "
+            f"has norm {inconsistency:.3g}, so ||X w - y|| stays >= {floor:.3g} > tolerance * ||X w0 - y|| = "
+            f"{allowed_residual:.3g} for every w in w0 + row space and no w interpolates; "
+            "give repeated rows equal targets (and combined rows the combined targets) or raise tolerance"
+        )
+
+
+def _distance_bound(residual_norm, leak, target_gap, sigma_min, sigma_max, min_norm, predicted, n, d) -> float:
     """Bound on ||w - predicted_limit|| for an iterate w in w0 + row space up to `leak`.
 
     Write w - predicted = e + l with l the leak (||l|| <= leak) and e in the
-    row space. X predicted = y (up to pinv's rounding), so X e = (X w - y) - X l
-    and ||e|| <= (||X w - y|| + sigma_max leak) / sigma_min. pinv(X) y itself
-    is accurate to about gamma_{max(n,d)} kappa ||pinv(X) y||; the projection
-    of w0 adds the same order on ||predicted||.
+    row space (span of the r right singular vectors kept). X e = (X w - y) -
+    X l + (y - X predicted), and ||X e|| >= sigma_r ||e|| for e in the row
+    space (sigma_min = sigma_r, the smallest singular value kept: the
+    smallest over all min(n, d) would be rounding noise for a rank-deficient
+    X and make the bound vacuous). y - X predicted = (y - U_r U_r^T y) -
+    U_cut S_cut V_cut^T w0 has norm <= target_gap = inconsistency +
+    sigma_cut ||w0||. So ||e|| <= (||X w - y|| + sigma_max leak + target_gap)
+    / sigma_r. pinv(X) y itself is accurate to about gamma_{max(n,d)} kappa
+    ||pinv(X) y||; the projection of w0 adds the same order on ||predicted||.
+    The bound is at least `leak`, so it is informative only if leak is.
+    inf for X = 0 (rank 0 leaves no sigma_r).
     """
     if sigma_min <= 0:
         return math.inf
     kappa = sigma_max / sigma_min
     solve = _gamma(max(n, d)) * kappa * (float(min_norm.norm()) + float(predicted.norm()))
-    return (residual_norm + sigma_max * leak) / sigma_min + leak + solve
+    return (residual_norm + sigma_max * leak + target_gap) / sigma_min + leak + solve
