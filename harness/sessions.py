@@ -18,14 +18,25 @@ measured values). A claim can name a figure itself with ``key=...`` in
 ``claim_figure``. Numbers are compared, strings reported. A regression is a
 verdict that flips from holds to FAILS, or a figure that moves past the
 tolerance of a failure rule ``CLAIM:TOLERANCE`` (``C3:50%`` relative,
-``C2:0.01`` absolute, ``*:...`` every claim).
+``C2:0.01`` absolute, ``*:...`` every claim). Two specs of one optimizer
+(``pkg:Lion`` against ``pkg:Lion(lr=1e-4)``) have different ids; an
+``as_optimizer`` pair lines the figures of one up with the other's.
 
-Command line: ``python -m harness.sessions {list,show,matrix,compare,baseline}``.
+A session file names the code of each optimizer it ran
+(``optimizer_identity``: spec -> version and the code fingerprint its run
+keys hold), so a comparison says when the code itself changed.
+
+Several sessions make one claims matrix (`sessions_matrix`: a column per
+optimizer of each session) or one CSV file (`export_rows`, `write_csv`: a
+row per figure).
+
+Command line: ``python -m harness.sessions {list,show,compare,matrix,export,baseline}``.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import fcntl
 import json
 import math
@@ -37,7 +48,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .formatting import fmt_value
-from .optim import spec_id
+from .optim import optimizer_identity, spec_id
 
 REFERENCE_OPTIMIZER = "paper_sgd"  # the paper's SGD: the reference column of every comparison
 SESSION_NAME = re.compile(r"^(?P<time>\d{8}T\d{6}Z)-(?P<number>\d{4,})-(?P<profile>[\w-]+)\.json$")
@@ -89,12 +100,19 @@ def _locked(folder: Path):
 def save_session(summary: dict, root: Path | None = None) -> Path:
     """Write `summary` as the next numbered session; sets summary["number"].
 
+    A summary that lists its optimizers ("optimizers") and does not yet say
+    what code they were gets summary["optimizer_identity"] here (see
+    `optimizer_identities`), in the process that ran them: the file then
+    names the version and code fingerprint behind every figure.
+
     A folder that cannot be written raises SessionNotSavedError, in one line,
     with summary["number"] left unset: no number is taken by a file that does
     not exist.
     """
     from .store import write_json_atomic
 
+    if summary.get("optimizers") and "optimizer_identity" not in summary:
+        summary["optimizer_identity"] = optimizer_identities(summary["optimizers"])
     folder = sessions_dir(root)
     try:
         with _locked(folder):
@@ -189,6 +207,38 @@ def session_optimizers(session: dict) -> list[str]:
     return list(session.get("optimizers") or [REFERENCE_OPTIMIZER])
 
 
+def optimizer_identities(specs) -> dict[str, dict]:
+    """{spec: {package, distribution, version, source, files, code}} per optimizer spec (`optim.optimizer_identity`).
+
+    `code` is the fingerprint in the spec's run keys: ``torch 2.4.0`` for a
+    built-in, ``lion-pytorch 0.2.2, sha256:...`` (its package's sources and
+    version) for an import path, ``unhashable SPEC`` for one that cannot be
+    imported here.
+    """
+    return {spec: optimizer_identity(spec) for spec in dict.fromkeys(specs)}
+
+
+def session_name(session: dict) -> str:
+    """'session 0003' for a numbered session, the file's name for a baseline, else 'unsaved session'."""
+    number = session.get("number")
+    if number:
+        return f"session {int(number):04d}"
+    return Path(session["file"]).name if session.get("file") else "unsaved session"
+
+
+def session_date(session: dict) -> str:
+    """When a session ran, as ISO UTC text: its stamp's time, else the time in its file's name (or its
+    baseline's source's); "" where neither says."""
+    stamp_time = (session.get("stamp") or {}).get("time")
+    if stamp_time:
+        return str(stamp_time)
+    for name in (session.get("file"), (session.get("baseline") or {}).get("from")):
+        match = SESSION_NAME.match(Path(name).name) if name else None
+        if match:
+            return datetime.strptime(match["time"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc).isoformat()
+    return ""
+
+
 def entry_optimizer(entry: dict, session: dict) -> str | None:
     """The optimizer spec behind a figure or test, None for claims that train nothing."""
     if "optimizer" in entry:
@@ -216,21 +266,32 @@ def figure_label(text: str) -> str:
 
 def strip_optimizer_param(nodeid: str, optimizer: str | None) -> str:
     """The test id with the optimizer's parameter removed, so figures of two optimizers line up."""
+    return replace_optimizer_param(nodeid, optimizer, None)
+
+
+def replace_optimizer_param(nodeid: str, optimizer: str | None, replacement: str | None) -> str:
+    """The test id with the optimizer's parameter (its spec id) replaced by `replacement`, or removed if None.
+
+    ``c.py::t[mlp_1x512-adam]`` with ``adam`` -> ``c.py::t[mlp_1x512-X]``; a
+    test id without the optimizer's parameter is returned unchanged.
+    """
     if not optimizer or not nodeid.endswith("]") or "[" not in nodeid:
         return nodeid
     head, _, params = nodeid[:-1].partition("[")
     name = spec_id(optimizer)
     if params == name:
-        return head
+        return head if replacement is None else f"{head}[{replacement}]"
     if params.startswith(f"{name}-"):
         rest = params[len(name) + 1 :]
+        params = rest if replacement is None else f"{replacement}-{rest}"
     elif params.endswith(f"-{name}"):
         rest = params[: -len(name) - 1]
+        params = rest if replacement is None else f"{rest}-{replacement}"
     elif f"-{name}-" in params:
-        rest = params.replace(f"-{name}-", "-", 1)
+        params = params.replace(f"-{name}-", "-" if replacement is None else f"-{replacement}-", 1)
     else:
         return nodeid
-    return f"{head}[{rest}]"
+    return f"{head}[{params}]"
 
 
 def figure_row(entry: dict, session: dict) -> tuple[str, str, str]:
@@ -240,13 +301,24 @@ def figure_row(entry: dict, session: dict) -> tuple[str, str, str]:
     return entry.get("claim", "?"), strip_optimizer_param(entry.get("test", ""), optimizer), label
 
 
-def indexed_figures(session: dict) -> dict[tuple, dict]:
-    """{(optimizer id, claim, test, label): figure}; a repeated identity gets ' #2', ' #3'."""
+def indexed_figures(session: dict, as_optimizer: dict[str, str] | None = None) -> dict[tuple, dict]:
+    """{(optimizer id, claim, test, label): figure}; a repeated identity gets ' #2', ' #3'.
+
+    as_optimizer: {spec of this session: spec whose id its figures take}, so
+    that they line up with another session's figures of that spec. A spec
+    whose id another one takes, and that is not renamed itself, is left out
+    (two sets of figures under one id would not line up).
+    """
+    renamed = as_optimizer or {}
+    displaced = set(renamed.values()) - set(renamed)
     index: dict[tuple, dict] = {}
     for entry in session.get("figures", []):
         optimizer = entry_optimizer(entry, session)
+        if optimizer in displaced:
+            continue
         claim, test, label = figure_row(entry, session)
-        key = (spec_id(optimizer) if optimizer else "", claim, test, label)
+        identity = renamed.get(optimizer, optimizer)
+        key = (spec_id(identity) if identity else "", claim, test, label)
         repeat = 2
         while key in index:
             key = (key[0], claim, test, f"{label} #{repeat}")
@@ -450,8 +522,60 @@ def _number(value) -> float | None:
     return float(value)
 
 
-def compare(current: dict, baseline: dict, rules: list[FailRule] | tuple = ()) -> Comparison:
-    """Figures of `current` against `baseline`, matched by identity; regressions flagged."""
+def parse_optimizer_pair(text: str) -> tuple[str, str]:
+    """'SPEC_A=SPEC_B' -> (SPEC_A, SPEC_B), split at the '=' outside parentheses and quotes.
+
+    ``pkg:Lion(lr=1e-4)=pkg:Lion`` -> (``pkg:Lion(lr=1e-4)``, ``pkg:Lion``).
+    Raises SessionError for text with no such '=' or an empty side.
+    """
+    depth, quote = 0, None
+    for position, character in enumerate(text):
+        if quote:
+            quote = None if character == quote else quote
+        elif character in "'\"":
+            quote = character
+        elif character in "([{":
+            depth += 1
+        elif character in ")]}":
+            depth -= 1
+        elif character == "=" and depth == 0:
+            first, second = text[:position].strip(), text[position + 1 :].strip()
+            if first and second:
+                return first, second
+            break
+    raise SessionError(f"bad optimizer pair {text!r}: expected SPEC_A=SPEC_B, e.g. 'pkg:Lion(lr=1e-4)=pkg:Lion' "
+                       "(the session's optimizer, then the baseline's it is compared with)")
+
+
+def _spec_named(name: str, session: dict, side: str) -> str:
+    """The spec of `session` that `name` names (the spec itself or its id); SessionError naming the choices."""
+    specs = session_optimizers(session)
+    found = [spec for spec in specs if name == spec] or [spec for spec in specs if name == spec_id(spec)]
+    if len(found) != 1:
+        problem = "names none" if not found else f"names {len(found)}"
+        raise SessionError(f"optimizer {name!r} {problem} of the {side}'s optimizers ({', '.join(specs)}); "
+                           "give one of them, as its spec or its id")
+    return found[0]
+
+
+def optimizer_pairs(as_optimizer: dict[str, str], current: dict, baseline: dict) -> dict[str, str]:
+    """{current spec: baseline spec} from names given by spec or id (``Lion(lr=0.0001)``: ``Lion``).
+
+    Raises SessionError for a name that is not one of its session's optimizers.
+    """
+    return {_spec_named(a, current, "session"): _spec_named(b, baseline, "baseline") for a, b in as_optimizer.items()}
+
+
+def compare(current: dict, baseline: dict, rules: list[FailRule] | tuple = (),
+            as_optimizer: dict[str, str] | None = None) -> Comparison:
+    """Figures of `current` against `baseline`, matched by identity; regressions flagged.
+
+    as_optimizer: {optimizer of `current`: optimizer of `baseline`}, each by
+    spec or id: the first's figures are compared with the second's (two specs
+    of one optimizer, ``Lion(lr=1e-4)`` against ``Lion``). Their rows name the
+    optimizer ``BASELINE_ID -> CURRENT_ID``. Raises SessionError for a name
+    that is not one of its session's optimizers.
+    """
     name = baseline.get("file") or f"session {baseline.get('number', '?')}"
     result = Comparison(baseline_name=str(name))
     result.hardware, software = machine_differences(current, baseline)
@@ -459,7 +583,13 @@ def compare(current: dict, baseline: dict, rules: list[FailRule] | tuple = ()) -
         result.notes.append("software differs: " + "; ".join(software))
     if current.get("profile") != baseline.get("profile"):
         result.hardware.insert(0, f"profile: {baseline.get('profile')!r} vs {current.get('profile')!r}")
-    before_index, after_index = indexed_figures(baseline), indexed_figures(current)
+    pairs = optimizer_pairs(as_optimizer or {}, current, baseline)
+    for spec in sorted(set(pairs.values()) - set(pairs)):
+        if spec in session_optimizers(current):
+            result.notes.append(f"{spec_id(spec)} of this session is left out: "
+                                f"{', '.join(spec_id(a) for a, b in pairs.items() if b == spec)} takes its place")
+    result.notes += _code_changes(current, baseline, pairs)
+    before_index, after_index = indexed_figures(baseline), indexed_figures(current, pairs)
     compared_optimizers = {key[0] for key in before_index} & {key[0] for key in after_index}
     only_new = sorted({key[0] for key in after_index} - {key[0] for key in before_index} - {""})
     for optimizer in only_new:
@@ -497,7 +627,30 @@ def compare(current: dict, baseline: dict, rules: list[FailRule] | tuple = ()) -
     for rule in rules:
         if not any(rule.selects(claim) for claim in compared_claims):
             result.notes.append(f"failure rule {rule.text} selects no figure present in both sessions")
+    shown = {spec_id(b): f"{spec_id(b)} -> {spec_id(a)}" for a, b in pairs.items() if spec_id(a) != spec_id(b)}
+    for row in result.rows:  # name both specs a row compares: the id alone is the baseline's
+        if row.key[0] in shown:
+            row.key = (shown[row.key[0]], *row.key[1:])
     return result
+
+
+def _code_changes(current: dict, baseline: dict, pairs: dict[str, str]) -> list[str]:
+    """A note for each optimizer compared whose code (version or sources) differs between the two sessions.
+
+    Only where both sessions name it (``optimizer_identity``) and could read
+    it: files written before sessions named their code, and specs that could
+    not be imported where they ran (``unhashable SPEC``), say nothing.
+    """
+    before, after = baseline.get("optimizer_identity") or {}, current.get("optimizer_identity") or {}
+    notes = []
+    for spec in session_optimizers(current):
+        other = pairs.get(spec, spec)
+        old, new = (before.get(other) or {}).get("code"), (after.get(spec) or {}).get("code")
+        unread = any(code.startswith("unhashable") for code in (old or "", new or ""))  # says nothing of the code
+        if old and new and old != new and not unread:
+            notes.append(f"code of {spec_id(spec)} differs: {old} in the baseline, {new} now; its deltas "
+                         "include that change")
+    return notes
 
 
 def format_comparison(result: Comparison, *, all_rows: bool = False) -> list[str]:
@@ -535,6 +688,173 @@ def format_comparison(result: Comparison, *, all_rows: bool = False) -> list[str
     return lines
 
 
+# --- export --------------------------------------------------------------------
+
+# One CSV row per figure; these names are the header, in this order.
+EXPORT_COLUMNS = (
+    "session", "date", "profile", "commit", "optimizer_spec", "optimizer_id", "optimizer_version", "optimizer_code",
+    "claim", "test", "figure", "label", "measured", "threshold", "holds", "scope", "outcome",
+)
+PAPER_SCOPE = "paper"  # the scope of a figure that does not say it is beyond the paper
+
+
+def export_rows(sessions: list[dict]) -> list[dict]:
+    """One dict per figure of every session, keyed by EXPORT_COLUMNS, in the sessions' order.
+
+    session: "0003" (a baseline: its file's name); date: ISO UTC
+    (`session_date`); optimizer_*: "" for a claim that trains nothing, and
+    version and code "" where the file does not name them (written before
+    sessions did); label: the figure's stable identity (`figure_row`: its
+    ``key``, else `figure_label`), which lines figures up across sessions;
+    measured: the value (a list or dict as JSON text, None as ""); holds:
+    True or False; scope: the figure's own ("beyond the paper") or "paper";
+    outcome: its test's (passed, failed, xfailed, ...), "" where the session
+    recorded none.
+    """
+    rows = []
+    for session in sessions:
+        number = session.get("number")
+        identities = session.get("optimizer_identity") or {}
+        tests = session.get("tests") or {}
+        common = {"session": f"{int(number):04d}" if number else session_name(session),
+                  "date": session_date(session), "profile": session.get("profile", ""),
+                  "commit": (session.get("stamp") or {}).get("commit", "")}
+        for entry in session.get("figures", []):
+            optimizer = entry_optimizer(entry, session)
+            identity = (identities.get(optimizer) or {}) if optimizer else {}
+            rows.append({
+                **common,
+                "optimizer_spec": optimizer or "",
+                "optimizer_id": spec_id(optimizer) if optimizer else "",
+                "optimizer_version": identity.get("version") or "",
+                "optimizer_code": identity.get("code") or "",
+                "claim": entry.get("claim", "?"),
+                "test": entry.get("test", ""),
+                "figure": entry.get("figure", ""),
+                "label": figure_row(entry, session)[2],
+                "measured": _csv_value(entry.get("measured")),
+                "threshold": entry.get("threshold", ""),
+                "holds": bool(entry.get("holds")),
+                "scope": entry.get("scope") or PAPER_SCOPE,
+                "outcome": (tests.get(entry.get("test", "")) or {}).get("outcome", ""),
+            })
+    return rows
+
+
+def _csv_value(value):
+    """A measured value as one CSV cell: numbers and text as they are, lists and dicts as JSON, None as ""."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value)
+    return value
+
+
+def write_csv(rows: list[dict], path: str | Path) -> None:
+    """Write `rows` (from `export_rows`) as CSV under an EXPORT_COLUMNS header; path "-" is standard output.
+
+    Raises OSError where the file cannot be written.
+    """
+    if str(path) == "-":
+        _write_rows(rows, sys.stdout)
+        return
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        _write_rows(rows, stream)
+
+
+def _write_rows(rows: list[dict], stream) -> None:
+    writer = csv.DictWriter(stream, fieldnames=EXPORT_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+# --- one matrix of several sessions ----------------------------------------------
+
+
+def merged_session(sessions: list[dict]) -> tuple[dict, dict | None]:
+    """(one session with each optimizer of each of `sessions` as a column, the session giving paper_sgd's).
+
+    The first session that ran the paper's SGD gives the reference column
+    (for `matrix.claims_matrix`'s `reference`, so the column says which
+    session it is; None where none ran it). Every other optimizer of every
+    session is a column named by its spec (the matrix shows its id), or
+    ``SPEC (session NNNN)`` where two columns would show the same id: one
+    spec in two sessions, a second paper_sgd. Figures and test outcomes are
+    copied with their optimizer renamed to the column's name, and the
+    optimizer parameter of their test ids with it, so that the figures
+    table lines every column up. Claims that train nothing keep the figures
+    of every session; a test id that two sessions share gets the second's
+    name appended.
+    """
+    reference = next((s for s in sessions if REFERENCE_OPTIMIZER in session_optimizers(s)), None)
+    columns = [(index, spec) for index, session in enumerate(sessions) for spec in session_optimizers(session)
+               if not (session is reference and spec == REFERENCE_OPTIMIZER)]
+    id_counts: dict[str, int] = {REFERENCE_OPTIMIZER: 1} if reference is not None else {}
+    for _, spec in columns:
+        id_counts[spec_id(spec)] = id_counts.get(spec_id(spec), 0) + 1
+    names = {(index, spec): spec if id_counts[spec_id(spec)] == 1 else f"{spec} ({session_name(sessions[index])})"
+             for index, spec in columns}
+    profiles = list(dict.fromkeys(str(session.get("profile", "?")) for session in sessions))
+    merged = {"profile": " + ".join(profiles), "stamp": {}, "optimizers": [names[column] for column in columns],
+              "tuning": {}, "figures": [], "tests": {}}
+    theory_ids_taken: set[str] = set()
+    for index, session in enumerate(sessions):
+        column_of = {spec: names.get((index, spec)) for spec in session_optimizers(session)}
+        tests = session.get("tests") or {}
+        figures = session.get("figures", [])
+        for spec, entry in (session.get("tuning") or {}).items():
+            if column_of.get(spec):
+                merged["tuning"][column_of[spec]] = entry
+        own_theory_ids = {nodeid for nodeid, test in tests.items() if test.get("optimizer") is None}
+        own_theory_ids |= {entry.get("test", "") for entry in figures if entry_optimizer(entry, session) is None}
+        theory_id = {nodeid: nodeid if nodeid not in theory_ids_taken else f"{nodeid} ({session_name(session)})"
+                     for nodeid in own_theory_ids}
+        theory_ids_taken |= set(theory_id.values())
+
+        def renamed(nodeid: str, spec: str | None) -> str:
+            if spec is None:
+                return theory_id[nodeid]
+            return replace_optimizer_param(nodeid, spec, spec_id(column_of[spec]))
+
+        for nodeid, test in tests.items():
+            spec = test.get("optimizer")
+            if spec is None or column_of.get(spec):  # the reference's own runs stay in the reference session
+                merged["tests"][renamed(nodeid, spec)] = {**test, "optimizer": column_of.get(spec) if spec else None}
+        for entry in figures:
+            spec = entry_optimizer(entry, session)
+            if spec is None or column_of.get(spec):
+                merged["figures"].append({**entry, "optimizer": column_of.get(spec) if spec else None,
+                                          "test": renamed(entry.get("test", ""), spec)})
+    return merged, reference
+
+
+def sessions_matrix(sessions: list[dict], reference: dict | None = None) -> str:
+    """The claims matrix (Markdown) of one session, or of several as one matrix (`merged_session`).
+
+    reference: a session or baseline giving the paper_sgd column where none
+    of `sessions` ran it. Several sessions add a line each under the title
+    (name, date, commit, profile, optimizers), and a warning where their
+    profiles differ.
+    """
+    from .matrix import claims_matrix
+
+    if len(sessions) == 1:
+        return claims_matrix(sessions[0], reference=reference)
+    merged, own_reference = merged_session(sessions)
+    title, _, rest = claims_matrix(merged, reference=own_reference or reference).partition("\n\n")
+    lines = []
+    for session in sessions:
+        commit = (session.get("stamp") or {}).get("commit")
+        details = [session_date(session)[:10], f"commit {commit[:12]}" if commit else "",
+                   f"profile {session.get('profile', '?')}"]
+        lines.append(f"- {session_name(session)} ({', '.join(d for d in details if d)}): "
+                     f"{', '.join(session_optimizers(session))}")
+    if " + " in merged["profile"]:
+        lines.append(f"- **profiles differ** ({merged['profile']}): their runs differ in scale; "
+                     "read the columns' verdicts side by side, not their values")
+    return f"{title}\n\n" + "\n".join(lines) + "\n" + rest
+
+
 # --- command line --------------------------------------------------------------
 
 
@@ -545,14 +865,22 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("list", help="numbered sessions: number, profile, optimizers, exit status")
     show = commands.add_parser("show", help="one session's figures")
     show.add_argument("ref", nargs="?", default="last")
-    matrix = commands.add_parser("matrix", help="the claims matrix (Markdown) of a session")
-    matrix.add_argument("ref", nargs="?", default="last")
-    matrix.add_argument("--reference", default=None, help="session or baseline supplying paper_sgd if the session lacks it")
+    matrix = commands.add_parser("matrix", help="the claims matrix (Markdown) of a session, or one of several sessions")
+    matrix.add_argument("refs", nargs="*", default=["last"], metavar="REF",
+                        help="sessions ('last', numbers or files); several make one matrix, a column per optimizer "
+                        "of each (default: last)")
+    matrix.add_argument("--reference", default=None, help="session or baseline supplying paper_sgd if the sessions lack it")
     comp = commands.add_parser("compare", help="figure deltas of a session against a baseline; exit 1 on a regression")
     comp.add_argument("ref", help="the session: 'last', a number, or a file")
     comp.add_argument("baseline", help="the baseline: a number or a file")
     comp.add_argument("--fail", action="append", default=[], metavar="CLAIM:TOL", help="failure rule, repeatable")
     comp.add_argument("--all", action="store_true", help="list unchanged figures too")
+    comp.add_argument("--as-optimizer", action="append", default=[], metavar="SPEC_A=SPEC_B",
+                      help="compare the session's optimizer SPEC_A with the baseline's SPEC_B (specs or ids, e.g. "
+                      "'Lion(lr=0.0001)=Lion'): two specs of one optimizer; repeatable")
+    export = commands.add_parser("export", help="every figure of the sessions as CSV, one row per figure")
+    export.add_argument("refs", nargs="+", metavar="REF", help="sessions: 'last', numbers or files")
+    export.add_argument("--csv", default="-", metavar="FILE", help="where the CSV goes (default: standard output)")
     base = commands.add_parser("baseline", help="copy a real session into a baseline file")
     base.add_argument("ref", help="the session: 'last', a number, or a file")
     base.add_argument("out", type=Path)
@@ -564,20 +892,30 @@ def main(argv: list[str] | None = None) -> int:
             return _list_sessions(root)
         if args.command == "show":
             session = load_session(args.ref, root)
+            for spec, identity in (session.get("optimizer_identity") or {}).items():
+                print(f"optimizer {spec}: version {identity.get('version') or 'none'}, code {identity.get('code')}")
             for entry in sorted(session["figures"], key=lambda e: (claim_order(e.get("claim", "")), e.get("test", ""))):
                 verdict = "holds" if entry.get("holds") else "FAILS"
                 print(f"{entry.get('claim', '?'):<4} {verdict:<6} {entry.get('figure')}: {fmt_value(entry.get('measured'))}"
                       f"  [{entry.get('threshold')}]")
             return 0
         if args.command == "matrix":
-            from .matrix import claims_matrix
-
             reference = load_session(args.reference, root) if args.reference else None
-            print(claims_matrix(load_session(args.ref, root), reference=reference))
+            print(sessions_matrix(_load_sessions(args.refs, root), reference=reference))
+            return 0
+        if args.command == "export":
+            rows = export_rows(_load_sessions(args.refs, root))
+            try:
+                write_csv(rows, args.csv)
+            except OSError as error:
+                raise SessionError(f"cannot write {args.csv}: {error.strerror or error}") from None
+            if args.csv != "-":
+                print(f"{len(rows)} figures of {len(args.refs)} session(s) written to {args.csv}")
             return 0
         if args.command == "compare":
             rules = [parse_fail_rule(text) for text in args.fail]
-            result = compare(load_session(args.ref, root), load_session(args.baseline, root), rules)
+            pairs = dict(parse_optimizer_pair(text) for text in args.as_optimizer)
+            result = compare(load_session(args.ref, root), load_session(args.baseline, root), rules, pairs)
             print("\n".join(format_comparison(result, all_rows=args.all)))
             return 1 if result.regressions else 0
         if args.command == "baseline":
@@ -593,6 +931,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 2
+
+
+def _load_sessions(refs: list[str], root: Path | None) -> list[dict]:
+    """The sessions `refs` name, each once, in the order given (SessionError for one that cannot be read)."""
+    paths = list(dict.fromkeys(resolve_reference(ref, root).resolve() for ref in refs))
+    return [load_session(path) for path in paths]
 
 
 def _list_sessions(root: Path | None) -> int:

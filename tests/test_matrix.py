@@ -115,3 +115,11 @@ def test_run_reasons_name_what_happened():
     assert run_reason({"outcome": "stalled", "passes": 1}) == "stalled at pass 1"
     assert run_reason({"outcome": "fitted", "passes_to_fit": 19, "passes": 19}) == "fitted in 19 passes"
     assert run_reason({"outcome": "not_fittable", "attainable_train_accuracy": 0.824}) == "not fittable (ceiling 82.40%)"
+
+
+def test_a_figure_beyond_the_papers_scope_is_labelled_in_both_tables():
+    session = {"profile": "smoke", "optimizers": ["paper_sgd"], "tests": {}, "figures": [
+        {**figure("C4", "train accuracy, gaussian", 1.0, True, "paper_sgd", "claims/test_c04.py::t[paper_sgd]"),
+         "scope": "beyond the paper"}]}
+    rows = table_rows(claims_matrix(session), "C4")
+    assert "| C4 | train accuracy, gaussian [beyond the paper] | 1 holds |" in rows

@@ -78,7 +78,7 @@ def test_the_suite_fails_with_an_optimizer_that_never_moves(pytester, tmp_path):
         "--optimizer=paper_sgd", "--optimizer=brokenopt:frozen",
     )
     result.stdout.fnmatch_lines([
-        "claims optimizers: paper_sgd (torch *); brokenopt:frozen (brokenopt no version)",
+        "claims optimizers: paper_sgd (torch *); brokenopt:frozen (brokenopt no version, code sha256:* of brokenopt.py)",
         "*CX   FAILS  train accuracy <frozen>*",
         "*CX   holds  train accuracy <paper_sgd>*",
         "*1 failed, 1 passed*",
@@ -276,7 +276,7 @@ def test_the_optimizer_of_the_check_your_optimizer_guide_runs_tuned_beside_the_p
         "--optimizer=paper_sgd", "--optimizer=myopt:Lion", "--tune-lr", "--tune-lr-grid=1e-3,1e-2")
     result.stdout.fnmatch_lines([
         "claims: tuning Lion: lr 0.001 *",  # the spec's own default rate, first
-        "claims optimizers: paper_sgd (torch *); myopt:Lion (myopt no version*) lr * (tuned)",
+        "claims optimizers: paper_sgd (torch *); myopt:Lion (myopt no version, code sha256:* of myopt.py) lr * (tuned)",
         "| claim | paper_sgd (reference) | Lion |",
         "*2 passed*",
     ])

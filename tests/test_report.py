@@ -42,7 +42,10 @@ def results(tmp_path_factory):
         "profile": "smoke", "stamp": {"cpu": "x86_64"}, "exit_status": 1,
         "figures": [{**figure, "measured": 1.0, "holds": True},
                     {"claim": "A1", "figure": "lag to 50%", "measured": 5, "threshold": "clean first", "holds": False,
-                     "test": "claims/test_a1.py::test_a1[mlp_1x512-paper_sgd]"}],
+                     "test": "claims/test_a1.py::test_a1[mlp_1x512-paper_sgd]"},
+                    {"claim": "C4", "figure": "train accuracy, gaussian", "measured": 1.0, "threshold": "== 1.0",
+                     "holds": True, "scope": "beyond the paper",
+                     "test": "claims/test_c04.py::test_c4[mlp_1x512-paper_sgd]"}],
     })
     return folder, records
 
@@ -102,9 +105,10 @@ def test_claim_figures_come_from_the_newest_session_of_each_test(rendered):
     path, report, _ = rendered
     c1 = [f for f in report["claims"] if f["claim"] == "C1"]
     assert len(c1) == 1 and c1[0]["measured"] == 1.0 and c1[0]["holds"] is True
-    assert [f["claim"] for f in report["claims"]] == ["C1", "A1"]  # the paper's claims first, then Arpit et al.'s
+    assert [f["claim"] for f in report["claims"]] == ["C1", "C4", "A1"]  # the paper's claims, then Arpit et al.'s
     text = path.read_text()
-    assert "1 of 2 figures hold" in text and "| A1 | **FAILS** |" in text and "| 99.34 |" in text
+    assert "2 of 3 figures hold" in text and "| A1 | **FAILS** |" in text and "| 99.34 |" in text
+    assert "| C4 | holds | train accuracy, gaussian [beyond the paper] |" in text
 
 
 def test_without_matplotlib_the_report_is_tables_only_and_says_so(results, tmp_path, monkeypatch):

@@ -197,3 +197,98 @@ def test_listing_skips_a_damaged_session_file_with_a_warning(tmp_path, capsys):
     assert len(warnings) == 2 and all(line.startswith("warning: skipped ") for line in warnings)
     assert damaged.name in warnings[0] and not_a_session.name in warnings[1]
     assert "remove it" in warnings[0]
+
+
+# --- two specs of one optimizer, sessions across days ----------------------------
+
+LION, SLOW_LION = "lionpkg.impl:Lion", "lionpkg.impl:Lion(lr=0.0001)"
+
+
+def lion_figure(spec, measured, holds=True, claim="C1", text="train accuracy, seed 0 (n=5000)"):
+    from harness.optim import spec_id
+
+    return figure(claim, text, measured, holds, optimizer=spec,
+                  test=f"claims/test_c01.py::test_c1_fit[mlp_1x512-{spec_id(spec)}]")
+
+
+def test_two_specs_of_one_optimizer_line_up_when_paired():
+    """Lion(lr=0.0001) and Lion have different ids: unpaired, nothing is compared; paired, every figure is."""
+    monday = session(lion_figure(LION, 1.0), lion_figure("paper_sgd", 1.0), optimizers=("paper_sgd", LION))
+    tuesday = session(lion_figure(SLOW_LION, 0.91, holds=False), lion_figure("paper_sgd", 1.0),
+                      optimizers=("paper_sgd", SLOW_LION))
+    unpaired = compare(tuesday, monday)
+    assert [row.key[0] for row in unpaired.rows] == ["paper_sgd"]
+    assert "note: 1 figures of Lion(lr=0.0001) have no baseline (the baseline did not run it)" in \
+        format_comparison(unpaired)
+    for pair in ({SLOW_LION: LION}, {"Lion(lr=0.0001)": "Lion"}):  # by spec or by id
+        paired = compare(tuesday, monday, as_optimizer=pair)
+        rows = {row.key[0]: row for row in paired.rows}
+        assert set(rows) == {"paper_sgd", "Lion -> Lion(lr=0.0001)"}
+        lion = rows["Lion -> Lion(lr=0.0001)"]
+        assert lion.status == "flipped" and lion.delta == pytest.approx(-0.09)
+        assert lion.key[1:] == ("C1", "claims/test_c01.py::test_c1_fit[mlp_1x512]", "train accuracy, seed 0")
+        assert "<Lion -> Lion(lr=0.0001)>: 1 -> 0.91" in "\n".join(format_comparison(paired))
+
+
+def test_two_specs_of_one_session_compare_with_each_other():
+    both = session(lion_figure(LION, 1.0), lion_figure(SLOW_LION, 0.95), optimizers=(LION, SLOW_LION))
+    result = compare(both, both, as_optimizer={SLOW_LION: LION})
+    assert [(row.key[0], row.status) for row in result.rows] == [("Lion -> Lion(lr=0.0001)", "changed")]
+    assert "Lion of this session is left out: Lion(lr=0.0001) takes its place" in result.notes
+
+
+def test_a_pair_naming_no_optimizer_of_its_session_is_refused_with_the_choices():
+    monday = session(lion_figure(LION, 1.0), optimizers=(LION,))
+    with pytest.raises(SessionError, match=r"'adam' names none of the session's optimizers \(lionpkg.impl:Lion\)"):
+        compare(monday, monday, as_optimizer={"adam": "Lion"})
+    with pytest.raises(SessionError, match="of the baseline's optimizers"):
+        compare(monday, monday, as_optimizer={"Lion": "Lion(lr=1)"})
+
+
+@pytest.mark.parametrize("text, pair", [
+    ("Lion(lr=0.0001)=Lion", ("Lion(lr=0.0001)", "Lion")),
+    ("pkg.m:Lion(betas=(0.9, 0.99), lr=1e-4) = pkg.m:Lion", ("pkg.m:Lion(betas=(0.9, 0.99), lr=1e-4)", "pkg.m:Lion")),
+    ("m:Opt(name='a=b')=m:Opt", ("m:Opt(name='a=b')", "m:Opt")),
+    ("adam=paper_sgd", ("adam", "paper_sgd")),
+])
+def test_an_optimizer_pair_splits_at_the_equals_sign_outside_the_arguments(text, pair):
+    assert sessions.parse_optimizer_pair(text) == pair
+
+
+@pytest.mark.parametrize("text", ["Lion", "Lion(lr=1)", "=Lion", "Lion="])
+def test_an_optimizer_pair_without_two_sides_is_refused(text):
+    with pytest.raises(SessionError, match="expected SPEC_A=SPEC_B"):
+        sessions.parse_optimizer_pair(text)
+
+
+def test_sessions_of_two_days_compare_on_the_command_line_with_a_pair(tmp_path, capsys):
+    monday = session(lion_figure(LION, 2.0, claim="C3", text="slowdown, seed 0: true 10, random 20"),
+                     optimizers=(LION,))
+    tuesday = session(lion_figure(SLOW_LION, 3.5, claim="C3", text="slowdown, seed 0: true 10, random 35"),
+                      optimizers=(SLOW_LION,))
+    monday["stamp"].update(time="2026-03-02T09:00:00+00:00", commit="a" * 40)
+    tuesday["stamp"].update(time="2026-03-03T09:00:00+00:00", commit="b" * 40)
+    sessions.save_session(monday, tmp_path)
+    sessions.save_session(tuesday, tmp_path)
+    root = ["--results-dir", str(tmp_path), "compare", "2", "1", "--fail", "C3:50%"]
+    assert sessions.main(root) == 0  # nothing in common: Lion(lr=0.0001) has no baseline
+    assert "have no baseline" in capsys.readouterr().out
+    assert sessions.main(root + ["--as-optimizer", f"{SLOW_LION}={LION}"]) == 1
+    out = capsys.readouterr().out
+    assert "C3   changed  slowdown, seed 0: true #, random # <Lion -> Lion(lr=0.0001)>: 2 -> 3.5" in out
+    assert "REGRESSION: moved past C3:50%" in out
+    assert sessions.main(root + ["--as-optimizer", "Lion(lr=0.0001)"]) == 2
+    assert "expected SPEC_A=SPEC_B" in capsys.readouterr().err
+
+
+def test_a_comparison_says_when_an_optimizers_code_changed():
+    before = session(lion_figure(LION, 1.0), optimizers=(LION,))
+    after = session(lion_figure(LION, 1.0), optimizers=(LION,))
+    before["optimizer_identity"] = {LION: {"version": "0.2.1", "code": "lion-pytorch 0.2.1, sha256:aaaa"}}
+    after["optimizer_identity"] = {LION: {"version": "0.2.2", "code": "lion-pytorch 0.2.2, sha256:bbbb"}}
+    assert ("code of Lion differs: lion-pytorch 0.2.1, sha256:aaaa in the baseline, lion-pytorch 0.2.2, "
+            "sha256:bbbb now; its deltas include that change") in compare(after, before).notes
+    assert not [note for note in compare(before, before).notes if "code of" in note]
+    unread = session(lion_figure(LION, 1.0), optimizers=(LION,))
+    unread["optimizer_identity"] = {LION: {"version": None, "code": f"unhashable {LION}"}}
+    assert not [note for note in compare(unread, before).notes if "code of" in note]
