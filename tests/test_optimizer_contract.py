@@ -179,9 +179,10 @@ def test_an_optimizer_with_modes_steps_in_train_mode_and_is_evaluated_in_eval_mo
     assert authored_optimizers.LOG == ["train", "step", "eval"] * record["passes"]
 
 
-def test_an_optimizer_with_modes_resumes_to_the_uninterrupted_run(tiny_npz, authored, tmp_path):
-    """Its state (training weights, averages, mode) round-trips through a checkpoint taken in eval mode."""
-    config = tiny(tiny_npz, optimizer=f"{authored}:TwoWeights", variant="random", max_passes=6)
+@pytest.mark.parametrize("factory", ["TwoWeights", "ClosureOnly"])
+def test_an_optimizer_of_each_kind_resumes_to_the_uninterrupted_run(tiny_npz, authored, tmp_path, factory):
+    """Its state (training weights, averages, mode; or momentum-free closure steps) round-trips a checkpoint."""
+    config = tiny(tiny_npz, optimizer=f"{authored}:{factory}", variant="random", max_passes=6)
     whole = fit(config)
 
     def stop_after_pass_4(state):
