@@ -9,10 +9,21 @@ gathers the session's figures, test outcomes and runs from the reports and
 makes the summary lines and the session file of them. Claim tests call
 `require_fitted` so that a run that diverged or ran out of budget fails its
 claim in one line; the summary counts the runs trained and reused.
+
+Run plan (`plan`): --claims-plan runs the selected claim tests with every
+claim_run answered by the plan instead of by training, prints the runs they
+need (recorded or to train, with estimated times) and trains nothing; the
+tests are reported skipped, "planned only", and tests without claim_run are
+not run. Planning is one process: under xdist (-n) the plan is still made,
+in the controller alone (nothing trains, so workers would only add their
+start-up). --claims-plan=run plans first in a child pytest, prints the plan,
+then runs the session; each run trained then prints a progress line with the
+time left. Without a plan the line gives the count and the time elapsed.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -22,12 +33,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from . import claims_summary, sessions, tuning
+from . import claims_summary, plan, sessions, tuning
 from .claims_summary import CLAIM_PROPERTY, OPTIMIZER_PROPERTY, RUN_PROPERTY
 from .config import PROFILES, RunConfig, get_profile
 from .data import DataError, find_data_spec
 from .formatting import BEYOND_THE_PAPER
 from .optim import OptimizerSpecError, describe, resolve, spec_id, spec_kwargs
+from .plan import PLAN_FILE_VARIABLE, PLAN_PROPERTY
 from .store import results_dir
 
 _SESSION = claims_summary.SessionRecord()  # filled on the controller from every worker's reports
@@ -68,6 +80,14 @@ def pytest_addoption(parser):
         help="at the end of the session, render the report (Markdown, JSON, figures) of the results folder into DIR",
     )
     group.addoption("--claims-fresh", action="store_true", help="retrain every run instead of reusing records")
+    group.addoption(
+        "--claims-export",
+        default=None,
+        metavar="FILE.csv",
+        help="at the end of the session, write each claim figure of this session as one CSV row (session, date, "
+        "profile, commit, optimizer, claim, test, figure, measured, threshold, holds, scope, outcome); the same "
+        "as `python -m harness.sessions export`",
+    )
     group.addoption(
         "--claims-extended",
         action="store_true",
@@ -120,6 +140,16 @@ def pytest_addoption(parser):
         "C3:50%% (relative), C2:0.01 (absolute), *:TOL for every claim; repeatable. A verdict flip "
         "(holds -> FAILS) always fails a compared session",
     )
+    group.addoption(
+        "--claims-plan",
+        nargs="?",
+        const="only",
+        default=None,
+        choices=["only", "run"],
+        help="list the runs the selected claim tests need (recorded or to train, estimated time, longest first) "
+        "and train nothing; --claims-plan=run plans, then runs the session with progress lines and the time "
+        "left (give the value with '='). Planning is one process (-n is ignored while planning)",
+    )
 
 
 @pytest.hookimpl(tryfirst=True)  # before anything can initialise CUDA in this process
@@ -160,6 +190,70 @@ def pytest_configure(config):
         raise pytest.UsageError(str(error)) from None
     if config._fail_rules and not config.getoption("--claims-compare"):
         raise pytest.UsageError("--claims-compare-fail needs --claims-compare=REF (a session number or a baseline file)")
+    _configure_plan_and_progress(config)
+
+
+def _planning(config) -> bool:
+    """True in a --claims-plan session (plan only): claim_run plans instead of training."""
+    return config.getoption("--claims-plan") == "only"
+
+
+def _configure_plan_and_progress(config) -> None:
+    """Planning: one process, a Plan filled from the test reports. Otherwise the controller prints progress.
+
+    Planning turns xdist's distribution off (its own "-n 0": dist "no", no
+    nodes) before xdist's configure starts workers: the plan trains nothing,
+    and one process sees every planned run.
+    """
+    if _planning(config):
+        config._plan = plan.Plan()
+        if getattr(config.option, "dist", "no") != "no":
+            config.option.dist, config.option.tx, config.option.numprocesses = "no", [], 0
+            config._plan.notes.append("planned in one process: -n is ignored while planning (nothing trains)")
+        if config._fresh_since is not None:
+            config._plan.notes.append("--claims-fresh: every run is to train, recorded or not")
+        config.pluginmanager.register(_PlanGatherer(config._plan), "claims-plan-gatherer")
+    elif not hasattr(config, "workerinput"):
+        config._progress = plan.Progress(time.time(), workers=_workers(config))
+        config.pluginmanager.register(_ProgressLines(config), "claims-progress")
+
+
+def _workers(config) -> int:
+    """How many processes train side by side: xdist's workers, else 1."""
+    if getattr(config.option, "dist", "no") == "no":
+        return 1
+    return int(getattr(config.option, "numprocesses", None) or 1)
+
+
+class _PlanGatherer:
+    """--claims-plan: every test report's planned runs (and tests that train nothing) into the Plan."""
+
+    def __init__(self, run_plan: plan.Plan):
+        self.plan = run_plan
+
+    def pytest_runtest_logreport(self, report):
+        self.plan.note_report(report)
+
+
+class _ProgressLines:
+    """The controller's line per run trained, from the run entries in every worker's test reports."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def pytest_runtest_logreport(self, report):
+        if report.when != "call":
+            return
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        for name, value in report.user_properties:
+            if name == RUN_PROPERTY:
+                line = self.config._progress.finished(value, time.time())
+                if line and reporter is not None:
+                    reporter.ensure_newline()
+                    # Under xdist the status letters leave the line open, which ensure_newline does not see.
+                    if getattr(reporter, "_width_of_current_line", 0):
+                        reporter.write("\n")
+                    reporter.write_line(line)
 
 
 def worker_gpu(worker: str, visible: str | None, count: int) -> str:
@@ -206,12 +300,29 @@ def pytest_sessionstart(session):
         say(f"no learning-rate tuning: {why}")
         return
     base = tuning.base_config(data, device=config.getoption("--device"))
+    if _planning(config):
+        _plan_with_recorded_tuning(config, specs, base)
+        return
     try:
         config._tuning = tuning.tune_session(specs, base, grid=config._tune_grid,
                                              fresh=config.getoption("--claims-fresh"), say=say)
     except tuning.TuningError as error:
         raise pytest.UsageError(str(error)) from None
     config._tuned_lr.update({spec: entry["lr"] for spec, entry in config._tuning.items()})
+
+
+def _plan_with_recorded_tuning(config, specs, base) -> None:
+    """Planning tunes nothing: a recorded choice is used; an optimizer not tuned yet is planned at its default lr."""
+    for spec in specs:
+        choice = tuning.load_choice(spec, base, grid=config._tune_grid)
+        if choice is not None:
+            config._tuned_lr[spec] = choice["lr"]
+            config._plan.notes.append(f"{spec_id(spec)}: lr {choice['lr']:g}, recorded by --tune-lr")
+        else:
+            trials = len(tuning.tuning_grid(spec, config._tune_grid))
+            config._plan.notes.append(f"{spec_id(spec)}: not tuned yet; --tune-lr tunes it first ({trials} short "
+                                      "runs at the smoke scale, not in this plan), so its runs are planned at its "
+                                      "default lr")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -314,6 +425,9 @@ def pytest_collection_modifyitems(config, items):
         if optimizer is not None:
             item.user_properties.append((OPTIMIZER_PROPERTY, optimizer))
     _mark_expected_failures(config, items)
+    if _planning(config):
+        _plan_items(items)
+        return  # planned, not trained: a gpu claim is planned without CUDA too
     if torch.cuda.is_available():
         return
     default = "needs a CUDA device (paper tier); on a CPU the smoke profile runs instead"
@@ -322,6 +436,50 @@ def pytest_collection_modifyitems(config, items):
         if marker is not None:
             # A test whose GPU tier has no CPU scale says so: pytest.mark.gpu(reason="...").
             item.add_marker(pytest.mark.skip(reason=marker.kwargs.get("reason", default)))
+
+
+def _plan_items(items) -> None:
+    """Under --claims-plan a test without claim_run is not run (it trains nothing); the plan counts it."""
+    for item in items:
+        if "claim_run" in getattr(item, "fixturenames", ()) or item.get_closest_marker("skip") is not None:
+            continue
+        item.add_marker(pytest.mark.skip(reason="planned only: no training"))
+        item.user_properties.append((PLAN_PROPERTY, {"no_training": True}))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Under --claims-plan a claim test's outcome on stand-in records means nothing: it is reported skipped."""
+    if not _planning(item.config):
+        return (yield)
+    try:
+        yield
+    except pytest.skip.Exception as skipped:
+        pytest.skip(f"planned only; the test skipped itself: {skipped.msg}")
+    except (Exception, pytest.fail.Exception):
+        pass  # a stand-in record can fail a claim's assertion or statistic; the plan needs only its runs
+    pytest.skip("planned only")
+
+
+@pytest.hookimpl(tryfirst=True)  # before the session's own loop (xdist's included) runs any test
+def pytest_runtestloop(session):
+    """--claims-plan=run: plan in a child pytest, print the plan, and let the session run with it for progress."""
+    config = session.config
+    if config.getoption("--claims-plan") != "run" or hasattr(config, "workerinput") or config.option.collectonly:
+        return None
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    write = reporter.write_line if reporter is not None else print
+    arguments = [*config.invocation_params.args, "--claims-plan=only"]  # the last --claims-plan wins
+    run_plan, why = plan.plan_in_child_process(arguments, config.invocation_params.dir)
+    if run_plan is None:
+        write(f"claims plan: not made ({why}); the session runs without the time left")
+        return None
+    if reporter is not None:
+        reporter.section("claims plan")
+    for line in run_plan.lines():
+        write(line)
+    config._progress.planned = run_plan.to_train()
+    return None
 
 
 def _item_optimizer(item) -> str | None:
@@ -374,10 +532,15 @@ def claim_run(request, profile, data_spec, optimizer_spec):
 
     Runs use the optimizer under test (the test's `optimizer_spec` parameter),
     at the learning rate --tune-lr chose for it where it chose one.
+
+    Under --claims-plan nothing trains: the run is planned (harness.plan.plan_run)
+    and the test goes on with its record if one is recorded, else with a
+    stand-in record of a fitted run, so its later claim_run calls are planned too.
     """
     device = request.config.getoption("--device")
     fresh_since = request.config._fresh_since
     tuned_lr = request.config._tuned_lr.get(optimizer_spec)
+    planning = _planning(request.config)
 
     def run(model: str | None = None, dataset: str = "cifar10", record_fields: tuple[str, ...] = (), **changes) -> dict:
         changes.setdefault("optimizer", optimizer_spec)
@@ -385,17 +548,38 @@ def claim_run(request, profile, data_spec, optimizer_spec):
             changes.setdefault("lr", tuned_lr)  # one lr for every variant, chosen once by --tune-lr
         if device:
             changes.setdefault("device", device)
-        config = profile.config(model or profile.cifar_models[0], data=data_spec(dataset), **changes)
+        model = model or profile.cifar_models[0]
+        if planning:
+            return _planned_run(request, profile, model, dataset, record_fields, changes)
+        config = profile.config(model, data=data_spec(dataset), **changes)
         try:
             # Under --claims-fresh a record counts only if this session made it: each
             # shared run is trained once, by whichever worker reaches it first.
             record = claims_summary.fit_reporting_unsaved(config, fresh_since, record_fields)
         except DataError as error:
             pytest.fail(f"data error: {error}", pytrace=False)
-        request.node.user_properties.append((RUN_PROPERTY, claims_summary.run_entry(record)))
+        label = plan.run_label(config, profile.config(model, data=config.data), dataset)
+        request.node.user_properties.append((RUN_PROPERTY, {**claims_summary.run_entry(record), "label": label}))
         return record
 
     return run
+
+
+def _planned_run(request, profile, model: str, dataset: str, record_fields, changes: dict) -> dict:
+    """claim_run under --claims-plan: the run's config as it would train, planned; its record or a stand-in.
+
+    Absent data does not skip the test here: the plan lists the run as "data missing".
+    """
+    spec, why = find_data_spec(dataset, request.config.getoption("--allow-download"))
+    config = profile.config(model, data=spec or dataset, **changes)
+    label = plan.run_label(config, profile.config(model, data=config.data), dataset)
+    try:
+        entry, record = plan.plan_run(config, dataset, label, data_missing=None if spec else why,
+                                      required=tuple(record_fields), fresh=request.config._fresh_since is not None)
+    except DataError as error:
+        pytest.fail(f"data error: {error}", pytrace=False)
+    request.node.user_properties.append((PLAN_PROPERTY, entry))
+    return record
 
 
 def require_fitted(record: dict, what: str) -> None:
@@ -453,6 +637,8 @@ def claim_figure(request, record_property):
     """
 
     def declare(claim: str, figure: str, measured, threshold: str, holds: bool, **context) -> None:
+        if _planning(request.config):
+            return  # a figure of stand-in records: neither shown nor saved
         if request.node.get_closest_marker("beyond_paper") is not None:
             context.setdefault("scope", BEYOND_THE_PAPER)
         callspec = getattr(request.node, "callspec", None)
@@ -471,7 +657,9 @@ def pytest_runtest_logreport(report):
 def pytest_sessionfinish(session, exitstatus):
     """The controller saves the numbered session file, after comparing it when asked."""
     config = session.config
-    if hasattr(config, "workerinput") or not _SESSION.figures:
+    if _planning(config) and PLAN_FILE_VARIABLE in os.environ and not hasattr(config, "workerinput"):
+        Path(os.environ[PLAN_FILE_VARIABLE]).write_text(json.dumps(config._plan.to_json()))
+    if hasattr(config, "workerinput") or not _SESSION.figures or _planning(config):
         return
     summary = sessions.plain(claims_summary.session_summary(
         _SESSION, profile=active_profile(config).name, device=_device(config), args=config.invocation_params.args,
@@ -484,10 +672,23 @@ def pytest_sessionfinish(session, exitstatus):
         if end.regressed and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
     end.save(int(session.exitstatus), _SESSION.run_counts())
+    export = config.getoption("--claims-export")
+    if export:
+        try:
+            sessions.write_csv(sessions.export_rows([end.summary]), export)
+        except OSError as error:  # the verdicts still stand; say why the file is missing
+            warnings.warn(f"--claims-export: cannot write {export}: {error.strerror or error}")
     config._session_end = end
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if _planning(config) and not hasattr(config, "workerinput"):
+        if config.option.collectonly:
+            return  # nothing ran, so nothing was planned
+        terminalreporter.section("claims plan")
+        for line in config._plan.lines():
+            terminalreporter.write_line(line)
+        return
     if not (_SESSION.figures or _SESSION.runs) or hasattr(config, "workerinput"):  # the controller reports
         return
     end = getattr(config, "_session_end", None)  # None where no figure was declared: nothing was saved

@@ -346,3 +346,17 @@ def test_claims_beyond_the_papers_scope_skip_unless_extended_and_are_labelled(py
         "CZ   holds  an extension [[]beyond the paper[]]: 1*",
         "*3 passed*",
     ])
+
+
+def test_claims_export_writes_one_csv_row_per_figure(pytester, tmp_path):
+    import csv
+
+    data = setup_project(pytester, tmp_path)
+    export = tmp_path / "figures.csv"
+    result = pytester.runpytest_subprocess(f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke",
+                                           "-p", "no:xdist", f"--claims-export={export}")
+    result.stdout.fnmatch_lines(["*1 passed*"])
+    (row,) = list(csv.DictReader(export.open()))
+    assert (row["claim"], row["figure"], row["holds"], row["scope"], row["optimizer_spec"]) == (
+        "CX", "train accuracy", "True", "paper", "paper_sgd")
+    assert row["session"] and row["outcome"] == "passed"
