@@ -112,17 +112,21 @@ def test_plan_of_the_paper_tier_on_a_cpu_plans_gpu_claims_and_lists_runs_without
 def shared_data() -> Path | None:
     """The shared data folder (HARNESS_DATA_DIR, else ../shared/data beside the project) if it holds CIFAR-10's copy."""
     root = Path(__file__).resolve().parents[1]
-    folder = Path(os.environ.get("HARNESS_DATA_DIR") or root.parent / "shared" / "data")
+    # Absolute: the plan runs in pytester's own folder, where a relative HARNESS_DATA_DIR means nothing.
+    folder = Path(os.environ.get("HARNESS_DATA_DIR") or root.parent / "shared" / "data").resolve()
     return folder if list(folder.glob("cifar10*.npz")) else None
 
 
-@pytest.mark.skipif(shared_data() is None, reason="the plan of the real claims needs the shared data folder")
+SHARED_DATA = shared_data()  # resolved now: pytester's tests run in a folder of their own
+
+
+@pytest.mark.skipif(SHARED_DATA is None, reason="the plan of the real claims needs the shared data folder")
 def test_plan_of_the_real_smoke_tier_lists_its_runs_and_trains_nothing(pytester, tmp_path):
     root = Path(__file__).resolve().parents[1]
     shutil.copy(root / "conftest.py", pytester.path / "conftest.py")
     shutil.copytree(root / "claims", pytester.path / "claims")
     results = tmp_path / "r"
-    result = pytester.runpytest_subprocess("claims", f"--data-dir={shared_data()}", f"--results-dir={results}",
+    result = pytester.runpytest_subprocess("claims", f"--data-dir={SHARED_DATA}", f"--results-dir={results}",
                                            "--profile=smoke", "--claims-plan", "-p", "no:xdist")
     result.stdout.fnmatch_lines([
         "*mlp_1x512 random seed 0 weight_decay=0.05 * to train *150 passes on CPU (whole budget*",
