@@ -1,2 +1,13 @@
-# Thin: all options, markers and fixtures live in the harness's plugin.
-pytest_plugins = ["harness.plugin"]
+"""Test configuration: the claims plugin, the report plugin, hypothesis's profiles."""
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+# Thin: all options, markers and fixtures live in the harness's plugins.
+pytest_plugins = ["harness.suite.plugin", "harness.report.pytest_report"]
+
+# "ci" by default, "nightly" (HYPOTHESIS_PROFILE=nightly) for the long runs.
+settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("nightly", max_examples=2_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -21,8 +21,8 @@ import math
 
 import pytest
 
-from harness import paper, stats
-from harness.plugin import require_fitted
+from harness.suite import paper, stats
+from harness.suite.plugin import require_fitted
 
 LEVELS = (0.4, 0.6)  # C5's runs: enough corrupted and clean examples for both curves to mean something
 CHANCE = 0.1
@@ -65,8 +65,13 @@ def _first_pass(curve, level):
 def _lags(record):
     """{level: (passes for clean, passes for corrupted)} for 50%, 90% and 100% training accuracy."""
     curves = record["curves"]
-    return {level: (_first_pass(curves["train_accuracy_clean"], level),
-                    _first_pass(curves["train_accuracy_corrupted"], level)) for level in (0.5, 0.9, 1.0)}
+    return {
+        level: (
+            _first_pass(curves["train_accuracy_clean"], level),
+            _first_pass(curves["train_accuracy_corrupted"], level),
+        )
+        for level in (0.5, 0.9, 1.0)
+    }
 
 
 def _describe(lags):
@@ -87,9 +92,16 @@ def test_a1_clean_examples_are_fitted_before_corrupted_ones(claim_run, claim_fig
         lags = _lags(record)
         lag = lags[0.5][1] - lags[0.5][0]
         holds = all(clean < corrupted for clean, corrupted in (lags[0.5], lags[0.9]))
-        claim_figure("A1", f"lag to 50% train accuracy, corrupted - clean subset, p={p}, {model} "
-                     f"(passes clean vs corrupted: {_describe(lags)})", lag, "clean first at 50% and 90%",
-                     holds, labels_changed=record["labels_changed"], n_train=record["n_train"])
+        claim_figure(
+            "A1",
+            f"lag to 50% train accuracy, corrupted - clean subset, p={p}, {model} "
+            f"(passes clean vs corrupted: {_describe(lags)})",
+            lag,
+            "clean first at 50% and 90%",
+            holds,
+            labels_changed=record["labels_changed"],
+            n_train=record["n_train"],
+        )
         assert holds, f"p={p}: passes clean vs corrupted {_describe(lags)}"
 
 
@@ -117,9 +129,14 @@ def test_a2_noise_takes_longer_within_a_run(claim_run, claim_figure, profile, mo
         record = claim_run(model, variant="partial", corruption=p, seed=profile.seeds[0])
         clean = _mean_passes_wrong(record["curves"]["train_accuracy_clean"])
         corrupted = _mean_passes_wrong(record["curves"]["train_accuracy_corrupted"])
-        claim_figure("A2", f"mean passes misclassified per example, corrupted / clean subset, p={p}, {model} "
-                     f"({corrupted:.2f} vs {clean:.2f} over {record['passes']} passes)", corrupted / clean, "> 1",
-                     corrupted > clean)
+        claim_figure(
+            "A2",
+            f"mean passes misclassified per example, corrupted / clean subset, p={p}, {model} "
+            f"({corrupted:.2f} vs {clean:.2f} over {record['passes']} passes)",
+            corrupted / clean,
+            "> 1",
+            corrupted > clean,
+        )
         assert corrupted > clean, f"p={p}: mean passes wrong: corrupted {corrupted:.2f}, clean {clean:.2f}"
 
 
@@ -132,9 +149,11 @@ def test_a2_random_labels_take_more_steps_than_true_labels(claim_run, claim_figu
     the true-label run must fit. Scale: ACROSS_RUNS_TIERS only (reason above).
     """
     if profile.name not in ACROSS_RUNS_TIERS:
-        pytest.skip(f"declared for the {', '.join(ACROSS_RUNS_TIERS)} tier only: on the {profile.name} tier's "
-                    "5,000-image subsets true labels are memorised in about as many passes as random ones "
-                    "(measured 27 vs 27, 35 vs 28); test_a2_noise_takes_longer_within_a_run covers this tier")
+        pytest.skip(
+            f"declared for the {', '.join(ACROSS_RUNS_TIERS)} tier only: on the {profile.name} tier's "
+            "5,000-image subsets true labels are memorised in about as many passes as random ones "
+            "(measured 27 vs 27, 35 vs 28); test_a2_noise_takes_longer_within_a_run covers this tier"
+        )
     ratios = []
     for seed in profile.seeds:
         true = claim_run(model, variant="true", seed=seed)
@@ -143,8 +162,14 @@ def test_a2_random_labels_take_more_steps_than_true_labels(claim_run, claim_figu
         random_steps = random["steps_to_fit"] or random["passes"] * random["steps_per_pass"]
         ratios.append(random_steps / true["steps_to_fit"])
     ratio = stats.median(ratios)
-    claim_figure("A2", f"steps to fit random / true labels, {model}, median of {len(ratios)} seeds "
-                 f"({', '.join(f'{r:.3g}' for r in ratios)})", ratio, "> 1", ratio > 1)
+    claim_figure(
+        "A2",
+        f"steps to fit random / true labels, {model}, median of {len(ratios)} seeds "
+        f"({', '.join(f'{r:.3g}' for r in ratios)})",
+        ratio,
+        "> 1",
+        ratio > 1,
+    )
     assert ratio > 1, f"random labels fitted no slower than true labels: ratios {ratios}"
 
 
@@ -165,15 +190,16 @@ def test_a3_dropout_slows_noise_more_than_real_data(claim_run, claim_figure, pro
     labels; and true-label test accuracy with dropout is at most MAX_TEST_LOSS
     (2 points) below the run without, at the same pass.
     Where a tier samples the training-set check (the paper tier's AlexNet:
-    harness.train_check), the reading of the run without dropout at that pass
+    harness.core.train_check), the reading of the run without dropout at that pass
     is over a 5,000-image sample, standard error at most 0.7 points: small
     against the gaps in progress kept measured on the MLPs (0.35-0.52, i.e.
     tens of points of accuracy); the run with dropout ends there, so its
     reading is over the whole set.
     """
     if model.startswith("inception"):
-        pytest.skip("the harness's Inception has no dropout layer (the paper used dropout only for "
-                    "ImageNet's Inception V3)")
+        pytest.skip(
+            "the harness's Inception has no dropout layer (the paper used dropout only for ImageNet's Inception V3)"
+        )
     if profile.name not in A3_PASSES:
         pytest.skip(f"no A3 pass budget declared for the {profile.name} tier")
     passes = A3_PASSES[profile.name]
@@ -186,20 +212,39 @@ def test_a3_dropout_slows_noise_more_than_real_data(claim_run, claim_figure, pro
             with_dropout = _reading_at(dropped["curves"]["train_accuracy"], passes)
             if without - CHANCE < MIN_PROGRESS:
                 # A ratio over a denominator near zero measures noise (and can flip sign).
-                pytest.skip(f"{variant} labels without dropout are at {without:.4f} after {passes} passes, "
-                            f"within {MIN_PROGRESS} of chance: too early to compare progress at this tier")
+                pytest.skip(
+                    f"{variant} labels without dropout are at {without:.4f} after {passes} passes, "
+                    f"within {MIN_PROGRESS} of chance: too early to compare progress at this tier"
+                )
             kept[variant] = (with_dropout - CHANCE) / (without - CHANCE)
-            test[variant] = (_reading_at(dropped["curves"]["test_accuracy"], passes),
-                             _reading_at(plain["curves"]["test_accuracy"], passes))
-            claim_figure("A3", f"train accuracy after {passes} passes, {variant} labels, {model}, seed {seed}: "
-                         f"dropout {DROPOUT} {with_dropout:.4f} vs none {without:.4f}", kept[variant],
-                         "progress kept (reported)", True)
+            test[variant] = (
+                _reading_at(dropped["curves"]["test_accuracy"], passes),
+                _reading_at(plain["curves"]["test_accuracy"], passes),
+            )
+            claim_figure(
+                "A3",
+                f"train accuracy after {passes} passes, {variant} labels, {model}, seed {seed}: "
+                f"dropout {DROPOUT} {with_dropout:.4f} vs none {without:.4f}",
+                kept[variant],
+                "progress kept (reported)",
+                True,
+            )
         slows_noise_more = kept["random"] < kept["true"]
-        claim_figure("A3", f"progress kept with dropout, random - true labels, {model}, seed {seed}",
-                     kept["random"] - kept["true"], "< 0", slows_noise_more)
+        claim_figure(
+            "A3",
+            f"progress kept with dropout, random - true labels, {model}, seed {seed}",
+            kept["random"] - kept["true"],
+            "< 0",
+            slows_noise_more,
+        )
         test_change = test["true"][0] - test["true"][1]
-        claim_figure("A3", f"true-label test accuracy change from dropout after {passes} passes, {model}, "
-                     f"seed {seed} ({test['true'][0]:.4f} vs {test['true'][1]:.4f})", test_change,
-                     f">= -{MAX_TEST_LOSS}", test_change >= -MAX_TEST_LOSS)
+        claim_figure(
+            "A3",
+            f"true-label test accuracy change from dropout after {passes} passes, {model}, "
+            f"seed {seed} ({test['true'][0]:.4f} vs {test['true'][1]:.4f})",
+            test_change,
+            f">= -{MAX_TEST_LOSS}",
+            test_change >= -MAX_TEST_LOSS,
+        )
         assert slows_noise_more, f"seed {seed}: progress kept random {kept['random']:.3f}, true {kept['true']:.3f}"
         assert test_change >= -MAX_TEST_LOSS, f"seed {seed}: dropout cost {-test_change:.4f} test accuracy"

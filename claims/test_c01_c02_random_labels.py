@@ -13,8 +13,8 @@ JPEG copy, seeds 0 and 1; paper: full CIFAR-10, five models).
 
 import pytest
 
-from harness import paper, stats
-from harness.plugin import require_fitted
+from harness.suite import paper, stats
+from harness.suite.plugin import require_fitted
 
 ALPHA = 0.01  # false-alarm rate of the chance test: 1 in 100 sound runs fails it
 # MNIST beyond the paper, at one scale on every tier: 5,000 images, the paper's x0.95
@@ -89,7 +89,7 @@ def test_c2_test_accuracy_is_chance(claim_run, claim_figure, profile, model):
     """C2: after fitting random labels, test accuracy is chance.
 
     Threshold: the class-relabelling test does not reject chance at alpha =
-    0.01 (harness.stats.relabelling_p_value, exact over all 10! renamings).
+    0.01 (harness.suite.stats.relabelling_p_value, exact over all 10! renamings).
     Derivation: the random training labels are exchangeable across classes,
     and training (a loss symmetric in the classes, an output layer initialised
     exchangeably) is equivariant to renaming them; so with no information
@@ -120,9 +120,20 @@ def test_c2_test_accuracy_is_chance(claim_run, claim_figure, profile, model):
 @pytest.mark.beyond_paper(reason="the paper fits random labels on CIFAR-10 and ImageNet, not MNIST")
 def test_c2_test_accuracy_is_chance_on_mnist(claim_run, claim_figure, profile):
     """C2 on MNIST (beyond the paper): the same relabelling test, on MNIST_EXTENSION's run."""
-    record = claim_run("mlp_1x512", dataset="mnist", variant="random", seed=profile.seeds[0],
-                       record_fields=("test_confusion",), **MNIST_EXTENSION)
+    record = claim_run(
+        "mlp_1x512",
+        dataset="mnist",
+        variant="random",
+        seed=profile.seeds[0],
+        record_fields=("test_confusion",),
+        **MNIST_EXTENSION,
+    )
     accuracy, p_value = chance_check(record, "C2: mlp_1x512 on MNIST")
-    claim_figure("C2", f"test accuracy, random labels, MNIST (relabelling p = {p_value:.3g})", accuracy,
-                 f"relabelling p >= {ALPHA} (chance 1/K)", p_value >= ALPHA)
+    claim_figure(
+        "C2",
+        f"test accuracy, random labels, MNIST (relabelling p = {p_value:.3g})",
+        accuracy,
+        f"relabelling p >= {ALPHA} (chance 1/K)",
+        p_value >= ALPHA,
+    )
     assert p_value >= ALPHA, f"test accuracy {accuracy:.4f} is not chance (relabelling p = {p_value:.2g})"

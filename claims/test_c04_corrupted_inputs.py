@@ -20,8 +20,8 @@ exactly as true labels.
 
 import pytest
 
-from harness import paper
-from harness.plugin import require_fitted
+from harness.suite import paper
+from harness.suite.plugin import require_fitted
 
 INPUT_VARIANTS = ("shuffled_pixels", "random_pixels", "gaussian")
 
@@ -35,8 +35,14 @@ def test_c4_corrupted_inputs_are_fitted(claim_run, claim_figure, profile, model,
     """
     for seed in profile.seeds:
         record = claim_run(model, variant=variant, seed=seed)
-        claim_figure("C4", f"train accuracy, {variant}, {model}, seed {seed}", record["train_accuracy"],
-                     "== 1.0", record["outcome"] == "fitted", passes=record["passes"])
+        claim_figure(
+            "C4",
+            f"train accuracy, {variant}, {model}, seed {seed}",
+            record["train_accuracy"],
+            "== 1.0",
+            record["outcome"] == "fitted",
+            passes=record["passes"],
+        )
         require_fitted(record, f"C4: {model} {variant} seed {seed}")
 
 
@@ -57,6 +63,11 @@ def test_c4_noise_inputs_fit_faster_than_random_labels(claim_run, claim_figure, 
         require_fitted(record, f"C4: {model} {record['config']['variant']} seed {record['config']['seed']}")
     slowest_noise = max(r["steps_to_fit"] for r in noise)
     fastest_labels = min(r["steps_to_fit"] for r in labels)
-    claim_figure("C4", f"steps to fit, {variant} (slowest seed) vs random labels (fastest seed), {model}",
-                 f"{slowest_noise} vs {fastest_labels}", "noise < labels", slowest_noise < fastest_labels)
+    claim_figure(
+        "C4",
+        f"steps to fit, {variant} (slowest seed) vs random labels (fastest seed), {model}",
+        f"{slowest_noise} vs {fastest_labels}",
+        "noise < labels",
+        slowest_noise < fastest_labels,
+    )
     assert slowest_noise < fastest_labels

@@ -12,8 +12,8 @@ copy, first seed; p in {0, 0.2, ..., 1}).
 
 import pytest
 
-from harness import paper, stats
-from harness.plugin import require_fitted
+from harness.suite import paper, stats
+from harness.suite.plugin import require_fitted
 
 LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 # One-sided significance of the rising trend. Six levels admit 720 orderings;
@@ -29,8 +29,14 @@ def _runs(claim_run, model, seed):
 def test_c5_every_corruption_level_is_fitted(claim_run, claim_figure, profile, model):
     """C5: 100% training accuracy at every level p, within the pass budget (no tolerance)."""
     for p, record in zip(LEVELS, _runs(claim_run, model, profile.seeds[0])):
-        claim_figure("C5", f"train accuracy at p={p}, {model}", record["train_accuracy"], "== 1.0",
-                     record["outcome"] == "fitted", passes=record["passes"])
+        claim_figure(
+            "C5",
+            f"train accuracy at p={p}, {model}",
+            record["train_accuracy"],
+            "== 1.0",
+            record["outcome"] == "fitted",
+            passes=record["passes"],
+        )
         require_fitted(record, f"C5: {model} p={p}")
 
 
@@ -49,11 +55,23 @@ def test_c5_test_error_rises_with_corruption(claim_run, claim_figure, profile, m
     errors = [1.0 - r["test_accuracy"] for r in records]
     p_value = stats.increasing_trend_p(LEVELS, errors)
     tau = stats.kendall_tau(LEVELS, errors)
-    claim_figure("C5", f"Kendall tau of test error vs p, {model} (errors {', '.join(f'{e:.3f}' for e in errors)})",
-                 tau, f"one-sided p = {p_value:.4f} <= {TREND_ALPHA}", p_value <= TREND_ALPHA)
+    claim_figure(
+        "C5",
+        f"Kendall tau of test error vs p, {model} (errors {', '.join(f'{e:.3f}' for e in errors)})",
+        tau,
+        f"one-sided p = {p_value:.4f} <= {TREND_ALPHA}",
+        p_value <= TREND_ALPHA,
+    )
     assert p_value <= TREND_ALPHA, f"test errors {errors} do not rise with p (p = {p_value:.3f})"
     end = claim_run(model, variant="partial", corruption=1.0, seed=profile.seeds[0], record_fields=("test_confusion",))
     chance_p = stats.relabelling_p_value(end["test_confusion"])
-    claim_figure("C5", f"test error at p=1, {model} (relabelling p = {chance_p:.3g})", errors[-1],
-                 f"chance: relabelling p >= {TREND_ALPHA}", chance_p >= TREND_ALPHA)
-    assert chance_p >= TREND_ALPHA, f"test error at p=1 is {errors[-1]:.4f}, not chance (relabelling p = {chance_p:.2g})"
+    claim_figure(
+        "C5",
+        f"test error at p=1, {model} (relabelling p = {chance_p:.3g})",
+        errors[-1],
+        f"chance: relabelling p >= {TREND_ALPHA}",
+        chance_p >= TREND_ALPHA,
+    )
+    assert chance_p >= TREND_ALPHA, (
+        f"test error at p=1 is {errors[-1]:.4f}, not chance (relabelling p = {chance_p:.2g})"
+    )

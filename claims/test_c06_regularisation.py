@@ -26,9 +26,9 @@ are full-scale values, reported beside the subset's, not targets for it.
 
 import pytest
 
-from harness import paper, stats
-from harness.models import MODEL_NAMES
-from harness.plugin import require_fitted
+from harness.core.models import MODEL_NAMES
+from harness.suite import paper, stats
+from harness.suite.plugin import require_fitted
 
 WEIGHT_DECAY = 0.0005  # the "on" value (CLAIMS.md; reproductions' choice)
 CHANCE = 0.1  # CIFAR-10's balanced test set
@@ -76,9 +76,14 @@ def test_c6_no_regulariser_is_needed_to_generalise(claim_run, claim_figure, prof
     for seed in profile.seeds:
         record = claim_run(model, variant="true", seed=seed)
         accuracy = record["test_accuracy"]
-        claim_figure("C6", f"test accuracy, no regularisers, true labels, {model}, seed {seed} "
-                     f"(n={record['n_train']})", accuracy, f">= {MIN_TEST_ACCURACY:.2f}",
-                     accuracy >= MIN_TEST_ACCURACY, paper=PAPER_TEST_ACCURACY[model][(False, False)])
+        claim_figure(
+            "C6",
+            f"test accuracy, no regularisers, true labels, {model}, seed {seed} (n={record['n_train']})",
+            accuracy,
+            f">= {MIN_TEST_ACCURACY:.2f}",
+            accuracy >= MIN_TEST_ACCURACY,
+            paper=PAPER_TEST_ACCURACY[model][(False, False)],
+        )
         assert accuracy >= MIN_TEST_ACCURACY, f"seed {seed}: test accuracy {accuracy:.4f}"
 
 
@@ -104,11 +109,16 @@ def test_c6_regularisers_move_test_accuracy_by_a_few_points(claim_run, claim_fig
         effect = stats.median(changes)
         paper_effect = PAPER_TEST_ACCURACY[model][(crop, weight_decay)] - PAPER_TEST_ACCURACY[model][(False, False)]
         name = f"crop {'on' if crop else 'off'}, weight decay {'on' if weight_decay else 'off'}"
-        claim_figure("C6", f"test accuracy change from regularisers ({name}), {model}, median of "
-                     f"{len(changes)} seeds (each: {', '.join(f'{c:+.4f}' for c in changes)})", effect,
-                     f"|change| <= {MAX_EFFECT}" + (" and > 0" if crop else ""),
-                     abs(effect) <= MAX_EFFECT and (effect > 0 or not crop), paper=round(paper_effect, 2),
-                     key=f"C6 effect crop={crop} weight_decay={weight_decay} {model}")
+        claim_figure(
+            "C6",
+            f"test accuracy change from regularisers ({name}), {model}, median of "
+            f"{len(changes)} seeds (each: {', '.join(f'{c:+.4f}' for c in changes)})",
+            effect,
+            f"|change| <= {MAX_EFFECT}" + (" and > 0" if crop else ""),
+            abs(effect) <= MAX_EFFECT and (effect > 0 or not crop),
+            paper=round(paper_effect, 2),
+            key=f"C6 effect crop={crop} weight_decay={weight_decay} {model}",
+        )
         assert abs(effect) <= MAX_EFFECT, f"{name}: test accuracy moved by {effect:+.4f}"
         if crop:
             assert effect > 0, f"{name}: random crop did not help ({effect:+.4f})"
@@ -123,14 +133,22 @@ def test_c6_weight_decay_does_not_prevent_fitting_random_labels(claim_run, claim
     has its own test below.
     """
     if model == "alexnet":
-        pytest.skip("AlexNet with weight decay fails to converge on random labels in the paper; "
-                    "tested by test_c6_weight_decay_sweep_finds_where_random_labels_stop_fitting")
+        pytest.skip(
+            "AlexNet with weight decay fails to converge on random labels in the paper; "
+            "tested by test_c6_weight_decay_sweep_finds_where_random_labels_stop_fitting"
+        )
     for seed in profile.seeds:
         record = claim_run(model, variant="random", seed=seed, weight_decay=WEIGHT_DECAY)
-        claim_figure("C6", f"train accuracy, random labels, weight decay {WEIGHT_DECAY}, {model}, seed {seed}",
-                     record["train_accuracy"], f">= {MIN_FIT}", record["train_accuracy"] >= MIN_FIT,
-                     paper=PAPER_RANDOM_LABELS_WEIGHT_DECAY_TRAIN.get(model), passes=record["passes"],
-                     outcome=record["outcome"])
+        claim_figure(
+            "C6",
+            f"train accuracy, random labels, weight decay {WEIGHT_DECAY}, {model}, seed {seed}",
+            record["train_accuracy"],
+            f">= {MIN_FIT}",
+            record["train_accuracy"] >= MIN_FIT,
+            paper=PAPER_RANDOM_LABELS_WEIGHT_DECAY_TRAIN.get(model),
+            passes=record["passes"],
+            outcome=record["outcome"],
+        )
         assert record["train_accuracy"] >= MIN_FIT, f"seed {seed}: {record['outcome']} ({record['message']})"
 
 
@@ -148,8 +166,9 @@ def test_c6_weight_decay_does_not_prevent_fitting_random_labels(claim_run, claim
 WEIGHT_DECAY_SWEEP = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 
 
-@pytest.mark.paper_scope("inception", "alexnet", "mlp_1x512",
-                         source="section 3 (AlexNet) and appendix Table 4 (Inception, MLP 1x512)")
+@pytest.mark.paper_scope(
+    "inception", "alexnet", "mlp_1x512", source="section 3 (AlexNet) and appendix Table 4 (Inception, MLP 1x512)"
+)
 def test_c6_weight_decay_sweep_finds_where_random_labels_stop_fitting(claim_run, claim_figure, profile, model):
     """C6, AlexNet's exception as a sweep: the weight decay that stops random labels, and its cost.
 
@@ -165,30 +184,52 @@ def test_c6_weight_decay_sweep_finds_where_random_labels_stop_fitting(claim_run,
     else nothing is shown.
     """
     seed = profile.seeds[0]
-    require_fitted(claim_run(model, variant="random", seed=seed),
-                   f"C6 sweep: {model} random labels without weight decay (not shown)")
+    require_fitted(
+        claim_run(model, variant="random", seed=seed),
+        f"C6 sweep: {model} random labels without weight decay (not shown)",
+    )
     threshold = None
     for weight_decay in WEIGHT_DECAY_SWEEP:
         random = claim_run(model, variant="random", seed=seed, weight_decay=weight_decay)
         fitted = random["train_accuracy"] >= MIN_FIT
-        claim_figure("C6", f"weight decay sweep, {model}, {weight_decay:g}: random-label train accuracy "
-                     f"({random['passes']} passes)", random["train_accuracy"],
-                     f">= {MIN_FIT}: still fitted; below: the threshold", True, outcome=random["outcome"])
+        claim_figure(
+            "C6",
+            f"weight decay sweep, {model}, {weight_decay:g}: random-label train accuracy ({random['passes']} passes)",
+            random["train_accuracy"],
+            f">= {MIN_FIT}: still fitted; below: the threshold",
+            True,
+            outcome=random["outcome"],
+        )
         if not fitted:
             threshold = weight_decay
             break
     if threshold is None:
-        claim_figure("C6", f"weight decay sweep, {model}: smallest coefficient that stops random labels",
-                     None, f"one of {', '.join(map(str, WEIGHT_DECAY_SWEEP))}", False)
-        pytest.fail(f"C6 sweep: {model} fits random labels at every weight decay up to {WEIGHT_DECAY_SWEEP[-1]}",
-                    pytrace=False)
+        claim_figure(
+            "C6",
+            f"weight decay sweep, {model}: smallest coefficient that stops random labels",
+            None,
+            f"one of {', '.join(map(str, WEIGHT_DECAY_SWEEP))}",
+            False,
+        )
+        pytest.fail(
+            f"C6 sweep: {model} fits random labels at every weight decay up to {WEIGHT_DECAY_SWEEP[-1]}", pytrace=False
+        )
     plain = claim_run(model, variant="true", seed=seed)["test_accuracy"]
     true = claim_run(model, variant="true", seed=seed, weight_decay=threshold)
     change = true["test_accuracy"] - plain
     holds = change >= -MAX_EFFECT
-    claim_figure("C6", f"weight decay sweep, {model}: true-label test accuracy change at the threshold "
-                 f"{threshold:g} (test {true['test_accuracy']:.4f})", change, f">= -{MAX_EFFECT}", holds,
-                 key=f"C6 sweep threshold {model}", weight_decay=threshold,
-                 paper="fails to converge" if model == "alexnet" else None)
-    assert holds, (f"at weight decay {threshold:g}, where random labels stop fitting, true-label test accuracy "
-                   f"drops {-change:.4f} (more than {MAX_EFFECT})")
+    claim_figure(
+        "C6",
+        f"weight decay sweep, {model}: true-label test accuracy change at the threshold "
+        f"{threshold:g} (test {true['test_accuracy']:.4f})",
+        change,
+        f">= -{MAX_EFFECT}",
+        holds,
+        key=f"C6 sweep threshold {model}",
+        weight_decay=threshold,
+        paper="fails to converge" if model == "alexnet" else None,
+    )
+    assert holds, (
+        f"at weight decay {threshold:g}, where random labels stop fitting, true-label test accuracy "
+        f"drops {-change:.4f} (more than {MAX_EFFECT})"
+    )

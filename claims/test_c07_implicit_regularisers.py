@@ -15,13 +15,15 @@ stopping runs at every tier on the true-label runs C1-C6 already train
 
 import pytest
 
-from harness import paper, stats
+from harness.suite import paper, stats
 
 WEIGHT_DECAY = 0.0005  # as C6: the BN pair is compared with weight decay off and on
 # BatchNorm's effect, Table 1: (with BN, without BN) test accuracy (%).
 PAPER_BATCH_NORM = {
-    weight_decay: (paper.table1_true_label_test_accuracy("inception")[(False, on)],
-                   paper.table1_true_label_test_accuracy("inception_no_bn")[(False, on)])
+    weight_decay: (
+        paper.table1_true_label_test_accuracy("inception")[(False, on)],
+        paper.table1_true_label_test_accuracy("inception_no_bn")[(False, on)],
+    )
     for weight_decay, on in ((0.0, False), (WEIGHT_DECAY, True))
 }
 # "Only about 3-4 points": the same bound as C6's "a few points" (6 points:
@@ -52,8 +54,10 @@ def test_c7_batch_norm_changes_test_accuracy_by_a_few_points(claim_run, claim_fi
     Scale: paper tier only.
     """
     if not {"inception", "inception_no_bn"} <= set(profile.cifar_models):
-        pytest.skip(f"the BatchNorm comparison needs Inception with and without BatchNorm, paper-tier models; "
-                    f"the {profile.name} tier trains only {', '.join(profile.cifar_models)}")
+        pytest.skip(
+            f"the BatchNorm comparison needs Inception with and without BatchNorm, paper-tier models; "
+            f"the {profile.name} tier trains only {', '.join(profile.cifar_models)}"
+        )
     for weight_decay, (paper_bn, paper_no_bn) in PAPER_BATCH_NORM.items():
         changes = [
             claim_run("inception", variant="true", seed=seed, weight_decay=weight_decay)["test_accuracy"]
@@ -61,9 +65,14 @@ def test_c7_batch_norm_changes_test_accuracy_by_a_few_points(claim_run, claim_fi
             for seed in profile.seeds
         ]
         effect = stats.median(changes)
-        claim_figure("C7", f"test accuracy with BN - without, Inception, weight decay {weight_decay}, "
-                     f"median of {len(changes)} seeds", effect, f"|change| <= {MAX_BATCH_NORM_EFFECT}",
-                     abs(effect) <= MAX_BATCH_NORM_EFFECT, paper=round(paper_bn - paper_no_bn, 2))
+        claim_figure(
+            "C7",
+            f"test accuracy with BN - without, Inception, weight decay {weight_decay}, median of {len(changes)} seeds",
+            effect,
+            f"|change| <= {MAX_BATCH_NORM_EFFECT}",
+            abs(effect) <= MAX_BATCH_NORM_EFFECT,
+            paper=round(paper_bn - paper_no_bn, 2),
+        )
         assert abs(effect) <= MAX_BATCH_NORM_EFFECT, f"weight decay {weight_decay}: BN moved accuracy {effect:+.4f}"
 
 
@@ -79,8 +88,14 @@ def test_c7_early_stopping_gives_no_real_benefit(claim_run, claim_figure, profil
             record = claim_run(model, variant="true", seed=seed, weight_decay=weight_decay)
             readings = sum(a is not None for a in record["curves"]["test_accuracy"])
             gain = record["best_test_accuracy"] - record["test_accuracy"]
-            claim_figure("C7", f"early-stopping gain (best - final test accuracy), {model}, weight decay "
-                         f"{weight_decay}, seed {seed} ({readings} readings over {record['passes']} passes)",
-                         gain, f"<= {MAX_EARLY_STOPPING_GAIN}", gain <= MAX_EARLY_STOPPING_GAIN,
-                         final=record["test_accuracy"], best=record["best_test_accuracy"])
+            claim_figure(
+                "C7",
+                f"early-stopping gain (best - final test accuracy), {model}, weight decay "
+                f"{weight_decay}, seed {seed} ({readings} readings over {record['passes']} passes)",
+                gain,
+                f"<= {MAX_EARLY_STOPPING_GAIN}",
+                gain <= MAX_EARLY_STOPPING_GAIN,
+                final=record["test_accuracy"],
+                best=record["best_test_accuracy"],
+            )
             assert gain <= MAX_EARLY_STOPPING_GAIN, f"seed {seed}, weight decay {weight_decay}: gain {gain:.4f}"

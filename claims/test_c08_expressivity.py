@@ -98,13 +98,21 @@ def test_c8_two_layer_network_fits_any_targets(gaussian_sample, built, claim_fig
     half_range = constant_fit_residual(y)
     claim_figure("C8", f"parameters, n={N}, d={D}", net.parameter_count, f"== 2n + d = {2 * N + D}", True)
     claim_figure("C8", "worst residual, plain forward", residual, f"<= {bound:.2e} (rounding bound)", residual <= bound)
-    claim_figure("C8", "plain bound / half the targets' range", bound / half_range, "< 1 (beats any constant)",
-                 bound < half_range)
+    claim_figure(
+        "C8",
+        "plain bound / half the targets' range",
+        bound / half_range,
+        "< 1 (beats any constant)",
+        bound < half_range,
+    )
     assert residual <= bound < half_range
     fit = check_fit(built, x, y)
     claim_figure(
-        "C8", f"worst residual, {fit.evaluation} forward (decides)", fit.residual,
-        f"<= {fit.bound:.2e} < margin {fit.margin:.2e} (half the smallest target gap)", fit.holds,
+        "C8",
+        f"worst residual, {fit.evaluation} forward (decides)",
+        fit.residual,
+        f"<= {fit.bound:.2e} < margin {fit.margin:.2e} (half the smallest target gap)",
+        fit.holds,
         reason=fit.reason,
     )
     claim_figure("C8", "outputs nearest their own target", fit.identified_share, "== 1", fit.identified_share == 1.0)
@@ -136,14 +144,26 @@ def test_c8_depth_k_network_has_o_n_over_k_parameters_per_layer(gaussian_sample,
     at_range = check_fit(built, x, y, network=deep, margin=constant_fit_residual(y))
     spacing = decision_margin(y)  # check_fit at this margin would differ only in deciding, not in the bound
     claim_figure(
-        "C8", f"depth {depth}: max parameters per layer after the first", max(counts[1:]),
-        f"<= 2 ceil(n/(k-1)) = {2 * per_block}", True,
+        "C8",
+        f"depth {depth}: max parameters per layer after the first",
+        max(counts[1:]),
+        f"<= 2 ceil(n/(k-1)) = {2 * per_block}",
+        True,
     )
-    claim_figure("C8", f"depth {depth}: worst residual", at_range.residual,
-                 f"<= {at_range.bound:.2e} < half the targets' range {at_range.margin:.2f}", at_range.holds)
-    claim_figure("C8", f"depth {depth}: at the targets' spacing",
-                 "decided" if at_range.bound < spacing else "undecided",
-                 f"reported: deep bound {at_range.bound:.1e} vs margin {spacing:.1e}", True)
+    claim_figure(
+        "C8",
+        f"depth {depth}: worst residual",
+        at_range.residual,
+        f"<= {at_range.bound:.2e} < half the targets' range {at_range.margin:.2f}",
+        at_range.holds,
+    )
+    claim_figure(
+        "C8",
+        f"depth {depth}: at the targets' spacing",
+        "decided" if at_range.bound < spacing else "undecided",
+        f"reported: deep bound {at_range.bound:.1e} vs margin {spacing:.1e}",
+        True,
+    )
     assert at_range.holds and at_range.evaluation == "deep", at_range.reason
 
 
@@ -165,10 +185,16 @@ def test_c8_numerics_thresholds_just_above_the_previous_point(gaussian_sample, b
     above_w = float(built.network.out_weights.detach().abs().sum())
     mid_w = float(midpoint.network.out_weights.detach().abs().sum())
     above_r, mid_r = max_abs_residual(built.network, x, y), max_abs_residual(midpoint.network, x, y)
-    claim_figure("C8", "||w||_1 above_previous vs midpoint", f"{above_w:.2e} vs {mid_w:.2e}", "above < midpoint",
-                 above_w < mid_w)
-    claim_figure("C8", "worst residual above_previous vs midpoint", f"{above_r:.2e} vs {mid_r:.2e}",
-                 "above < midpoint", above_r < mid_r)
+    claim_figure(
+        "C8", "||w||_1 above_previous vs midpoint", f"{above_w:.2e} vs {mid_w:.2e}", "above < midpoint", above_w < mid_w
+    )
+    claim_figure(
+        "C8",
+        "worst residual above_previous vs midpoint",
+        f"{above_r:.2e} vs {mid_r:.2e}",
+        "above < midpoint",
+        above_r < mid_r,
+    )
     assert above_w < mid_w and above_r < mid_r
 
 
@@ -201,19 +227,36 @@ def test_c8_numerics_near_duplicate_points(claim_figure):
     midpoint_plain = max_abs_residual(midpoint.network, x, y)
     claim_figure("C8", "near-duplicates: 1 direction, plain sum", single_plain, "reported", True)
     claim_figure("C8", "near-duplicates: best of 8, plain sum", best_plain, "reported", True)
-    claim_figure("C8", "near-duplicates: midpoints, best of 8, plain sum", midpoint_plain,
-                 f"> above_previous {best_plain:.2e}", midpoint_plain > best_plain)
-    claim_figure("C8", "near-duplicates: best of 8, compensated", best_compensated, f"<= {bound:.2e}",
-                 best_compensated <= bound)
+    claim_figure(
+        "C8",
+        "near-duplicates: midpoints, best of 8, plain sum",
+        midpoint_plain,
+        f"> above_previous {best_plain:.2e}",
+        midpoint_plain > best_plain,
+    )
+    claim_figure(
+        "C8", "near-duplicates: best of 8, compensated", best_compensated, f"<= {bound:.2e}", best_compensated <= bound
+    )
     assert best_compensated <= bound
     assert best_compensated <= single_plain
     assert midpoint_plain > best_plain
     at_spacing = check_fit(best, x, y)
     at_range = check_fit(best, x, y, margin=constant_fit_residual(y))
-    claim_figure("C8", "near-duplicates: at the targets' spacing", at_spacing.evaluation or "refused",
-                 "reported", True, reason=at_spacing.reason)
-    claim_figure("C8", f"near-duplicates: {at_range.evaluation} forward vs half the targets' range",
-                 at_range.residual, f"<= {at_range.bound:.2e} < {at_range.margin:.2f}", at_range.holds)
+    claim_figure(
+        "C8",
+        "near-duplicates: at the targets' spacing",
+        at_spacing.evaluation or "refused",
+        "reported",
+        True,
+        reason=at_spacing.reason,
+    )
+    claim_figure(
+        "C8",
+        f"near-duplicates: {at_range.evaluation} forward vs half the targets' range",
+        at_range.residual,
+        f"<= {at_range.bound:.2e} < {at_range.margin:.2f}",
+        at_range.holds,
+    )
     assert at_spacing.holds or not at_spacing.decided  # never a pass on a bound above the margin
     assert at_range.holds, at_range.reason
 
@@ -299,33 +342,63 @@ def test_c8_near_duplicates_with_labels_are_decided_not_vacuous(claim_figure):
     plain_residual = float(np.abs(plain_outputs - y).max())
     plain_bound = residual_bound(built, x, y, "plain")
     wrong_signs = float(np.mean(nearest_target(plain_outputs, y) != y))  # the nearest of +-1 is the sign
-    claim_figure("C8", "labelled near-duplicates: plain residual vs its bound (old check)", plain_residual,
-                 f"<= {plain_bound:.2e}, but >= margin {decision_margin(y):g}: vacuous",
-                 plain_residual <= plain_bound and plain_bound >= decision_margin(y))
+    claim_figure(
+        "C8",
+        "labelled near-duplicates: plain residual vs its bound (old check)",
+        plain_residual,
+        f"<= {plain_bound:.2e}, but >= margin {decision_margin(y):g}: vacuous",
+        plain_residual <= plain_bound and plain_bound >= decision_margin(y),
+    )
     claim_figure("C8", "labelled near-duplicates: plain forward's wrong signs", wrong_signs, "reported", True)
     assert plain_residual <= plain_bound and plain_bound >= decision_margin(y)
 
     fit = check_fit(built, x, y)
-    claim_figure("C8", f"labelled near-duplicates: {fit.evaluation} forward decides", fit.residual,
-                 f"<= {fit.bound:.2e} < margin {fit.margin:g}", fit.holds, reason=fit.reason)
-    claim_figure("C8", "labelled near-duplicates: right labels (check_fit)", fit.identified_share, "== 1",
-                 fit.identified_share == 1.0)
+    claim_figure(
+        "C8",
+        f"labelled near-duplicates: {fit.evaluation} forward decides",
+        fit.residual,
+        f"<= {fit.bound:.2e} < margin {fit.margin:g}",
+        fit.holds,
+        reason=fit.reason,
+    )
+    claim_figure(
+        "C8",
+        "labelled near-duplicates: right labels (check_fit)",
+        fit.identified_share,
+        "== 1",
+        fit.identified_share == 1.0,
+    )
     assert fit.holds and fit.evaluation == "compensated" and fit.identified_share == 1.0, fit.reason
 
     close_levels = np.where(y > 0, np.where(np.arange(y.size) % 2 == 0, 1.0, 1.0 + 2.0**-30), -1.0)
     refused = check_fit(construct_two_layer(x, close_levels), x, close_levels)
-    claim_figure("C8", "labels {-1, 1, 1 + 2^-30}: check_fit", refused.evaluation or "refused",
-                 f"refused (best bound {refused.bound:.1e} >= margin {refused.margin:.1e})", not refused.decided,
-                 plain_share_identified=refused.identified_share)
+    claim_figure(
+        "C8",
+        "labels {-1, 1, 1 + 2^-30}: check_fit",
+        refused.evaluation or "refused",
+        f"refused (best bound {refused.bound:.1e} >= margin {refused.margin:.1e})",
+        not refused.decided,
+        plain_share_identified=refused.identified_share,
+    )
     assert not refused.decided and not refused.holds
 
     swapped = check_fit(built, x, swap_targets(y, pairs=3, seed=0))
     flipped_built, change = flip_largest_output_weight(built, x)
     flipped = check_fit(flipped_built, x, y)
-    claim_figure("C8", "planted: 3 label pairs swapped", swapped.residual, f"> bound {swapped.bound:.2e}",
-                 swapped.decided and not swapped.holds)
-    claim_figure("C8", "planted: largest output weight negated", flipped.residual,
-                 f"> bound {flipped.bound:.2e} (change {change:.2g})", flipped.decided and not flipped.holds)
+    claim_figure(
+        "C8",
+        "planted: 3 label pairs swapped",
+        swapped.residual,
+        f"> bound {swapped.bound:.2e}",
+        swapped.decided and not swapped.holds,
+    )
+    claim_figure(
+        "C8",
+        "planted: largest output weight negated",
+        flipped.residual,
+        f"> bound {flipped.bound:.2e} (change {change:.2g})",
+        flipped.decided and not flipped.holds,
+    )
     assert swapped.decided and not swapped.holds
     assert change > fit.bound and flipped.decided and not flipped.holds
 

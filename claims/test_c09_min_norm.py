@@ -67,12 +67,28 @@ def test_c9_sgd_from_zero_reaches_the_minimum_norm_solution(claim_figure):
     run = train_least_squares(x, y, batch_size=BATCH, tolerance=TOLERANCE)
     assert run.converged, f"no interpolation after {run.steps} steps: relative residual {run.relative_residual:.2e}"
     scale = float(run.min_norm.norm())
-    claim_figure("C9", "SGD: max row-space leak over all steps", run.max_row_space_leak,
-                 f"<= rounding budget {run.leak_budget:.2e}", run.max_row_space_leak <= run.leak_budget)
-    claim_figure("C9", "SGD: ||w - pinv(X) y||", run.distance_to_min_norm, f"<= {run.distance_bound:.2e}",
-                 run.distance_to_min_norm <= run.distance_bound, steps=run.steps)
-    claim_figure("C9", "SGD: distance bound / ||pinv(X) y||", run.distance_bound / scale,
-                 f"< {DECISION_FRACTION} (bound decides)", run.bound_is_informative)
+    claim_figure(
+        "C9",
+        "SGD: max row-space leak over all steps",
+        run.max_row_space_leak,
+        f"<= rounding budget {run.leak_budget:.2e}",
+        run.max_row_space_leak <= run.leak_budget,
+    )
+    claim_figure(
+        "C9",
+        "SGD: ||w - pinv(X) y||",
+        run.distance_to_min_norm,
+        f"<= {run.distance_bound:.2e}",
+        run.distance_to_min_norm <= run.distance_bound,
+        steps=run.steps,
+    )
+    claim_figure(
+        "C9",
+        "SGD: distance bound / ||pinv(X) y||",
+        run.distance_bound / scale,
+        f"< {DECISION_FRACTION} (bound decides)",
+        run.bound_is_informative,
+    )
     assert run.max_row_space_leak <= run.leak_budget
     assert run.distance_to_min_norm <= run.distance_bound
     assert run.bound_is_informative and run.verdict == WITHIN
@@ -91,11 +107,20 @@ def test_c9_sgd_from_a_non_zero_start_keeps_its_orthogonal_part(claim_figure):
     run = train_least_squares(x, y, w0=w0, batch_size=BATCH, tolerance=TOLERANCE)
     assert run.converged, f"no interpolation after {run.steps} steps: relative residual {run.relative_residual:.2e}"
     orthogonal_part = float((run.predicted_limit - run.min_norm).norm())
-    claim_figure("C9", "SGD from w0: ||w - (pinv(X) y + P_perp w0)||", run.distance_to_predicted,
-                 f"<= {run.distance_bound:.2e}", run.distance_to_predicted <= run.distance_bound)
-    claim_figure("C9", "SGD from w0: ||w - pinv(X) y||", run.distance_to_min_norm,
-                 f"= ||P_perp w0|| = {orthogonal_part:.4g}",
-                 abs(run.distance_to_min_norm - orthogonal_part) <= run.distance_bound)
+    claim_figure(
+        "C9",
+        "SGD from w0: ||w - (pinv(X) y + P_perp w0)||",
+        run.distance_to_predicted,
+        f"<= {run.distance_bound:.2e}",
+        run.distance_to_predicted <= run.distance_bound,
+    )
+    claim_figure(
+        "C9",
+        "SGD from w0: ||w - pinv(X) y||",
+        run.distance_to_min_norm,
+        f"= ||P_perp w0|| = {orthogonal_part:.4g}",
+        abs(run.distance_to_min_norm - orthogonal_part) <= run.distance_bound,
+    )
     assert run.max_row_space_leak <= run.leak_budget
     assert run.distance_to_predicted <= run.distance_bound
     assert abs(run.distance_to_min_norm - orthogonal_part) <= run.distance_bound
@@ -126,15 +151,24 @@ def test_c9_adam_interpolates_elsewhere(claim_figure):
     """
     x, y = gaussian_problem()
     run = train_least_squares(
-        x, y, optimizer_factory=lambda params: torch.optim.Adam(params, lr=1e-3),
-        batch_size=BATCH, tolerance=TOLERANCE, max_steps=50_000,
+        x,
+        y,
+        optimizer_factory=lambda params: torch.optim.Adam(params, lr=1e-3),
+        batch_size=BATCH,
+        tolerance=TOLERANCE,
+        max_steps=50_000,
     )
     assert run.converged, f"Adam did not interpolate in {run.steps} steps: residual {run.relative_residual:.2e}"
     scale = float(run.min_norm.norm())
     departure = run.final_row_space_leak / scale
-    claim_figure("C9", "Adam: ||w - pinv(X) y|| / ||pinv(X) y||", run.distance_to_min_norm / scale,
-                 f">= row-space leak {departure:.3f} >= {MIN_RELATIVE_DEPARTURE}",
-                 departure >= MIN_RELATIVE_DEPARTURE, steps=run.steps)
+    claim_figure(
+        "C9",
+        "Adam: ||w - pinv(X) y|| / ||pinv(X) y||",
+        run.distance_to_min_norm / scale,
+        f">= row-space leak {departure:.3f} >= {MIN_RELATIVE_DEPARTURE}",
+        departure >= MIN_RELATIVE_DEPARTURE,
+        steps=run.steps,
+    )
     assert run.distance_to_min_norm >= run.final_row_space_leak * (1 - 1e-9)
     assert departure >= MIN_RELATIVE_DEPARTURE
     assert run.final_row_space_leak >= 1e6 * run.leak_budget
@@ -156,7 +190,7 @@ def least_squares_problems(draw):
     singular = scale * kappa ** -np.linspace(0, 1, n)
     x = (u * singular) @ v.T
     y = rng.standard_normal(n) * 10.0 ** draw(st.integers(-3, 3))
-    w0 = rng.standard_normal(d) * scale ** -1 if draw(st.booleans()) else None
+    w0 = rng.standard_normal(d) * scale**-1 if draw(st.booleans()) else None
     batch = draw(st.integers(1, n))
     return x, y, w0, batch, kappa
 
@@ -244,20 +278,37 @@ def test_c9_rank_deficient_repeated_row(claim_figure):
     smallest = float(torch.linalg.svdvals(x)[-1])
     sgd = train_least_squares(x, y, tolerance=TOLERANCE)
     adam = train_least_squares(
-        x, y, optimizer_factory=lambda params: torch.optim.Adam(params, lr=1e-3), tolerance=TOLERANCE,
+        x,
+        y,
+        optimizer_factory=lambda params: torch.optim.Adam(params, lr=1e-3),
+        tolerance=TOLERANCE,
         max_steps=50_000,
     )
     assert sgd.converged and adam.converged, (sgd.relative_residual, adam.relative_residual)
     scale = float(sgd.min_norm.norm())
-    claim_figure("C9", "repeated row: rank, sigma_r vs smallest singular value",
-                 f"{sgd.rank}, {sgd.sigma_min:.3g} vs {smallest:.1e}", "rank 19; bound divides by sigma_r",
-                 sgd.rank == 19 and sgd.sigma_min > 1e6 * smallest)
-    claim_figure("C9", "repeated row: SGD ||w - pinv(X) y||", sgd.distance_to_min_norm,
-                 f"<= {sgd.distance_bound:.2e} < {DECISION_FRACTION} ||pinv(X) y|| ({sgd.verdict})",
-                 sgd.verdict == WITHIN, steps=sgd.steps)
-    claim_figure("C9", "repeated row: Adam ||w - pinv(X) y|| / ||pinv(X) y||", adam.distance_to_min_norm / scale,
-                 f"> bound {adam.distance_bound / scale:.1e} ({adam.verdict})", adam.verdict == OUTSIDE,
-                 steps=adam.steps)
+    claim_figure(
+        "C9",
+        "repeated row: rank, sigma_r vs smallest singular value",
+        f"{sgd.rank}, {sgd.sigma_min:.3g} vs {smallest:.1e}",
+        "rank 19; bound divides by sigma_r",
+        sgd.rank == 19 and sgd.sigma_min > 1e6 * smallest,
+    )
+    claim_figure(
+        "C9",
+        "repeated row: SGD ||w - pinv(X) y||",
+        sgd.distance_to_min_norm,
+        f"<= {sgd.distance_bound:.2e} < {DECISION_FRACTION} ||pinv(X) y|| ({sgd.verdict})",
+        sgd.verdict == WITHIN,
+        steps=sgd.steps,
+    )
+    claim_figure(
+        "C9",
+        "repeated row: Adam ||w - pinv(X) y|| / ||pinv(X) y||",
+        adam.distance_to_min_norm / scale,
+        f"> bound {adam.distance_bound / scale:.1e} ({adam.verdict})",
+        adam.verdict == OUTSIDE,
+        steps=adam.steps,
+    )
     assert sgd.rank == 19 and sgd.sigma_min > 1e6 * smallest  # sigma_r is not rounding noise
     assert sgd.verdict == WITHIN and sgd.max_row_space_leak <= sgd.leak_budget
     assert adam.verdict == OUTSIDE
@@ -266,11 +317,14 @@ def test_c9_rank_deficient_repeated_row(claim_figure):
     moved = limit_verdict(float((sgd.weights + kick - sgd.predicted_limit).norm()), sgd.distance_bound, scale)
     lr = 1.0 / float(torch.linalg.matrix_norm(x, ord=2)) ** 2
     kicked = train_least_squares(x, y, optimizer_factory=lambda p: KickedSGD(p, lr, kick), tolerance=TOLERANCE)
-    claim_figure("C9", "planted: SGD weights moved 1% along the null space", moved, f"== {OUTSIDE}",
-                 moved == OUTSIDE)
-    claim_figure("C9", "planted: SGD kicked 1% off the row space, leak", kicked.max_row_space_leak,
-                 f"> budget {kicked.leak_budget:.2e} ({kicked.verdict})",
-                 kicked.max_row_space_leak > kicked.leak_budget and kicked.verdict == OUTSIDE)
+    claim_figure("C9", "planted: SGD weights moved 1% along the null space", moved, f"== {OUTSIDE}", moved == OUTSIDE)
+    claim_figure(
+        "C9",
+        "planted: SGD kicked 1% off the row space, leak",
+        kicked.max_row_space_leak,
+        f"> budget {kicked.leak_budget:.2e} ({kicked.verdict})",
+        kicked.max_row_space_leak > kicked.leak_budget and kicked.verdict == OUTSIDE,
+    )
     assert moved == OUTSIDE
     assert kicked.max_row_space_leak > kicked.leak_budget and kicked.verdict == OUTSIDE
 

@@ -67,7 +67,9 @@ def learning_curve(mnist_arrays):
                 "gamma": gamma,
             }
             entry[name]["error"] = float(entry[name]["wrong"].mean())
-        entry["nearest_neighbour_error"] = nearest_neighbour_error(pixel_train[:n], train_labels[:n], pixel_test, test_labels)
+        entry["nearest_neighbour_error"] = nearest_neighbour_error(
+            pixel_train[:n], train_labels[:n], pixel_test, test_labels
+        )
         curve.append(entry)
     return curve
 
@@ -90,17 +92,34 @@ def test_c10_kernel_interpolation_generalises_without_regularisation(learning_cu
         pixel = entry["pixels"]
         fit = pixel["fit"]
         errors.append(pixel["error"])
-        claim_figure("C10", f"n={entry['n']}: max |K alpha - Y|", fit.max_abs_residual, "< 0.5 (zero training error)",
-                     fit.max_abs_residual < 0.5, solver=fit.solver)
-        claim_figure("C10", f"n={entry['n']}: test error, pixels", pixel["error"],
-                     f"< 1-NN {entry['nearest_neighbour_error']:.4f}", pixel["error"] < entry["nearest_neighbour_error"],
-                     rkhs_norm=pixel["norm"])
+        claim_figure(
+            "C10",
+            f"n={entry['n']}: max |K alpha - Y|",
+            fit.max_abs_residual,
+            "< 0.5 (zero training error)",
+            fit.max_abs_residual < 0.5,
+            solver=fit.solver,
+        )
+        claim_figure(
+            "C10",
+            f"n={entry['n']}: test error, pixels",
+            pixel["error"],
+            f"< 1-NN {entry['nearest_neighbour_error']:.4f}",
+            pixel["error"] < entry["nearest_neighbour_error"],
+            rkhs_norm=pixel["norm"],
+        )
         assert fit.max_abs_residual < 0.5
         assert pixel["error"] < entry["nearest_neighbour_error"]
     slope = float(np.polyfit(np.log(TRAIN_SIZES), np.log(errors), 1)[0])
     extrapolated = errors[-1] * (60_000 / TRAIN_SIZES[-1]) ** slope
-    claim_figure("C10", "test error extrapolated to 60,000 (power law)", extrapolated,
-                 f"reported; paper {PAPER_ERROR_PIXELS}", True, slope=slope)
+    claim_figure(
+        "C10",
+        "test error extrapolated to 60,000 (power law)",
+        extrapolated,
+        f"reported; paper {PAPER_ERROR_PIXELS}",
+        True,
+        slope=slope,
+    )
     assert all(later < earlier for earlier, later in zip(errors, errors[1:]))
 
 
@@ -118,12 +137,23 @@ def test_c11_the_smaller_norm_is_not_the_better_model(learning_curve, claim_figu
     for entry in learning_curve:
         pixel, gabor = entry["pixels"], entry["gabor"]
         margin = 3 * paired_standard_error(pixel["wrong"], gabor["wrong"])
-        claim_figure("C11", f"n={entry['n']}: norm gabor vs pixels", f"{gabor['norm']:.1f} vs {pixel['norm']:.1f}",
-                     "gabor > pixels", gabor["norm"] > pixel["norm"])
-        claim_figure("C11", f"n={entry['n']}: error pixels - gabor",
-                     pixel["error"] - gabor["error"], f"> 3 paired SE = {margin:.4f}",
-                     pixel["error"] - gabor["error"] > margin,
-                     error_pixels=pixel["error"], error_gabor=gabor["error"], gamma_gabor=gabor["gamma"])
+        claim_figure(
+            "C11",
+            f"n={entry['n']}: norm gabor vs pixels",
+            f"{gabor['norm']:.1f} vs {pixel['norm']:.1f}",
+            "gabor > pixels",
+            gabor["norm"] > pixel["norm"],
+        )
+        claim_figure(
+            "C11",
+            f"n={entry['n']}: error pixels - gabor",
+            pixel["error"] - gabor["error"],
+            f"> 3 paired SE = {margin:.4f}",
+            pixel["error"] - gabor["error"] > margin,
+            error_pixels=pixel["error"],
+            error_gabor=gabor["error"],
+            gamma_gabor=gabor["gamma"],
+        )
         assert gabor["fit"].max_abs_residual < 0.5
         assert gabor["norm"] > pixel["norm"]
         assert pixel["error"] - gabor["error"] > margin
@@ -163,10 +193,22 @@ def test_c10_full_mnist_kernel_interpolation_gpu(mnist_arrays, claim_figure):
     fit, wrong = _full_scale_fit(mnist_arrays, "pixels")
     error = float(wrong.mean())
     threshold = PAPER_ERROR_PIXELS + 3 * math.sqrt(PAPER_ERROR_PIXELS * (1 - PAPER_ERROR_PIXELS) / wrong.size)
-    claim_figure("C10", "n=60000: max |K alpha - Y|", fit.max_abs_residual, "< 0.5", fit.max_abs_residual < 0.5,
-                 solver=fit.solver)
-    claim_figure("C10", "n=60000: test error, pixels", error, f"<= {threshold:.4f} (paper 0.012 + 3 SE)",
-                 error <= threshold, rkhs_norm=fit.rkhs_norm)
+    claim_figure(
+        "C10",
+        "n=60000: max |K alpha - Y|",
+        fit.max_abs_residual,
+        "< 0.5",
+        fit.max_abs_residual < 0.5,
+        solver=fit.solver,
+    )
+    claim_figure(
+        "C10",
+        "n=60000: test error, pixels",
+        error,
+        f"<= {threshold:.4f} (paper 0.012 + 3 SE)",
+        error <= threshold,
+        rkhs_norm=fit.rkhs_norm,
+    )
     assert fit.max_abs_residual < 0.5
     assert error <= threshold
 
@@ -186,11 +228,22 @@ def test_c11_full_mnist_norm_versus_error_gpu(mnist_arrays, claim_figure):
     gabor_fit, gabor_wrong = _full_scale_fit(mnist_arrays, "gabor")
     margin = 3 * paired_standard_error(pixel_wrong, gabor_wrong)
     difference = float(pixel_wrong.mean() - gabor_wrong.mean())
-    claim_figure("C11", "n=60000: norm gabor vs pixels", f"{gabor_fit.rkhs_norm:.1f} vs {pixel_fit.rkhs_norm:.1f}",
-                 f"gabor > pixels (paper {PAPER_NORMS[1]:.0f} vs {PAPER_NORMS[0]:.0f})",
-                 gabor_fit.rkhs_norm > pixel_fit.rkhs_norm)
-    claim_figure("C11", "n=60000: error pixels - gabor", difference, f"> {margin:.4f}", difference > margin,
-                 error_gabor=float(gabor_wrong.mean()), paper_error_gabor=PAPER_ERROR_GABOR)
+    claim_figure(
+        "C11",
+        "n=60000: norm gabor vs pixels",
+        f"{gabor_fit.rkhs_norm:.1f} vs {pixel_fit.rkhs_norm:.1f}",
+        f"gabor > pixels (paper {PAPER_NORMS[1]:.0f} vs {PAPER_NORMS[0]:.0f})",
+        gabor_fit.rkhs_norm > pixel_fit.rkhs_norm,
+    )
+    claim_figure(
+        "C11",
+        "n=60000: error pixels - gabor",
+        difference,
+        f"> {margin:.4f}",
+        difference > margin,
+        error_gabor=float(gabor_wrong.mean()),
+        paper_error_gabor=PAPER_ERROR_GABOR,
+    )
     assert gabor_fit.max_abs_residual < 0.5
     assert gabor_fit.rkhs_norm > pixel_fit.rkhs_norm
     assert difference > margin

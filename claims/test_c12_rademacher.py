@@ -47,8 +47,14 @@ def test_c12_interpolating_network_class_has_rademacher_complexity_one(mnist_poi
     the largest value any class can have. Scale: 1,000 MNIST images, d = 784.
     """
     estimate = empirical_rademacher(interpolating_network_fitter(), mnist_points, draws=DRAWS)
-    claim_figure("C12", f"R_n, two-layer ReLU (2n + d), n={N}, {DRAWS} draws", estimate.mean, "== 1",
-                 estimate.mean == 1.0, per_draw=estimate.per_draw)
+    claim_figure(
+        "C12",
+        f"R_n, two-layer ReLU (2n + d), n={N}, {DRAWS} draws",
+        estimate.mean,
+        "== 1",
+        estimate.mean == 1.0,
+        per_draw=estimate.per_draw,
+    )
     assert estimate.per_draw == [1.0] * DRAWS
 
 
@@ -62,8 +68,14 @@ def test_c12_trained_overparameterised_network_fits_random_signs(mnist_points, c
     shows up as a value below 1. Scale: first 300 of the 1,000 images, 3 draws.
     """
     estimate = empirical_rademacher(trained_relu_net_fitter(), mnist_points[:TRAINED_N], draws=3)
-    claim_figure("C12", f"R_n, trained two-layer ReLU (width 256), n={TRAINED_N}", estimate.mean, "== 1",
-                 estimate.mean == 1.0, per_draw=estimate.per_draw)
+    claim_figure(
+        "C12",
+        f"R_n, trained two-layer ReLU (width 256), n={TRAINED_N}",
+        estimate.mean,
+        "== 1",
+        estimate.mean == 1.0,
+        per_draw=estimate.per_draw,
+    )
     assert estimate.per_draw == [1.0] * 3
 
 
@@ -79,7 +91,12 @@ def test_c12_bounded_linear_class_is_far_below_one(mnist_points, claim_figure):
     """
     estimate, jensen = bounded_linear_rademacher(mnist_points, draws=LINEAR_DRAWS)
     allowed = jensen + 4 * estimate.standard_error
-    claim_figure("C12", f"R_n, linear ||w|| <= 1/max||x||, n={N}, {LINEAR_DRAWS} draws", estimate.mean,
-                 f"<= Jensen {jensen:.4f} + 4 SE = {allowed:.4f}", estimate.mean <= allowed)
+    claim_figure(
+        "C12",
+        f"R_n, linear ||w|| <= 1/max||x||, n={N}, {LINEAR_DRAWS} draws",
+        estimate.mean,
+        f"<= Jensen {jensen:.4f} + 4 SE = {allowed:.4f}",
+        estimate.mean <= allowed,
+    )
     assert estimate.mean <= allowed
     assert allowed <= 0.1

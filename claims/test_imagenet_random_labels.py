@@ -6,7 +6,7 @@ is about 0.1%, chance for 1,000 classes.
 
 Scale: the whole folder named by HARNESS_IMAGENET_DIR (train/<class>/*.JPEG,
 val/<class>/*.JPEG), torchvision's Inception V3 at 299x299, trained by
-``harness.distributed`` under torchrun with one process per visible CUDA device.
+``harness.imagenet.distributed`` under torchrun with one process per visible CUDA device.
 Skipped unless that folder is given and a CUDA device is present. The run takes hours on
 an 8-GPU node and days on one GPU (estimates in docs/imagenet-runbook.md); its record is
 kept under RESULTS/imagenet/<key>/ and reused, and an interrupted run resumes from its
@@ -28,13 +28,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import stats
-from harness.distributed import parse_args
-from harness.store import results_dir
+from harness.core.store import results_dir
+from harness.imagenet.distributed import parse_args
+from harness.suite import stats
 
 pytestmark = [
-    pytest.mark.gpu(reason="the ImageNet tier needs CUDA devices and an ImageNet folder; it has no CPU scale "
-                           "(tests/test_distributed.py runs its training code on the CPU with gloo)"),
+    pytest.mark.gpu(
+        reason="the ImageNet tier needs CUDA devices and an ImageNet folder; it has no CPU scale "
+        "(tests/test_distributed.py runs its training code on the CPU with gloo)"
+    ),
     pytest.mark.slow,
 ]
 
@@ -63,16 +65,27 @@ def imagenet_random_run() -> dict:
         return _record_made_by_hand(Path(os.environ["HARNESS_IMAGENET_RECORD"]))
     folder = os.environ.get("HARNESS_IMAGENET_DIR")
     if not folder:
-        pytest.skip("ImageNet tier: set HARNESS_IMAGENET_DIR to a folder with train/<class>/*.JPEG and "
-                    "val/<class>/*.JPEG to run it (or HARNESS_IMAGENET_RECORD to a finished run's record)")
+        pytest.skip(
+            "ImageNet tier: set HARNESS_IMAGENET_DIR to a folder with train/<class>/*.JPEG and "
+            "val/<class>/*.JPEG to run it (or HARNESS_IMAGENET_RECORD to a finished run's record)"
+        )
     folder = Path(folder)
     if not (folder / "train").is_dir() or not (folder / "val").is_dir():
         pytest.skip(f"ImageNet tier: HARNESS_IMAGENET_DIR={folder} has no train/ and val/ folders")
     if not torch.cuda.is_available():
         pytest.skip("ImageNet tier: needs at least one CUDA device")
 
-    arguments = ["--data", str(folder), "--model", "inception_v3", "--variant", "random", "--seed", str(SEED),
-                 *shlex.split(os.environ.get("HARNESS_IMAGENET_ARGS", ""))]
+    arguments = [
+        "--data",
+        str(folder),
+        "--model",
+        "inception_v3",
+        "--variant",
+        "random",
+        "--seed",
+        str(SEED),
+        *shlex.split(os.environ.get("HARNESS_IMAGENET_ARGS", "")),
+    ]
     settings = vars(parse_args([*arguments, "--record", "unused.json"]))
     identity = {key: str(value) for key, value in sorted(settings.items()) if key not in NOT_IN_KEY}
     identity["data_folder"] = str(folder.resolve())
@@ -84,25 +97,38 @@ def imagenet_random_run() -> dict:
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "settings.json").write_text(json.dumps(identity, indent=1))
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={torch.cuda.device_count()}", "-m", "harness.distributed", *arguments,
-               "--record", str(record_path), "--checkpoint", str(out / "checkpoint.pt")]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={torch.cuda.device_count()}",
+        "-m",
+        "harness.imagenet.distributed",
+        *arguments,
+        "--record",
+        str(record_path),
+        "--checkpoint",
+        str(out / "checkpoint.pt"),
+    ]
     with open(out / "train.log", "a") as log:  # `tail -f` it: rank 0 prints a line per epoch
         finished = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
     if finished.returncode != 0 or not record_path.exists():
         tail = (out / "train.log").read_text()[-4000:]
-        pytest.fail(f"the ImageNet run failed (exit code {finished.returncode}); rerun to resume from its "
-                    f"checkpoint. End of {out / 'train.log'}:\n{tail}")
+        pytest.fail(
+            f"the ImageNet run failed (exit code {finished.returncode}); rerun to resume from its "
+            f"checkpoint. End of {out / 'train.log'}:\n{tail}"
+        )
     return json.loads(record_path.read_text())
 
 
 def _record_made_by_hand(path: Path) -> dict:
-    """A record written by `torchrun ... -m harness.distributed --record PATH`, checked to be this claim's run."""
+    """A record written by `torchrun ... -m harness.imagenet.distributed --record PATH`, checked to be this claim's run."""
     record = json.loads(path.read_text())
     config = record.get("config", {})
     this_claim = (config.get("model"), config.get("variant")) == ("inception_v3", "random")
     if record.get("kind") != "imagenet-ddp" or not this_claim:
-        pytest.fail(f"{path} is not a record of inception_v3 on random labels from harness.distributed")
+        pytest.fail(f"{path} is not a record of inception_v3 on random labels from harness.imagenet.distributed")
     return record
 
 
@@ -116,10 +142,15 @@ def test_c1_inception_v3_fits_random_imagenet_labels(imagenet_random_run, claim_
     record = imagenet_random_run
     accuracy = record["train_accuracy"]
     holds = accuracy >= TRAIN_TOP1_THRESHOLD
-    claim_figure("C1", f"ImageNet top-1 train accuracy, random labels, {record['config']['model']} "
-                 f"(n={record['n_train']}, {record['epochs']} epochs, {record['world_size']} ranks)", accuracy,
-                 f">= {TRAIN_TOP1_THRESHOLD:.4f} (error <= {TRAIN_ERROR_FACTOR:g} x paper's)", holds,
-                 paper=PAPER_TRAIN_TOP1)
+    claim_figure(
+        "C1",
+        f"ImageNet top-1 train accuracy, random labels, {record['config']['model']} "
+        f"(n={record['n_train']}, {record['epochs']} epochs, {record['world_size']} ranks)",
+        accuracy,
+        f">= {TRAIN_TOP1_THRESHOLD:.4f} (error <= {TRAIN_ERROR_FACTOR:g} x paper's)",
+        holds,
+        paper=PAPER_TRAIN_TOP1,
+    )
     assert holds, f"top-1 training accuracy {accuracy:.4f} < {TRAIN_TOP1_THRESHOLD:.4f} after {record['epochs']} epochs"
 
 
@@ -136,11 +167,21 @@ def test_c2_imagenet_test_accuracy_is_chance(imagenet_random_run, claim_figure):
     """
     record = imagenet_random_run
     if "test_confusion" not in record:
-        pytest.fail("the ImageNet record has no test confusion matrix (made before it was recorded); "
-                    "move it aside and rerun to train it with this version", pytrace=False)
+        pytest.fail(
+            "the ImageNet record has no test confusion matrix (made before it was recorded); "
+            "move it aside and rerun to train it with this version",
+            pytrace=False,
+        )
     p_value = stats.relabelling_p_value(record["test_confusion"], samples=RELABELLINGS, seed=SEED)
-    claim_figure("C2", f"ImageNet top-1 test accuracy, random labels, {record['config']['model']} "
-                 f"(n_test={record['n_test']}, relabelling p = {p_value:.3g})",
-                 record["test_accuracy"], f"relabelling p >= {ALPHA} (chance 1/K)", p_value >= ALPHA,
-                 paper=PAPER_TEST_TOP1)
-    assert p_value >= ALPHA, f"test accuracy {record['test_accuracy']:.5f} is not chance (relabelling p = {p_value:.2g})"
+    claim_figure(
+        "C2",
+        f"ImageNet top-1 test accuracy, random labels, {record['config']['model']} "
+        f"(n_test={record['n_test']}, relabelling p = {p_value:.3g})",
+        record["test_accuracy"],
+        f"relabelling p >= {ALPHA} (chance 1/K)",
+        p_value >= ALPHA,
+        paper=PAPER_TEST_TOP1,
+    )
+    assert p_value >= ALPHA, (
+        f"test accuracy {record['test_accuracy']:.5f} is not chance (relabelling p = {p_value:.2g})"
+    )

@@ -1,8 +1,8 @@
 """Training harness behind the claims suite for Zhang et al. (ICLR 2017),
 "Understanding deep learning requires rethinking generalization".
 
-Importable and usable without pytest: `harness.train.fit(config)` makes one
-run, `harness.store` keeps run records, `harness.theory` holds the
+Importable and usable without pytest: `harness.core.train.fit(config)` makes one
+run, `harness.core.store` keeps run records, `harness.theory` holds the
 constructions that need no training loop.
 """
 

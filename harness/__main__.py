@@ -27,15 +27,34 @@ import signal
 import sys
 from contextlib import contextmanager
 
-from .config import VARIANTS, RunConfig, get_profile, PROFILES
-from .data import DataError
-from .formatting import fmt_train_reading
-from .optim import OptimizerSpecError
+from harness.core.config import PROFILES, VARIANTS, RunConfig, get_profile
+from harness.core.data import DataError
+from harness.core.formatting import fmt_train_reading
+from harness.core.optim import OptimizerSpecError
 
 SUMMARY_FIELDS = (
-    "outcome", "message", "passes", "passes_to_fit", "steps_to_fit", "train_accuracy", "test_accuracy",
-    "best_test_accuracy", "train_seconds", "eval_seconds", "whole_set_checks", "images_per_second", "data_source",
-    "n_train", "n_test", "parameters", "key", "path", "reused", "saved", "save_error", "resumed_from_pass",
+    "outcome",
+    "message",
+    "passes",
+    "passes_to_fit",
+    "steps_to_fit",
+    "train_accuracy",
+    "test_accuracy",
+    "best_test_accuracy",
+    "train_seconds",
+    "eval_seconds",
+    "whole_set_checks",
+    "images_per_second",
+    "data_source",
+    "n_train",
+    "n_test",
+    "parameters",
+    "key",
+    "path",
+    "reused",
+    "saved",
+    "save_error",
+    "resumed_from_pass",
 )
 
 # Exit status of `fit` per run outcome. 1 is Python's for an unexpected error, 2 argparse's (and
@@ -45,19 +64,38 @@ USAGE_ERROR = 2
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 FORWARDED = {
-    "bench": ".bench:main",
+    "bench": ".core.bench:main",
     "theory-bench": ".theory.bench:main",
-    "report": ".report:main",
-    "sessions": ".sessions:main",
+    "report": ".report.render:main",
+    "sessions": ".suite.sessions_cli:main",
 }
 
 # CLI flag -> RunConfig field, for the flags that map one to one.
 FIT_FIELDS = {
-    "model": str, "data": str, "n_train": int, "n_test": int, "variant": str, "p": float, "seed": int,
-    "device": str, "max_passes": int, "lr": float, "lr_decay": float, "decay_every": int,
-    "batch_size": int, "momentum": float, "weight_decay": float, "optimizer": str, "init": str,
-    "precision": str, "target_accuracy": float, "test_every": int, "loop": str, "dropout": float,
-    "augment": str, "train_check_fraction": float,
+    "model": str,
+    "data": str,
+    "n_train": int,
+    "n_test": int,
+    "variant": str,
+    "p": float,
+    "seed": int,
+    "device": str,
+    "max_passes": int,
+    "lr": float,
+    "lr_decay": float,
+    "decay_every": int,
+    "batch_size": int,
+    "momentum": float,
+    "weight_decay": float,
+    "optimizer": str,
+    "init": str,
+    "precision": str,
+    "target_accuracy": float,
+    "test_every": int,
+    "loop": str,
+    "dropout": float,
+    "augment": str,
+    "train_check_fraction": float,
 }
 
 
@@ -71,8 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    fit = commands.add_parser("fit", help="train one configuration and print its summary",
-                              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_exit_status_help())
+    fit = commands.add_parser(
+        "fit",
+        help="train one configuration and print its summary",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_exit_status_help(),
+    )
     fit.add_argument("--profile", choices=sorted(PROFILES), help="start from a profile's settings")
     for name, kind in FIT_FIELDS.items():
         flag = "--" + name.replace("_", "-")
@@ -81,21 +123,31 @@ def main(argv: list[str] | None = None) -> int:
         if name == "p":
             helptext = "label corruption level: needed by --variant partial, refused by the other variants"
         fit.add_argument(flag, type=kind, default=None, help=helptext, **extra)
-    fit.add_argument("--deterministic", action="store_true",
-                     help="deterministic kernels (see harness.train); part of the run key")
+    fit.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="deterministic kernels (see harness.core.train); part of the run key",
+    )
     fit.add_argument("--fresh", action="store_true", help="retrain even if a record of this run exists")
     fit.add_argument("--data-dir", help="where datasets live (sets HARNESS_DATA_DIR for cifar10/mnist specs)")
     fit.add_argument("--results-dir", help="where run records go (sets HARNESS_RESULTS_DIR)")
-    fit.add_argument("--allow-download", action="store_true",
-                     help="let torchvision download a missing CIFAR-10 or MNIST (sets HARNESS_ALLOW_DOWNLOAD=1)")
+    fit.add_argument(
+        "--allow-download",
+        action="store_true",
+        help="let torchvision download a missing CIFAR-10 or MNIST (sets HARNESS_ALLOW_DOWNLOAD=1)",
+    )
     fit.add_argument("--json", action="store_true", help="print the summary as one JSON line (last line of output)")
     fit.add_argument("--quiet", action="store_true", help="no per-pass progress")
 
     commands.add_parser("models", help="list the paper's models and their parameter counts")
     commands.add_parser("bench", help="throughput against the usual DataLoader loop (see its --help)")
     commands.add_parser("theory-bench", help="time the C8 construction (see its --help)")
-    commands.add_parser("sessions", help="list, show, compare claims sessions; print the claims matrix (see its --help)")
-    commands.add_parser("report", help="render run records and claim figures as Markdown, JSON and PNG (see its --help)")
+    commands.add_parser(
+        "sessions", help="list, show, compare claims sessions; print the claims matrix (see its --help)"
+    )
+    commands.add_parser(
+        "report", help="render run records and claim figures as Markdown, JSON and PNG (see its --help)"
+    )
 
     args = parser.parse_args(argv)
     try:
@@ -109,14 +161,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def _exit_status_help() -> str:
     outcomes = "\n".join(f"  {status}  {outcome}" for outcome, status in EXIT_STATUSES.items())
-    return (f"exit status:\n{outcomes}\n  {USAGE_ERROR}  usage or settings error (nothing trained)\n"
-            "  1  unexpected error (a traceback)\n"
-            "  130, 143  stopped by SIGINT, SIGTERM: the record says interrupted, the checkpoint is kept,\n"
-            "            and the last line on stderr gives the command that resumes the run")
+    return (
+        f"exit status:\n{outcomes}\n  {USAGE_ERROR}  usage or settings error (nothing trained)\n"
+        "  1  unexpected error (a traceback)\n"
+        "  130, 143  stopped by SIGINT, SIGTERM: the record says interrupted, the checkpoint is kept,\n"
+        "            and the last line on stderr gives the command that resumes the run"
+    )
 
 
 def _models() -> int:
-    from .models import describe_models
+    from harness.core.models import describe_models
 
     print(f"{'model':<18}{'parameters':>12}{'paper':>12}")
     for name, measured, published in describe_models():
@@ -126,11 +180,11 @@ def _models() -> int:
 
 
 def _fit(args, argv: list[str]) -> int:
+    import os
+
     import torch
 
-    from .store import cached_fit
-
-    import os
+    from harness.core.store import cached_fit
 
     for option, variable in (("data_dir", "HARNESS_DATA_DIR"), ("results_dir", "HARNESS_RESULTS_DIR")):
         if getattr(args, option):
@@ -168,11 +222,14 @@ def _fit(args, argv: list[str]) -> int:
 def _check_corruption_flags(args) -> None:
     """--p and --variant partial go together: a level on another variant would be recorded, never used."""
     if args.p is not None and args.variant != "partial":
-        raise ValueError(f"--p {args.p:g} sets the share of training labels redrawn, which only --variant partial "
-                         f"uses (the variant is {args.variant or 'true'}); add --variant partial, or drop --p")
+        raise ValueError(
+            f"--p {args.p:g} sets the share of training labels redrawn, which only --variant partial "
+            f"uses (the variant is {args.variant or 'true'}); add --variant partial, or drop --p"
+        )
     if args.variant == "partial" and args.p is None:
-        raise ValueError("--variant partial needs --p LEVEL, the share of training labels redrawn (0 to 1); "
-                         "add e.g. --p 0.2")
+        raise ValueError(
+            "--variant partial needs --p LEVEL, the share of training labels redrawn (0 to 1); add e.g. --p 0.2"
+        )
 
 
 class _RunWatch:
@@ -207,8 +264,8 @@ def _without_fresh(argv: list[str]) -> list[str]:
 
 
 def _checkpoint_kept(config: RunConfig) -> bool:
-    from .checkpoint import checkpoint_path
-    from .store import results_dir, run_key
+    from harness.core.checkpoint import checkpoint_path
+    from harness.core.store import results_dir, run_key
 
     try:
         return checkpoint_path(results_dir(), run_key(config)).exists()

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from harness.batched import check_batchable, fit_batched
-from harness.config import RunConfig
-from harness.train import fit
+from harness.core.batched import check_batchable, fit_batched
+from harness.core.config import RunConfig
+from harness.core.train import fit
 
 
 def config(tiny_npz, **changes):
@@ -27,9 +27,14 @@ def test_batched_runs_equal_the_single_runs(tiny_npz):
         assert together["loop"] == "batched" and together["config"]["loop"] == "batched"
         assert together["outcome"] == alone["outcome"]
         torch.testing.assert_close(
-            torch.tensor(together["curves"]["loss"][:3]), torch.tensor(alone["curves"]["loss"][:3]), rtol=1e-4, atol=1e-6
+            torch.tensor(together["curves"]["loss"][:3]),
+            torch.tensor(alone["curves"]["loss"][:3]),
+            rtol=1e-4,
+            atol=1e-6,
         )
-        assert abs(len(together["curves"]["loss"]) - len(alone["curves"]["loss"])) <= 1  # the same fitting pass, give or take rounding
+        assert (
+            abs(len(together["curves"]["loss"]) - len(alone["curves"]["loss"])) <= 1
+        )  # the same fitting pass, give or take rounding
         assert together["labels_changed"] == alone["labels_changed"]
 
 

@@ -8,11 +8,11 @@ reused by the claims that need it.
 
 import json
 
-from harness import stats
-from harness.batched import fit_batched
-from harness.config import RunConfig
-from harness.store import cached_fit
-from harness.train import fit
+from harness.core.batched import fit_batched
+from harness.core.config import RunConfig
+from harness.core.store import cached_fit
+from harness.core.train import fit
+from harness.suite import stats
 
 ALPHA = 0.01  # C2's level (claims/test_c01_c02_random_labels.py)
 
@@ -50,7 +50,9 @@ def test_a_run_fitted_to_random_labels_carries_a_consistent_confusion_matrix(tin
 
 
 def test_batched_records_carry_the_final_models_confusion_matrix(tiny_npz):
-    quick, slow = fit_batched([tiny(tiny_npz, variant="true", max_passes=40), tiny(tiny_npz, variant="random", seed=3, max_passes=40)])
+    quick, slow = fit_batched(
+        [tiny(tiny_npz, variant="true", max_passes=40), tiny(tiny_npz, variant="random", seed=3, max_passes=40)]
+    )
     for record in (quick, slow):
         _consistent(record)
     assert stats.relabelling_p_value(quick["test_confusion"]) < ALPHA

@@ -24,8 +24,20 @@ def test_models_lists_the_exact_paper_counts():
 
 def test_fit_prints_progress_and_ends_with_a_json_summary(tiny_npz, results):
     result = harness(
-        "fit", "--model", "mlp_1x512", "--data", f"npz:{tiny_npz}", "--variant", "random",
-        "--seed", "0", "--max-passes", "3", "--device", "cpu", "--json",
+        "fit",
+        "--model",
+        "mlp_1x512",
+        "--data",
+        f"npz:{tiny_npz}",
+        "--variant",
+        "random",
+        "--seed",
+        "0",
+        "--max-passes",
+        "3",
+        "--device",
+        "cpu",
+        "--json",
     )
     assert result.returncode == 3, result.stderr  # out_of_budget: random labels are not fitted in 3 passes
     assert "pass    1/3" in result.stderr
@@ -38,8 +50,18 @@ def test_fit_prints_progress_and_ends_with_a_json_summary(tiny_npz, results):
 
 def test_fit_writes_records_where_the_option_says(tiny_npz, tmp_path):
     target = tmp_path / "elsewhere"
-    result = harness("fit", "--data", f"npz:{tiny_npz}", "--max-passes", "1", "--device", "cpu", "--quiet",
-                     "--results-dir", str(target))
+    result = harness(
+        "fit",
+        "--data",
+        f"npz:{tiny_npz}",
+        "--max-passes",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--results-dir",
+        str(target),
+    )
     assert result.returncode in (0, 3), result.stderr  # fitted or out of budget
     assert len(list((target / "runs").glob("*/*.json"))) == 1
 
@@ -72,15 +94,31 @@ def test_malformed_arrays_file_is_refused(tmp_path, results):
     import numpy as np
 
     bad = tmp_path / "bad.npz"
-    np.savez(bad, train_x=np.zeros((4, 28, 28), np.float32), train_y=np.zeros(4, int),
-             test_x=np.zeros((2, 28, 28), np.uint8), test_y=np.zeros(2, int))
+    np.savez(
+        bad,
+        train_x=np.zeros((4, 28, 28), np.float32),
+        train_y=np.zeros(4, int),
+        test_x=np.zeros((2, 28, 28), np.uint8),
+        test_y=np.zeros(2, int),
+    )
     result = harness("fit", "--data", f"npz:{bad}", "--max-passes", "1", "--device", "cpu")
     assert result.returncode == 2 and "must be uint8" in result.stderr
 
 
 def test_bench_prints_the_baseline_and_ours_with_their_ratio(tiny_npz):
-    result = harness("bench", "--data", f"npz:{tiny_npz}", "--models", "mlp_1x512", "--steps", "3",
-                     "--workers", "0", "--device", "cpu")
+    result = harness(
+        "bench",
+        "--data",
+        f"npz:{tiny_npz}",
+        "--models",
+        "mlp_1x512",
+        "--steps",
+        "3",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+    )
     assert result.returncode == 0, result.stderr
     assert "baseline: DataLoader" in result.stdout
     row = [line for line in result.stdout.splitlines() if line.startswith("mlp_1x512")][0]
@@ -89,15 +127,44 @@ def test_bench_prints_the_baseline_and_ours_with_their_ratio(tiny_npz):
 
 
 def test_bench_times_batched_runs_against_one_by_one(tiny_npz):
-    result = harness("bench", "--data", f"npz:{tiny_npz}", "--models", "mlp_1x512", "--steps", "2",
-                     "--workers", "0", "--device", "cpu", "--batched", "2")
+    result = harness(
+        "bench",
+        "--data",
+        f"npz:{tiny_npz}",
+        "--models",
+        "mlp_1x512",
+        "--steps",
+        "2",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--batched",
+        "2",
+    )
     assert result.returncode == 0, result.stderr
     assert "2 runs of mlp_1x512" in result.stdout and "one by one" in result.stdout
 
 
 def test_bench_times_a_sampled_training_set_check_against_the_whole_set(tiny_npz):
-    result = harness("bench", "--data", f"npz:{tiny_npz}", "--models", "mlp_1x512", "--steps", "2",
-                     "--workers", "0", "--device", "cpu", "--fit", "mlp_1x512", "--fit-check-fractions", "1.0", "0.25")
+    result = harness(
+        "bench",
+        "--data",
+        f"npz:{tiny_npz}",
+        "--models",
+        "mlp_1x512",
+        "--steps",
+        "2",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--fit",
+        "mlp_1x512",
+        "--fit-check-fractions",
+        "1.0",
+        "0.25",
+    )
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines() if line.startswith("mlp_1x512") and " fp32 " in line]
     assert [(row[1], row[2], row[4]) for row in rows] == [("eager", "1", "fitted"), ("eager", "0.25", "fitted")]
@@ -105,8 +172,22 @@ def test_bench_times_a_sampled_training_set_check_against_the_whole_set(tiny_npz
 
 
 def test_bench_refuses_a_graph_fit_without_cuda(tiny_npz):
-    result = harness("bench", "--data", f"npz:{tiny_npz}", "--models", "mlp_1x512", "--steps", "2",
-                     "--workers", "0", "--device", "cpu", "--fit", "--fit-loops", "graph")
+    result = harness(
+        "bench",
+        "--data",
+        f"npz:{tiny_npz}",
+        "--models",
+        "mlp_1x512",
+        "--steps",
+        "2",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--fit",
+        "--fit-loops",
+        "graph",
+    )
     assert result.returncode == 2 and "graph loop needs CUDA" in result.stderr
 
 
@@ -142,7 +223,7 @@ def test_a_run_that_cannot_fit_exits_5(tiny_npz, results):
 
 def test_every_outcome_a_record_can_have_has_its_own_exit_status():
     from harness.__main__ import EXIT_STATUSES, USAGE_ERROR
-    from harness.store import REUSABLE
+    from harness.core.store import REUSABLE
 
     assert set(EXIT_STATUSES) == set(REUSABLE)  # "interrupted" is the signal's status, 128 + its number
     assert len(set(EXIT_STATUSES.values()) | {1, USAGE_ERROR}) == len(EXIT_STATUSES) + 2
@@ -167,8 +248,15 @@ def start_fit(tmp_path):
 
     def start(args):
         env = dict(os.environ, HARNESS_RESULTS_DIR=str(tmp_path / "results"))
-        started.append(subprocess.Popen([sys.executable, "-m", "harness", "fit", *args], stderr=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True, env=env))
+        started.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "harness", "fit", *args],
+                stderr=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+        )
         return started[-1]
 
     yield start

@@ -62,7 +62,7 @@ def test_weight_decay_reaches_an_imported_factory():
     """The config's weight decay was dropped for `package.module:factory` specs (claim C6 ran without it)."""
     import torch
 
-    from harness.optim import Hyper, resolve
+    from harness.core.optim import Hyper, resolve
 
     params = [torch.nn.Parameter(torch.zeros(2))]
     optimizer = resolve("torch.optim:SGD")(params, Hyper(lr=0.1, weight_decay=5e-4))

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from harness.config import PROFILES, RunConfig, get_profile
+from harness.core.config import PROFILES, RunConfig, get_profile
 
 
 def test_label_variants_with_equal_levels_are_one_run():
@@ -153,12 +153,16 @@ def test_the_partial_variant_keeps_its_ends_and_the_defaults_stay_valid():
 
 def test_every_config_the_claims_build_is_valid():
     """The profiles' configs with each change claims/*.py passes to claim_run (see its claim_run calls)."""
-    claim_changes = [
-        dict(variant=variant) for variant in ("true", "random", "shuffled_pixels", "random_pixels", "gaussian")
-    ] + [dict(variant="partial", corruption=p) for p in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)] + [
-        dict(weight_decay=0.0005), dict(augment="crop"), dict(augment="crop", weight_decay=0.0005),
-        dict(n_train=5_000, lr_decay=0.95, decay_every=50_000, max_passes=150),  # C1/C2 on MNIST
-    ]
+    claim_changes = (
+        [dict(variant=variant) for variant in ("true", "random", "shuffled_pixels", "random_pixels", "gaussian")]
+        + [dict(variant="partial", corruption=p) for p in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)]
+        + [
+            dict(weight_decay=0.0005),
+            dict(augment="crop"),
+            dict(augment="crop", weight_decay=0.0005),
+            dict(n_train=5_000, lr_decay=0.95, decay_every=50_000, max_passes=150),  # C1/C2 on MNIST
+        ]
+    )
     for profile in PROFILES.values():
         for model in profile.cifar_models:
             for changes in claim_changes:

@@ -1,4 +1,4 @@
-"""harness.corrupt: the paper's randomisation variants (section 2.1).
+"""harness.core.corrupt: the paper's randomisation variants (section 2.1).
 
 Statistical checks use fixed seeds (so they are deterministic) and
 thresholds derived from the test's null distribution at a stated level,
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.corrupt import apply_variant, corrupt_labels, gaussian_images, random_pixels, shuffle_pixels
+from harness.core.corrupt import apply_variant, corrupt_labels, gaussian_images, random_pixels, shuffle_pixels
 
 ALPHA = 1e-3
 # chi2.ppf(1 - 1e-3, df) for the degrees of freedom used below.
@@ -332,8 +332,10 @@ def test_gaussian_variant_keeps_no_information_about_the_images():
     raw = torch.from_numpy(np.random.default_rng(76).standard_normal((400, 3, 28, 28)))
     target_mean, target_std = train.double().mean(dim=(0, 2, 3)), train.double().std(dim=(0, 2, 3))
     raw_mean, raw_std = raw.mean(dim=(0, 2, 3)), raw.std(dim=(0, 2, 3))
-    matched = ((raw - raw_mean.view(1, 3, 1, 1)) / raw_std.view(1, 3, 1, 1) * target_std.view(1, 3, 1, 1)
-               + target_mean.view(1, 3, 1, 1)).float()
+    matched = (
+        (raw - raw_mean.view(1, 3, 1, 1)) / raw_std.view(1, 3, 1, 1) * target_std.view(1, 3, 1, 1)
+        + target_mean.view(1, 3, 1, 1)
+    ).float()
     for c in range(3):  # unrelated indeed: per-channel correlation ~0 (standard error ~0.002 for 313,600 values)
         assert torch.corrcoef(torch.stack([matched[:, c].flatten(), train[:, c].flatten()]))[0, 1].abs() < 0.01
     unrelated = apply_variant("gaussian", matched, labels, _dataset(77, 100), test_labels, **kwargs)

@@ -1,4 +1,4 @@
-"""harness.data: the three data sources, their error messages, preprocessing, fingerprints.
+"""harness.core.data: the three data sources, their error messages, preprocessing, fingerprints.
 
 The torchvision sources are exercised through torchvision's own readers on
 small files written here in the real on-disk formats (CIFAR-10 python pickle
@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 import torch
 import torchvision.datasets.cifar
-
 from arrays_files import write_arrays_file
-from harness import data
-from harness.data import (
+
+from harness.core import data
+from harness.core.data import (
     DataError,
     centre_crop,
     load_arrays_file,
@@ -112,9 +112,7 @@ def cifar_integrity_by_existence(monkeypatch):
     which files of a few kilobytes can never match. Only that check is
     replaced, by an existence check; the reading code stays torchvision's own.
     """
-    monkeypatch.setattr(
-        torchvision.datasets.cifar, "check_integrity", lambda fpath, md5=None: os.path.isfile(fpath)
-    )
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda fpath, md5=None: os.path.isfile(fpath))
 
 
 @pytest.fixture
@@ -308,10 +306,18 @@ def test_number_of_classes_comes_from_the_dataset_not_from_the_labels_seen(
 def test_cifar10_folder_label_past_its_ten_classes_is_refused_with_its_count(tmp_path, cifar_integrity_by_existence):
     """Labels 0..10, every one present: still a stray "10", since CIFAR-10's batches.meta lists ten classes."""
     rng = np.random.default_rng(7)
-    write_cifar10(tmp_path, rng.integers(0, 256, (11, 32, 32, 3), dtype=np.uint8), np.arange(11),
-                  rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8), np.array([0, 1]))
-    with pytest.raises(DataError, match=r"train_y holds 1 label\(s\) outside the class range 0..9 of CIFAR-10's 10 "
-                                        r"classes \(10 x1\)"):
+    write_cifar10(
+        tmp_path,
+        rng.integers(0, 256, (11, 32, 32, 3), dtype=np.uint8),
+        np.arange(11),
+        rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8),
+        np.array([0, 1]),
+    )
+    with pytest.raises(
+        DataError,
+        match=r"train_y holds 1 label\(s\) outside the class range 0..9 of CIFAR-10's 10 "
+        r"classes \(10 x1\)",
+    ):
         load_raw(f"cifar10:{tmp_path}")
 
 
@@ -338,8 +344,25 @@ def test_cli_fit_with_data_mnist_trains_on_the_arrays_file_in_the_data_folder(tm
     monkeypatch.setenv("HARNESS_DATA_DIR", "unset")
     monkeypatch.setenv("HARNESS_RESULTS_DIR", str(tmp_path / "results"))
 
-    main(["fit", "--data", "mnist", "--data-dir", str(tmp_path / "data"), "--n-train", "64", "--n-test", "32",
-          "--max-passes", "1", "--device", "cpu", "--quiet", "--json"])
+    main(
+        [
+            "fit",
+            "--data",
+            "mnist",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--n-train",
+            "64",
+            "--n-test",
+            "32",
+            "--max-passes",
+            "1",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--json",
+        ]
+    )
 
     printed = capsys.readouterr()
     assert printed.out.strip(), f"nothing trained: {printed.err}"
@@ -538,10 +561,12 @@ BAD_ARRAYS = {
     "two_d_images": (_replace(test_x=np.zeros((4, 784), np.uint8)), r"test_x must have shape \(N, H, W\)"),
     "label_length_mismatch": (_replace(train_y=np.arange(7) % 4), "train_y must be a vector of 8 labels"),
     "negative_labels": (
-        _replace(train_y=np.array([0, 1, 2, 3, -1, 1, 2, 3])), r"train_y holds 1 negative label\(s\) \(-1 x1\)"
+        _replace(train_y=np.array([0, 1, 2, 3, -1, 1, 2, 3])),
+        r"train_y holds 1 negative label\(s\) \(-1 x1\)",
     ),
     "test_label_not_in_train": (
-        _replace(test_y=np.array([0, 1, 2, 7])), r"test_y holds 1 label\(s\) outside the class range 0..3 of train_y \(7 x1\)"
+        _replace(test_y=np.array([0, 1, 2, 7])),
+        r"test_y holds 1 label\(s\) outside the class range 0..3 of train_y \(7 x1\)",
     ),
     "float_labels": (_replace(train_y=np.zeros(8, np.float64)), "train_y must hold integer labels"),
     "train_test_shape_differ": (_replace(test_x=np.zeros((4, 32, 32), np.uint8)), "train and test images differ"),

@@ -13,10 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from arrays_files import write_arrays_file
 
-from harness.config import RunConfig
-from harness.data import load_raw, standardise_per_image
-from harness.prepare import (
+from harness.core.config import RunConfig
+from harness.core.data import load_raw, standardise_per_image
+from harness.core.prepare import (
     Collisions,
     attainable_accuracy,
     count_collisions,
@@ -24,8 +25,6 @@ from harness.prepare import (
     identical_input_groups,
     prepare,
 )
-
-from arrays_files import write_arrays_file
 
 CPU = torch.device("cpu")
 
@@ -104,12 +103,21 @@ def test_400_uniform_images_among_2000_cap_random_labels_at_82_40_percent(tmp_pa
     assert [rows.tolist() for rows in data.collisions.dataset_rows] == [uniform_rows.tolist()]
     refusal = fitting_refusal(data.collisions, config.target_accuracy)
     assert refusal is not None and "\n" not in refusal
-    for fragment in ("400 training inputs", "1 group(s)", "82.40%", "below the target 100.00%",
-                     "drop or deduplicate", f"train_x rows {', '.join(map(str, uniform_rows[:5]))}, ..."):
+    for fragment in (
+        "400 training inputs",
+        "1 group(s)",
+        "82.40%",
+        "below the target 100.00%",
+        "drop or deduplicate",
+        f"train_x rows {', '.join(map(str, uniform_rows[:5]))}, ...",
+    ):
         assert fragment in refusal, f"{fragment!r} not in: {refusal}"
     assert data.collisions.record_fields() == {
-        "attainable_train_accuracy": 0.824, "identical_input_groups": 1,
-        "colliding_inputs": 400, "conflicting_inputs": 400, "unavoidable_errors": 352,
+        "attainable_train_accuracy": 0.824,
+        "identical_input_groups": 1,
+        "colliding_inputs": 400,
+        "conflicting_inputs": 400,
+        "unavoidable_errors": 352,
     }
 
 
@@ -173,9 +181,9 @@ def test_counting_uses_the_training_subset_and_names_rows_of_the_file(tmp_path):
 
 def test_a_run_that_cannot_fit_is_refused_before_training_with_its_ceiling(tmp_path, results):
     """The tracker's example through the training loop, the store and the batched loop: no pass is trained."""
-    from harness.batched import fit_batched
-    from harness.store import cached_fit
-    from harness.train import fit
+    from harness.core.batched import fit_batched
+    from harness.core.store import cached_fit
+    from harness.core.train import fit
 
     path = tmp_path / "uniform.npz"
     _uniform_among_random(path)

@@ -23,9 +23,9 @@ import torch.distributed as dist
 from PIL import Image
 from torchvision import datasets
 
-from harness import distributed
-from harness.distributed import FAIL_RANK_ENV, FAIL_STEP_ENV, FAULT_EXIT_CODE, check_identical_across_ranks
-from harness.imagenet import draw_labels, labels_checksum, load_folder
+from harness.imagenet import distributed
+from harness.imagenet.data import draw_labels, labels_checksum, load_folder
+from harness.imagenet.distributed import FAIL_RANK_ENV, FAIL_STEP_ENV, FAULT_EXIT_CODE, check_identical_across_ranks
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 CLASSES, TRAIN_PER_CLASS, VAL_PER_CLASS = 4, 12, 4
@@ -34,8 +34,26 @@ SEED = 3
 GLOBAL_BATCH, EPOCHS = 8, 2
 # A network without batch statistics (the paper's MLP 1x512 on 28x28 crops), so that
 # two ranks and one process compute the same thing.
-RUN = ["--model", "mlp_1x512", "--image-size", "28", "--global-batch", str(GLOBAL_BATCH), "--epochs", str(EPOCHS),
-       "--lr", "0.01", "--momentum", "0.9", "--workers", "0", "--seed", str(SEED), "--timeout-seconds", "60"]
+RUN = [
+    "--model",
+    "mlp_1x512",
+    "--image-size",
+    "28",
+    "--global-batch",
+    str(GLOBAL_BATCH),
+    "--epochs",
+    str(EPOCHS),
+    "--lr",
+    "0.01",
+    "--momentum",
+    "0.9",
+    "--workers",
+    "0",
+    "--seed",
+    str(SEED),
+    "--timeout-seconds",
+    "60",
+]
 
 
 def _write_folder(root: Path, classes: int, train_per_class: int, val_per_class: int) -> Path:
@@ -57,19 +75,44 @@ def folder(tmp_path_factory) -> Path:
 
 
 def _torchrun(folder: Path, out: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "harness.distributed", "--data", str(folder), "--record", str(out / "record.json"),
-               "--checkpoint", str(out / "checkpoint.pt"), *RUN, *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "harness.imagenet.distributed",
+        "--data",
+        str(folder),
+        "--record",
+        str(out / "record.json"),
+        "--checkpoint",
+        str(out / "checkpoint.pt"),
+        *RUN,
+        *extra,
+    ]
     environment = {key: value for key, value in os.environ.items() if not key.startswith("HARNESS_DDP_")}
     environment.update(env or {}, OMP_NUM_THREADS="1")
-    return subprocess.Popen(command, cwd=REPOSITORY, env=environment, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        command, cwd=REPOSITORY, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def _train_here(folder: Path, out: Path, *extra: str) -> dict:
     """One process, no torchrun: a world of one with the same code path."""
-    return distributed.main(["--data", str(folder), "--record", str(out / "record.json"),
-                             "--checkpoint", str(out / "checkpoint.pt"), *RUN, *extra])
+    return distributed.main(
+        [
+            "--data",
+            str(folder),
+            "--record",
+            str(out / "record.json"),
+            "--checkpoint",
+            str(out / "checkpoint.pt"),
+            *RUN,
+            *extra,
+        ]
+    )
 
 
 def _weights(out: Path) -> dict[str, torch.Tensor]:
@@ -108,7 +151,9 @@ def test_two_ranks_train_what_one_process_trains_with_the_same_global_batch(fold
     for name, weight in one_weights.items():
         tolerance = steps * eps * float(weight.abs().max()) / (1 - 0.9)
         difference = float((weight - two_weights[name]).abs().max())
-        assert difference <= tolerance, f"{name}: two ranks and one process differ by {difference:.3g} > {tolerance:.3g}"
+        assert difference <= tolerance, (
+            f"{name}: two ranks and one process differ by {difference:.3g} > {tolerance:.3g}"
+        )
     assert np.allclose(one["curves"]["loss"], two["curves"]["loss"], rtol=steps * eps / (1 - 0.9), atol=0)
     assert one["curves"]["train_accuracy_running"] == two["curves"]["train_accuracy_running"]
     assert (one["train_accuracy"], one["test_accuracy"]) == (two["train_accuracy"], two["test_accuracy"])
@@ -183,11 +228,29 @@ def test_inception_v3_trains_at_its_smallest_input(tmp_path):
     from torchvision.models import inception_v3
 
     small = _write_folder(tmp_path / "small", classes=2, train_per_class=2, val_per_class=1)
-    record = distributed.main(["--data", str(small), "--record", str(tmp_path / "record.json"),
-                               "--model", "inception_v3", "--image-size", "75", "--global-batch", "4",
-                               "--epochs", "1", "--workers", "0", "--lr", "0.01"])
-    expected = sum(p.numel() for p in inception_v3(weights=None, aux_logits=False, init_weights=False,
-                                                   num_classes=2).parameters())
+    record = distributed.main(
+        [
+            "--data",
+            str(small),
+            "--record",
+            str(tmp_path / "record.json"),
+            "--model",
+            "inception_v3",
+            "--image-size",
+            "75",
+            "--global-batch",
+            "4",
+            "--epochs",
+            "1",
+            "--workers",
+            "0",
+            "--lr",
+            "0.01",
+        ]
+    )
+    expected = sum(
+        p.numel() for p in inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=2).parameters()
+    )
     assert record["parameters"] == expected
     assert record["steps_per_epoch"] == 1 and np.isfinite(record["curves"]["loss"][0])
     assert sum(record["test_prediction_counts"]) == 2
@@ -199,10 +262,30 @@ def test_a_resumed_inception_v3_run_draws_the_dropout_masks_of_the_uninterrupted
     small = _write_folder(tmp_path / "small", classes=2, train_per_class=2, val_per_class=1)
 
     def train(out: Path, epochs: int) -> dict:
-        return distributed.main(["--data", str(small), "--record", str(out / "record.json"),
-                                 "--checkpoint", str(out / "checkpoint.pt"), "--model", "inception_v3",
-                                 "--image-size", "75", "--global-batch", "4", "--epochs", str(epochs),
-                                 "--workers", "0", "--lr", "0.01", "--variant", "true"])
+        return distributed.main(
+            [
+                "--data",
+                str(small),
+                "--record",
+                str(out / "record.json"),
+                "--checkpoint",
+                str(out / "checkpoint.pt"),
+                "--model",
+                "inception_v3",
+                "--image-size",
+                "75",
+                "--global-batch",
+                "4",
+                "--epochs",
+                str(epochs),
+                "--workers",
+                "0",
+                "--lr",
+                "0.01",
+                "--variant",
+                "true",
+            ]
+        )
 
     straight = train(tmp_path / "straight", 2)
     train(tmp_path / "resumed", 1)
@@ -213,13 +296,16 @@ def test_a_resumed_inception_v3_run_draws_the_dropout_masks_of_the_uninterrupted
     assert all(torch.equal(straight_weights[name], resumed_weights[name]) for name in straight_weights)
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["--sync-bn"], "SyncBatchNorm has no CPU implementation"),
-    (["--image-size", "64"], "inception_v3 needs --image-size >= 75"),
-    (["--aux-logits", "--image-size", "128"], "--aux-logits needs --image-size >= 299"),
-    (["--model", "mlp_1x512", "--sync-bn"], "apply to --model inception_v3 only"),
-    (["--precision", "bf16", "--device", "cpu"], "GPU setting"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--sync-bn"], "SyncBatchNorm has no CPU implementation"),
+        (["--image-size", "64"], "inception_v3 needs --image-size >= 75"),
+        (["--aux-logits", "--image-size", "128"], "--aux-logits needs --image-size >= 299"),
+        (["--model", "mlp_1x512", "--sync-bn"], "apply to --model inception_v3 only"),
+        (["--precision", "bf16", "--device", "cpu"], "GPU setting"),
+    ],
+)
 def test_settings_that_cannot_work_are_refused_before_training(arguments, message, capsys):
     with pytest.raises(SystemExit):
         distributed.parse_args(["--data", "x", "--record", "y.json", "--device", "cpu", *arguments])

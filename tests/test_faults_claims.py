@@ -12,16 +12,16 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from arrays_files import write_arrays_file
-from harness.claims_summary import note_run, runs_summary_lines
-from harness.config import RunConfig
-from harness.plugin import unfitted_run_line
+
+from harness.core.config import RunConfig
+from harness.suite.plugin import unfitted_run_line
+from harness.suite.summary import note_run, runs_summary_lines
 
 # Three tests, three runs: seed 0 is shared, so one test reuses what the other
 # trained; the third run's learning rate makes it diverge (at pass 6 on a CPU).
-CLAIMS = '''
-from harness.plugin import require_fitted
+CLAIMS = """
+from harness.suite.plugin import require_fitted
 
 
 def test_seed_0(claim_run, claim_figure):
@@ -40,7 +40,7 @@ def test_fits_at_a_huge_learning_rate(claim_run, claim_figure):
     record = claim_run("mlp_1x512", variant="true", lr=1e4, max_passes=20)
     claim_figure("CD", "train accuracy", record["train_accuracy"], "== 1.0", record["outcome"] == "fitted")
     require_fitted(record, "CD: mlp_1x512 seed 0")
-'''
+"""
 FITTING = ["-k", "seed"]  # the two tests whose runs fit
 
 
@@ -63,7 +63,8 @@ def verdict_lines(result) -> list[str]:
 
 
 def test_a_diverged_run_fails_in_one_line_and_a_second_session_trains_nothing_with_the_same_verdicts(
-        pytester, tmp_path):
+    pytester, tmp_path
+):
     options = claims_project(pytester, tmp_path)
     results = tmp_path / "results"
     first = pytester.runpytest_subprocess(*options, f"--results-dir={results}")
@@ -73,8 +74,15 @@ def test_a_diverged_run_fails_in_one_line_and_a_second_session_trains_nothing_wi
         "CD: mlp_1x512 seed 0 diverged: training loss * in pass * is over 100 times its start * (lr 10000)",
         "*- Captured stdout call -*",
     ]
-    first.stdout.fnmatch_lines([*diverged_report, "*claim figures*", "CD   FAILS  train accuracy: *",
-                                f"runs: 3 trained, 0 reused from {results}; their time: *", "*1 failed, 2 passed*"])
+    first.stdout.fnmatch_lines(
+        [
+            *diverged_report,
+            "*claim figures*",
+            "CD   FAILS  train accuracy: *",
+            f"runs: 3 trained, 0 reused from {results}; their time: *",
+            "*1 failed, 2 passed*",
+        ]
+    )
     output = first.stdout.str()
     assert "Traceback" not in output and "require_fitted(record" not in output  # no code, no assertion internals
     records = run_records(results)
@@ -85,25 +93,28 @@ def test_a_diverged_run_fails_in_one_line_and_a_second_session_trains_nothing_wi
     assert f"in pass {diverged['passes']} is over 100 times its start" in output and "(lr 10000)" in output
 
     second = pytester.runpytest_subprocess(*options, f"--results-dir={results}")
-    second.stdout.fnmatch_lines([*diverged_report, f"runs: 0 trained, 3 reused from {results}",
-                                 "*1 failed, 2 passed*"])
+    second.stdout.fnmatch_lines([*diverged_report, f"runs: 0 trained, 3 reused from {results}", "*1 failed, 2 passed*"])
     assert run_records(results) == records  # not one record added or rewritten
     assert verdict_lines(second) == verdict_lines(first) and len(verdict_lines(first)) == 4
     sessions = sorted((results / "sessions").glob("*.json"))
     assert [json.loads(path.read_text())["runs"] for path in sessions] == [
-        {"trained": 3, "used": 3}, {"trained": 0, "used": 3}]
+        {"trained": 3, "used": 3},
+        {"trained": 0, "used": 3},
+    ]
 
 
 def expect_unsaved_session(result, results: Path, reason: str) -> None:
     """Verdicts and figures on the terminal; the unsaved records and session each said once, in one line."""
-    result.stdout.fnmatch_lines([
-        "CX   holds  passes to fit, seed 0: *",
-        "CX   holds  train accuracy, seed 0: 1*",
-        f"runs: 2 trained, 0 reused from {results}; their time: *",
-        f"2 run records could not be saved: results folder {results} {reason}*",
-        f"claim figures not saved: cannot write a session file in {results / 'sessions'} *",
-        "*2 passed*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "CX   holds  passes to fit, seed 0: *",
+            "CX   holds  train accuracy, seed 0: 1*",
+            f"runs: 2 trained, 0 reused from {results}; their time: *",
+            f"2 run records could not be saved: results folder {results} {reason}*",
+            f"claim figures not saved: cannot write a session file in {results / 'sessions'} *",
+            "*2 passed*",
+        ]
+    )
     output = result.stdout.str()
     assert output.count("could not be saved") == 1 and "ResultsNotSavedWarning" not in output
     assert "INTERNALERROR" not in output and result.ret == 0
@@ -119,8 +130,9 @@ def test_results_path_that_cannot_be_written_still_reports_every_verdict_and_fig
     assert results.read_text() == "not a folder"
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
-                    reason="root writes into a read-only folder regardless of its mode")
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into a read-only folder regardless of its mode"
+)
 def test_read_only_results_folder_still_reports_every_verdict_and_figure(pytester, tmp_path):
     options = claims_project(pytester, tmp_path)
     results = tmp_path / "results"
@@ -140,20 +152,39 @@ def test_read_only_results_folder_still_reports_every_verdict_and_figure(pyteste
 @pytest.mark.parametrize(
     "outcome, message, optimizer, expected",
     [
-        ("diverged", "training loss became nan in pass 3", "paper_sgd",
-         "C1: inception seed 0 diverged: training loss became nan in pass 3 (lr 0.1)"),
-        ("out_of_budget", "training accuracy 99.8000% after 150 passes", "adam",
-         "C1: inception seed 0 did not fit: training accuracy 99.8000% after 150 passes (lr 0.001)"),
-        ("diverged", "training loss became inf in pass 1", "mypkg.opt:Lion",
-         "C1: inception seed 0 diverged: training loss became inf in pass 1 (the optimizer factory's own default lr)"),
-        ("diverged", "training loss became inf in pass 1", "torch.optim:Adagrad(lr=0.05)",
-         "C1: inception seed 0 diverged: training loss became inf in pass 1 (lr 0.05, set in the optimizer spec)"),
+        (
+            "diverged",
+            "training loss became nan in pass 3",
+            "paper_sgd",
+            "C1: inception seed 0 diverged: training loss became nan in pass 3 (lr 0.1)",
+        ),
+        (
+            "out_of_budget",
+            "training accuracy 99.8000% after 150 passes",
+            "adam",
+            "C1: inception seed 0 did not fit: training accuracy 99.8000% after 150 passes (lr 0.001)",
+        ),
+        (
+            "diverged",
+            "training loss became inf in pass 1",
+            "mypkg.opt:Lion",
+            "C1: inception seed 0 diverged: training loss became inf in pass 1 (the optimizer factory's own default lr)",
+        ),
+        (
+            "diverged",
+            "training loss became inf in pass 1",
+            "torch.optim:Adagrad(lr=0.05)",
+            "C1: inception seed 0 diverged: training loss became inf in pass 1 (lr 0.05, set in the optimizer spec)",
+        ),
     ],
     ids=["paper_lr", "builtin_default_lr", "factory_default_lr", "spec_lr"],
 )
 def test_an_unfitted_run_reads_as_one_line_with_its_initial_learning_rate(outcome, message, optimizer, expected):
-    record = {"outcome": outcome, "message": message,
-              "config": RunConfig(model="inception", optimizer=optimizer).to_dict()}
+    record = {
+        "outcome": outcome,
+        "message": message,
+        "config": RunConfig(model="inception", optimizer=optimizer).to_dict(),
+    }
     assert unfitted_run_line(record, "C1: inception seed 0") == expected
 
 
@@ -171,11 +202,27 @@ def test_runs_summary_counts_each_run_once_and_each_reason_for_unsaved_records_o
 
 def test_runs_summary_says_where_the_trained_runs_spent_their_time(tmp_path):
     runs = {}
-    note_run(runs, {"key": "a", "reused": False, "saved": True, "save_error": None,
-                    "seconds": {"training": 10.4, "evaluation": 2.0, "setup": 0.0}})
+    note_run(
+        runs,
+        {
+            "key": "a",
+            "reused": False,
+            "saved": True,
+            "save_error": None,
+            "seconds": {"training": 10.4, "evaluation": 2.0, "setup": 0.0},
+        },
+    )
     note_run(runs, {"key": "a", "reused": True, "saved": True, "save_error": None, "seconds": None})
-    note_run(runs, {"key": "b", "reused": False, "saved": True, "save_error": None,
-                    "seconds": {"training": 5.0, "evaluation": 1.2, "setup": 0.5}})
+    note_run(
+        runs,
+        {
+            "key": "b",
+            "reused": False,
+            "saved": True,
+            "save_error": None,
+            "seconds": {"training": 5.0, "evaluation": 1.2, "setup": 0.5},
+        },
+    )
     note_run(runs, {"key": "c", "reused": True, "saved": True, "save_error": None, "seconds": None})
     assert runs_summary_lines(runs, tmp_path) == [
         f"runs: 2 trained, 1 reused from {tmp_path}; their time: 15 s training passes, 3 s evaluation, "

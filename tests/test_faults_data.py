@@ -19,14 +19,13 @@ import numpy as np
 import pytest
 import torch
 import torchvision.datasets.cifar
-
-from harness import store
-from harness.config import RunConfig
-from harness.data import DataError, find_data_spec, load_raw
-from harness.prepare import prepare
+from arrays_files import write_arrays_file
 from test_data import CIFAR_TRAIN_BATCHES, write_cifar10, write_mnist
 
-from arrays_files import write_arrays_file
+from harness.core import store
+from harness.core.config import RunConfig
+from harness.core.data import DataError, find_data_spec, load_raw
+from harness.core.prepare import prepare
 
 
 def assert_one_line(error: pytest.ExceptionInfo, *fragments: str) -> str:
@@ -90,15 +89,23 @@ def test_npz_with_a_missing_or_misshapen_array_names_the_file_and_the_array(tmp_
 @pytest.mark.parametrize(
     "changes, fragments",
     [
-        (dict(train_y=np.array([-1, -1, -3, *range(10), *range(7)])),
-         ["train_y holds 3 negative label(s)", "-1 x2", "-3 x1"]),
+        (
+            dict(train_y=np.array([-1, -1, -3, *range(10), *range(7)])),
+            ["train_y holds 3 negative label(s)", "-1 x2", "-3 x1"],
+        ),
         # -1 stored as uint8: a sentinel for "unlabelled" that would add 246 empty classes.
-        (dict(train_y=np.array([*range(10), *range(7), 255, 255, 255], np.uint8)),
-         ["train_y holds 3 label(s) outside the class range", "class 10 never occurs", "255 x3"]),
-        (dict(train_y=np.arange(20) % 10 + 1, test_y=np.arange(10) + 1),
-         ["train_y holds 20 label(s) outside the class range", "class 0 never occurs", "renumber"]),
-        (dict(test_y=np.array([0, 1, 2, 3, 4, 5, 6, 10, 10, 12])),
-         ["test_y holds 3 label(s) outside the class range 0..9 of train_y", "10 x2", "12 x1"]),
+        (
+            dict(train_y=np.array([*range(10), *range(7), 255, 255, 255], np.uint8)),
+            ["train_y holds 3 label(s) outside the class range", "class 10 never occurs", "255 x3"],
+        ),
+        (
+            dict(train_y=np.arange(20) % 10 + 1, test_y=np.arange(10) + 1),
+            ["train_y holds 20 label(s) outside the class range", "class 0 never occurs", "renumber"],
+        ),
+        (
+            dict(test_y=np.array([0, 1, 2, 3, 4, 5, 6, 10, 10, 12])),
+            ["test_y holds 3 label(s) outside the class range 0..9 of train_y", "10 x2", "12 x1"],
+        ),
     ],
     ids=["negative", "sentinel_255", "counted_from_one", "test_label_past_the_classes"],
 )
@@ -133,8 +140,14 @@ def test_arrays_file_label_one_past_the_last_class_is_refused_naming_its_count(t
     np.savez(path, **_balanced(train_y=_stray_tens()))
     with pytest.raises(DataError) as caught:
         load_raw(f"npz:{path}")
-    assert_one_line(caught, str(path), "train_y holds 3 stray label(s) (10 x3)", "class 10 holds under 1%",
-                    "median class's 600 labels", "num_classes=11")
+    assert_one_line(
+        caught,
+        str(path),
+        "train_y holds 3 stray label(s) (10 x3)",
+        "class 10 holds under 1%",
+        "median class's 600 labels",
+        "num_classes=11",
+    )
 
 
 def test_arrays_file_declared_classes_refuse_a_label_past_them_and_keep_a_rare_class(tmp_path):
@@ -143,8 +156,10 @@ def test_arrays_file_declared_classes_refuse_a_label_past_them_and_keep_a_rare_c
     np.savez(path, **_balanced(train_y=_stray_tens()), num_classes=10)
     with pytest.raises(DataError) as caught:
         load_raw(f"npz:{path}")
-    assert_one_line(caught, "train_y holds 3 label(s) outside the class range 0..9 of the 10 classes its "
-                            "num_classes declares (10 x3)")
+    assert_one_line(
+        caught,
+        "train_y holds 3 label(s) outside the class range 0..9 of the 10 classes its num_classes declares (10 x3)",
+    )
     np.savez(path, **_balanced(train_y=_stray_tens()), num_classes=11)
     assert load_raw(f"npz:{path}").num_classes == 11
 
@@ -174,10 +189,21 @@ def test_arrays_file_num_classes_must_be_one_positive_integer(tmp_path, declared
 def test_channels_first_images_are_refused_naming_the_transpose(tmp_path, shape):
     """(N, 3, 32, 32) and (N, 1, 28, 28) are channels-first: said so, with the transpose, not "3x32 too small"."""
     rng = np.random.default_rng(2)
-    caught = _refusal(tmp_path / "nchw.npz", dict(train_x=rng.integers(0, 256, (20, *shape), dtype=np.uint8),
-                                                test_x=rng.integers(0, 256, (10, *shape), dtype=np.uint8)))
-    assert_one_line(caught, "nchw.npz", f"train_x has shape (20, {shape[0]}, {shape[1]}, {shape[2]})", "channels-first",
-                    "transpose to (N, H, W, C)", "numpy.transpose(train_x, (0, 2, 3, 1))")
+    caught = _refusal(
+        tmp_path / "nchw.npz",
+        dict(
+            train_x=rng.integers(0, 256, (20, *shape), dtype=np.uint8),
+            test_x=rng.integers(0, 256, (10, *shape), dtype=np.uint8),
+        ),
+    )
+    assert_one_line(
+        caught,
+        "nchw.npz",
+        f"train_x has shape (20, {shape[0]}, {shape[1]}, {shape[2]})",
+        "channels-first",
+        "transpose to (N, H, W, C)",
+        "numpy.transpose(train_x, (0, 2, 3, 1))",
+    )
 
 
 def _refusal(path, changes):
@@ -195,7 +221,7 @@ def test_a_corrupt_arrays_file_stops_cached_fit_before_any_training(tmp_path, re
     arrays["train_y"][:4] = 200
     np.savez(path, **arrays)
     trained = []
-    monkeypatch.setattr("harness.train.fit", lambda *args, **kwargs: trained.append(args))
+    monkeypatch.setattr("harness.core.train.fit", lambda *args, **kwargs: trained.append(args))
     with pytest.raises(DataError, match="200 x4"):
         store.cached_fit(RunConfig(data=f"npz:{path}", max_passes=1))
     assert trained == [] and not (results / "runs").exists()
@@ -216,8 +242,13 @@ def test_images_smaller_than_the_crop_are_refused_at_prepare_time_naming_the_dat
 def cifar_folder(tmp_path, monkeypatch):
     """A small CIFAR-10 folder whose checksums torchvision's CIFAR10 expects: its real check passes."""
     rng = np.random.default_rng(5)
-    folder = write_cifar10(tmp_path, rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8), np.arange(10),
-                           rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8), np.array([4, 0, 9]))
+    folder = write_cifar10(
+        tmp_path,
+        rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8),
+        np.arange(10),
+        rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8),
+        np.array([4, 0, 9]),
+    )
 
     def md5(name):
         return hashlib.md5((folder / name).read_bytes()).hexdigest()
@@ -237,8 +268,14 @@ def test_cifar10_batch_with_a_flipped_byte_fails_its_checksum_naming_the_file_an
     batch.write_bytes(bytes(content))
     with pytest.raises(DataError) as caught:
         load_raw(f"cifar10:{cifar_folder.parent}")
-    text = assert_one_line(caught, str(cifar_folder), "exists but the md5 checksum of data_batch_3 does not match",
-                           "delete that folder", "--allow-download", "downloading is off")
+    text = assert_one_line(
+        caught,
+        str(cifar_folder),
+        "exists but the md5 checksum of data_batch_3 does not match",
+        "delete that folder",
+        "--allow-download",
+        "downloading is off",
+    )
     assert "data_batch_1" not in text and "test_batch" not in text.split("(torchvision")[0]
 
 
@@ -255,8 +292,13 @@ MNIST_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-image
 def _mnist(root, train_labels=None):
     rng = np.random.default_rng(6)
     labels = np.arange(20) % 10 if train_labels is None else train_labels
-    return write_mnist(root, rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), labels,
-                       rng.integers(0, 256, (5, 28, 28), dtype=np.uint8), np.arange(5))
+    return write_mnist(
+        root,
+        rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+        labels,
+        rng.integers(0, 256, (5, 28, 28), dtype=np.uint8),
+        np.arange(5),
+    )
 
 
 def test_truncated_mnist_idx_file_is_named_with_the_size_its_header_promises(tmp_path):
@@ -265,8 +307,14 @@ def test_truncated_mnist_idx_file_is_named_with_the_size_its_header_promises(tmp
     images.write_bytes(images.read_bytes()[:1000])
     with pytest.raises(DataError) as caught:
         load_raw(f"mnist:{tmp_path}")
-    assert_one_line(caught, str(raw), "t10k-images-idx3-ubyte is damaged",
-                    f"promises {16 + 5 * 28 * 28} bytes", "has 1000", "delete that folder")
+    assert_one_line(
+        caught,
+        str(raw),
+        "t10k-images-idx3-ubyte is damaged",
+        f"promises {16 + 5 * 28 * 28} bytes",
+        "has 1000",
+        "delete that folder",
+    )
 
 
 def test_mnist_file_that_is_not_idx_is_named(tmp_path):
@@ -307,8 +355,14 @@ def _no_deletion(text: str) -> None:
 def test_root_pointing_at_the_cifar10_batches_folder_itself_names_its_parent(cifar_folder):
     with pytest.raises(DataError) as caught:
         load_raw(f"cifar10:{cifar_folder}")
-    _no_deletion(assert_one_line(caught, "is the cifar-10-batches-py folder itself", "pass the folder above it",
-                                 f"cifar10:{cifar_folder.parent}"))
+    _no_deletion(
+        assert_one_line(
+            caught,
+            "is the cifar-10-batches-py folder itself",
+            "pass the folder above it",
+            f"cifar10:{cifar_folder.parent}",
+        )
+    )
 
 
 def test_unextracted_cifar10_archive_is_named_with_the_command_that_extracts_it(cifar_folder):
@@ -331,8 +385,14 @@ def test_cifar10_binary_version_is_named_and_the_python_version_asked_for(tmp_pa
     root = tmp_path if where == "beside" else binary
     with pytest.raises(DataError) as caught:
         load_raw(f"cifar10:{root}")
-    _no_deletion(assert_one_line(caught, "cifar-10-batches-bin, CIFAR-10's binary version",
-                                 "torchvision reads the python version", "cifar-10-python.tar.gz"))
+    _no_deletion(
+        assert_one_line(
+            caught,
+            "cifar-10-batches-bin, CIFAR-10's binary version",
+            "torchvision reads the python version",
+            "cifar-10-python.tar.gz",
+        )
+    )
 
 
 @pytest.mark.parametrize("kind", ["cifar10", "mnist"])
@@ -350,8 +410,11 @@ def test_gzipped_mnist_idx_files_are_named_with_gunzip(tmp_path):
         (raw / name).unlink()
     with pytest.raises(DataError) as caught:
         load_raw(f"mnist:{tmp_path}")
-    _no_deletion(assert_one_line(caught, f"gunzip {raw / 'train-images-idx3-ubyte.gz'}",
-                                 f"gunzip {raw / 't10k-labels-idx1-ubyte.gz'}"))
+    _no_deletion(
+        assert_one_line(
+            caught, f"gunzip {raw / 'train-images-idx3-ubyte.gz'}", f"gunzip {raw / 't10k-labels-idx1-ubyte.gz'}"
+        )
+    )
 
 
 def test_mnist_idx_files_renamed_by_an_archiver_are_named_with_the_rename(tmp_path):
@@ -361,8 +424,13 @@ def test_mnist_idx_files_renamed_by_an_archiver_are_named_with_the_rename(tmp_pa
         (raw / name).rename(raw / name.replace("-idx", ".idx"))
     with pytest.raises(DataError) as caught:
         load_raw(f"mnist:{tmp_path}")
-    _no_deletion(assert_one_line(caught, "rename train-images.idx3-ubyte to train-images-idx3-ubyte",
-                                 "rename t10k-labels.idx1-ubyte to t10k-labels-idx1-ubyte"))
+    _no_deletion(
+        assert_one_line(
+            caught,
+            "rename train-images.idx3-ubyte to train-images-idx3-ubyte",
+            "rename t10k-labels.idx1-ubyte to t10k-labels-idx1-ubyte",
+        )
+    )
 
 
 def test_mnist_idx_file_gzipped_under_its_plain_name_is_named_as_compressed(tmp_path):

@@ -18,17 +18,26 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from arrays_files import write_arrays_file
-from harness.checkpoint import CheckpointIgnoredWarning, RunCheckpoint
-from harness.config import RunConfig
-from harness.store import cached_fit
-from harness.train import fit
+
+from harness.core.checkpoint import CheckpointIgnoredWarning, RunCheckpoint
+from harness.core.config import RunConfig
+from harness.core.store import cached_fit
+from harness.core.train import fit
 
 # Fields that measure time or place, or say how the run was made: everything else must agree.
 NOT_COMPARED = {
-    "train_seconds", "eval_seconds", "setup_seconds", "checkpoint_seconds", "images_per_second",
-    "resumed_from_pass", "stamp", "finished_at", "path", "reused", "saved",
+    "train_seconds",
+    "eval_seconds",
+    "setup_seconds",
+    "checkpoint_seconds",
+    "images_per_second",
+    "resumed_from_pass",
+    "stamp",
+    "finished_at",
+    "path",
+    "reused",
+    "saved",
 }
 TIMING_CURVES = {"train_seconds", "eval_seconds"}
 
@@ -38,8 +47,8 @@ TIMING_CURVES = {"train_seconds", "eval_seconds"}
 VICTIM = """
 import json, sys, time
 import torch
-from harness.config import RunConfig
-from harness.store import cached_fit
+from harness.core.config import RunConfig
+from harness.core.store import cached_fit
 
 torch.set_num_threads(int(sys.argv[3]))
 cached_fit(RunConfig.from_dict(json.loads(sys.argv[1])), progress=lambda state: time.sleep(float(sys.argv[2])))
@@ -56,7 +65,10 @@ def start_victim(config: RunConfig, results, pause: float) -> subprocess.Popen:
     env = {**os.environ, "HARNESS_RESULTS_DIR": str(results)}
     return subprocess.Popen(
         [sys.executable, "-c", VICTIM, json.dumps(config.to_dict()), str(pause), str(torch.get_num_threads())],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -76,8 +88,16 @@ def killable_config(tmp_path):
     """Dropout, random crops and half the labels corrupted: every RNG a resume must restore is in use."""
     data = write_arrays_file(tmp_path / "faults.npz", n_train=256, n_test=64)
     return RunConfig(
-        data=f"npz:{data}", model="mlp_1x512", variant="partial", corruption=0.5, dropout=0.2, augment="crop",
-        max_passes=6, batch_size=32, test_every=2, device="cpu",
+        data=f"npz:{data}",
+        model="mlp_1x512",
+        variant="partial",
+        corruption=0.5,
+        dropout=0.2,
+        augment="crop",
+        max_passes=6,
+        batch_size=32,
+        test_every=2,
+        device="cpu",
     )
 
 
@@ -113,9 +133,11 @@ def test_a_run_killed_mid_way_resumes_and_ends_as_the_uninterrupted_run(killable
 
 def interrupt_at(passes: int):
     """A progress callback that presses Ctrl-C as pass `passes` ends, before its checkpoint is saved."""
+
     def progress(state):
         if state["pass"] == passes:
             raise KeyboardInterrupt
+
     return progress
 
 
@@ -180,7 +202,7 @@ def test_fit_without_a_checkpoint_writes_no_file(killable_config, tmp_path, monk
 def test_checkpoints_wait_for_their_minimum_interval(tmp_path, monkeypatch):
     """A checkpoint is due no sooner than `min_seconds` after the last save (GPU passes are short)."""
     clock = [100.0]
-    monkeypatch.setattr("harness.checkpoint.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("harness.core.checkpoint.time.monotonic", lambda: clock[0])
     checkpoint = RunCheckpoint(tmp_path / "run.pt", "run-key", min_seconds=10.0)
     assert not checkpoint.due(1)
     clock[0] += 10.0

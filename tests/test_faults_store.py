@@ -9,21 +9,21 @@ import warnings
 
 import pytest
 import torch
-
-import harness.checkpoint
-import harness.store
 from arrays_files import write_arrays_file
-from harness.config import RunConfig
-from harness.store import ResultsNotSavedWarning, cached_fit
 from test_faults_resume import interrupt_at
+
+import harness.core.checkpoint
+import harness.core.store
+from harness.core.config import RunConfig
+from harness.core.store import ResultsNotSavedWarning, cached_fit
 
 # Waits until both processes are ready (a file each in the barrier folder), then
 # asks for the run; prints when it asked, when it got the answer, and the answer.
 RACER = """
 import json, sys, time
 from pathlib import Path
-from harness.config import RunConfig
-from harness.store import cached_fit
+from harness.core.config import RunConfig
+from harness.core.store import cached_fit
 
 config, barrier, name = RunConfig.from_dict(json.loads(sys.argv[1])), Path(sys.argv[2]), sys.argv[3]
 (barrier / name).touch()
@@ -52,7 +52,10 @@ def test_two_processes_asking_for_one_run_train_it_once(config, tmp_path):
     racers = [
         subprocess.Popen(
             [sys.executable, "-c", RACER, json.dumps(config.to_dict()), str(barrier), name],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for name in ("a", "b")
     ]
@@ -71,8 +74,14 @@ def test_two_processes_asking_for_one_run_train_it_once(config, tmp_path):
     assert reuser["key"] == trainer["key"]
     assert reuser["curves"] == trainer["curves"]
     assert reuser["model_sha256"] == trainer["model_sha256"]
-    assert files_under(results) == [f"locks/{trainer['key']}.lock", f"runs/{trainer['key']}/{os.path.basename(trainer['path'])}"]
-    assert json.loads((results / "runs" / trainer["key"] / os.path.basename(trainer["path"])).read_text())["curves"] == trainer["curves"]
+    assert files_under(results) == [
+        f"locks/{trainer['key']}.lock",
+        f"runs/{trainer['key']}/{os.path.basename(trainer['path'])}",
+    ]
+    assert (
+        json.loads((results / "runs" / trainer["key"] / os.path.basename(trainer["path"])).read_text())["curves"]
+        == trainer["curves"]
+    )
 
 
 def run_expecting_one_warning(config, **options) -> tuple[dict, warnings.WarningMessage]:
@@ -129,7 +138,7 @@ def test_a_full_disk_from_the_start_still_returns_the_record(config, tmp_path, m
 def test_a_disk_that_fills_during_the_run_keeps_the_checkpoint_for_the_next_attempt(config, tmp_path, monkeypatch):
     """The record cannot be written at the end: it is returned, and the checkpoint lets a later call finish cheaply."""
     results = tmp_path / "results"
-    monkeypatch.setattr(harness.store, "write_json_atomic", no_space)
+    monkeypatch.setattr(harness.core.store, "write_json_atomic", no_space)
     record, warning = run_expecting_one_warning(config, root=results)
     assert record["saved"] is False and "is full" in record["save_error"] and str(results) in record["save_error"]
     assert not list(results.rglob("*.tmp")) and not list((results / "runs").rglob("*.json"))
@@ -152,12 +161,15 @@ def test_a_checkpoint_that_cannot_be_written_costs_one_warning_not_the_run(confi
         calls.append(args)
         no_space()
 
-    monkeypatch.setattr(harness.checkpoint, "save_atomic", full)
+    monkeypatch.setattr(harness.core.checkpoint, "save_atomic", full)
     record, warning = run_expecting_one_warning(config, root=results)
     assert len(calls) == 1  # the first failure stops further attempts
     assert record["saved"] is True and "save_error" not in record
     assert "is full" in str(warning.message) and "record saved" in str(warning.message)
-    assert files_under(results) == [f"locks/{record['key']}.lock", f"runs/{record['key']}/{os.path.basename(record['path'])}"]
+    assert files_under(results) == [
+        f"locks/{record['key']}.lock",
+        f"runs/{record['key']}/{os.path.basename(record['path'])}",
+    ]
 
 
 def test_a_saved_record_says_so_and_leaves_no_checkpoint(config, tmp_path):
@@ -184,7 +196,7 @@ def test_a_progress_log_that_cannot_be_made_costs_one_warning_not_the_run(config
 
 def test_a_run_lock_that_cannot_be_made_leaves_other_processes_files_alone(config, tmp_path):
     """Without the lock this process may not take another's temporary files for orphans, and says what failed."""
-    from harness.store import run_key
+    from harness.core.store import run_key
 
     results = tmp_path / "results"
     results.mkdir()
@@ -203,9 +215,9 @@ def test_retraining_starts_from_the_first_pass_not_from_an_earlier_attempts_chec
     """fresh (and fresh_since, for checkpoints older than the session) ignores what an earlier attempt left."""
     import time
 
-    from harness.checkpoint import RunCheckpoint, checkpoint_path
-    from harness.store import run_key
-    from harness.train import fit
+    from harness.core.checkpoint import RunCheckpoint, checkpoint_path
+    from harness.core.store import run_key
+    from harness.core.train import fit
 
     results = tmp_path / "results"
     key = run_key(config)
@@ -239,13 +251,16 @@ def test_a_checkpoint_torch_cannot_write_costs_one_warning_not_the_run(config, t
     assert str(warning.message).endswith("record saved; not written: checkpoint")
     assert "unexpected pos" in str(warning.message)
     # No partial checkpoint, no temporary file: only the lock and the record.
-    assert files_under(results) == [f"locks/{record['key']}.lock", f"runs/{record['key']}/{os.path.basename(record['path'])}"]
+    assert files_under(results) == [
+        f"locks/{record['key']}.lock",
+        f"runs/{record['key']}/{os.path.basename(record['path'])}",
+    ]
 
 
 def test_a_full_disk_under_torch_and_the_record_still_returns_the_record(config, tmp_path, monkeypatch):
     results = tmp_path / "results"
     monkeypatch.setattr(torch, "save", torch_cannot_write)
-    monkeypatch.setattr(harness.store, "write_json_atomic", no_space)
+    monkeypatch.setattr(harness.core.store, "write_json_atomic", no_space)
     record, warning = run_expecting_one_warning(config, root=results)
     assert record["passes"] == 4 and record["saved"] is False and record["path"] is None
     assert "checkpoint" in record["save_error"] and "record" in record["save_error"]
@@ -258,7 +273,9 @@ def small_tmpfs(tmp_path):
     """A 5 MiB tmpfs: room for one MLP 1x512 checkpoint (3.3 MB) but not for the next beside it."""
     folder = tmp_path / "small-disk"
     folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(folder)], capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(folder)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip() or 'mount failed'}")
     try:
@@ -309,6 +326,8 @@ def test_a_disk_filled_by_another_writer_mid_run_still_returns_the_record(small_
 
     record, warning = run_expecting_one_warning(run, root=results, progress=fill_after_pass_1)
     assert record["passes"] == 12 and record["saved"] is False and record["path"] is None
-    assert record["save_error"].startswith(f"results folder {results} is full (No space left on device): record not saved")
+    assert record["save_error"].startswith(
+        f"results folder {results} is full (No space left on device): record not saved"
+    )
     assert "checkpoint" in record["save_error"] and str(warning.message) == record["save_error"]
     assert not list(results.rglob("*.tmp")) and not list(results.rglob("*.pt")) and not list(results.rglob("*.json"))

@@ -3,9 +3,8 @@
 import pytest
 import torch
 
-from harness.config import RunConfig
-from harness.graph_step import sgd_update_
-
+from harness.core.config import RunConfig
+from harness.core.graph_step import sgd_update_
 
 # The graph loop exists only on CUDA; its CPU-checkable parts (the SGD update, the crop) run without one.
 CUDA_ONLY = pytest.mark.gpu(reason="the CUDA-graph loop needs a CUDA device (the nightly GPU job runs these)")
@@ -20,7 +19,7 @@ def test_update_matches_torch_sgd_over_several_steps(momentum, weight_decay):
     reference = [p.clone().requires_grad_() for p in reference]
     optimizer = torch.optim.SGD(reference, lr=0.05, momentum=momentum, weight_decay=weight_decay)
     buffers = [torch.zeros_like(p) for p in ours]
-    for step in range(4):
+    for _ in range(4):
         grads = [torch.randn_like(p) for p in ours]
         for p, g in zip(reference, grads):
             p.grad = g.clone()
@@ -37,12 +36,12 @@ def test_graph_loop_is_chosen_only_where_it_applies():
     assert RunConfig(device="cuda", augment="crop").uses_graph  # the crop is gathered inside the graph
     assert not RunConfig(device="cuda", loop="eager").uses_graph
     with pytest.raises(ValueError, match="loop 'graph' needs"):
-        RunConfig(device="cpu", loop="graph").uses_graph
+        _ = RunConfig(device="cpu", loop="graph").uses_graph
 
 
 def test_a_crop_is_the_padded_image_cut_at_its_shifts():
     """RandomCrop.crop, the part a CUDA graph captures, against slicing by hand."""
-    from harness.train import RandomCrop
+    from harness.core.train import RandomCrop
 
     images = torch.randn(6, 3, 28, 28)
     crop = RandomCrop(images, torch.Generator().manual_seed(0))
@@ -58,10 +57,10 @@ def test_a_crop_is_the_padded_image_cut_at_its_shifts():
 @CUDA_ONLY
 def test_a_graphed_pass_with_crops_equals_eager_steps_on_the_same_crops(tiny_npz):
     """The graph gathers each batch's crops at the shifts drawn for the pass; eager SGD on those crops agrees."""
-    from harness.graph_step import GraphedSGDStep
-    from harness.models import build_model
-    from harness.prepare import load_raw_cached, prepare
-    from harness.train import RandomCrop
+    from harness.core.graph_step import GraphedSGDStep
+    from harness.core.models import build_model
+    from harness.core.prepare import load_raw_cached, prepare
+    from harness.core.train import RandomCrop
 
     config = RunConfig(data=f"npz:{tiny_npz}", model="mlp_1x512", device="cuda", n_train=250, augment="crop")
     data = prepare(config, load_raw_cached(config.data), torch.device("cuda"))
@@ -71,8 +70,16 @@ def test_a_graphed_pass_with_crops_equals_eager_steps_on_the_same_crops(tiny_npz
     eager_model.load_state_dict(graphed_model.state_dict())
     graph_crop = RandomCrop(data.train_x, torch.Generator(device="cuda").manual_seed(1))
     eager_crop = RandomCrop(data.train_x, torch.Generator(device="cuda").manual_seed(1))
-    step = GraphedSGDStep(graphed_model, data.train_x, data.train_y, batch_size=64, lr=0.01, momentum=0.9,
-                          weight_decay=5e-4, augment=graph_crop)
+    step = GraphedSGDStep(
+        graphed_model,
+        data.train_x,
+        data.train_y,
+        batch_size=64,
+        lr=0.01,
+        momentum=0.9,
+        weight_decay=5e-4,
+        augment=graph_crop,
+    )
     order = torch.randperm(len(data.train_y), device="cuda")
     step.run_pass(order, 0.01)
 
@@ -82,7 +89,8 @@ def test_a_graphed_pass_with_crops_equals_eager_steps_on_the_same_crops(tiny_npz
     for start in range(0, len(order), 64):
         rows = order[start : start + 64]
         loss = torch.nn.functional.cross_entropy(
-            eager_model(eager_crop.crop(rows, shifts[:, start : start + 64])), data.train_y[rows])
+            eager_model(eager_crop.crop(rows, shifts[:, start : start + 64])), data.train_y[rows]
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -107,7 +115,7 @@ def test_graphed_run_equals_the_eager_run(tiny_npz, model_name):
     in the loss of pass 3 (measured on an H100; graph against eager: the
     same size), while the first pass agrees to about 1e-7.
     """
-    from harness.train import fit
+    from harness.core.train import fit
 
     base = dict(data=f"npz:{tiny_npz}", model=model_name, device="cuda", max_passes=3, variant="random", n_train=250)
     eager = fit(RunConfig(loop="eager", **base))
@@ -115,10 +123,11 @@ def test_graphed_run_equals_the_eager_run(tiny_npz, model_name):
     assert graph["loop"] == "graph" and eager["loop"] == "eager"
     compared = 3 if model_name == "mlp_1x512" else 1
     torch.testing.assert_close(
-        torch.tensor(graph["curves"]["loss"][:compared]), torch.tensor(eager["curves"]["loss"][:compared]),
-        rtol=2e-3 if compared > 1 else 1e-5, atol=1e-4 if compared > 1 else 1e-6,
+        torch.tensor(graph["curves"]["loss"][:compared]),
+        torch.tensor(eager["curves"]["loss"][:compared]),
+        rtol=2e-3 if compared > 1 else 1e-5,
+        atol=1e-4 if compared > 1 else 1e-6,
     )
-
 
 
 # Runs in its own process: deterministic=True needs CUBLAS_WORKSPACE_CONFIG before CUDA starts,
@@ -126,9 +135,9 @@ def test_graphed_run_equals_the_eager_run(tiny_npz, model_name):
 # measured with (the Inception graph/eager loss gap grows from under 0.2% to 0.27%).
 RESUME_CHECK = """
 import json, sys
-from harness.checkpoint import RunCheckpoint
-from harness.config import RunConfig
-from harness.train import fit
+from harness.core.checkpoint import RunCheckpoint
+from harness.core.config import RunConfig
+from harness.core.train import fit
 
 data, loop, folder = sys.argv[1:]
 config = RunConfig(data=f"npz:{data}", model="mlp_1x512", device="cuda", loop=loop, max_passes=6,
@@ -159,8 +168,13 @@ def test_a_gpu_run_resumed_from_its_checkpoint_ends_as_the_uninterrupted_one(tin
     import sys
 
     environment = {**os.environ, "CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
-    done = subprocess.run([sys.executable, "-c", RESUME_CHECK, str(tiny_npz), loop, str(tmp_path)],
-                          capture_output=True, text=True, env=environment, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", RESUME_CHECK, str(tiny_npz), loop, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     runs = json.loads(done.stdout.strip().splitlines()[-1])
     uninterrupted, resumed = runs["uninterrupted"], runs["resumed"]

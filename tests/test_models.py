@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness.models import (
+from harness.core.models import (
     MODEL_NAMES,
     PAPER_PARAMETER_COUNTS,
     build_model,

@@ -11,9 +11,9 @@ import textwrap
 import pytest
 import torch
 
-from harness.checkpoint import RunCheckpoint
-from harness.config import RunConfig
-from harness.train import MAX_LOSS_GROWTH, fit
+from harness.core.checkpoint import RunCheckpoint
+from harness.core.config import RunConfig
+from harness.core.train import MAX_LOSS_GROWTH, fit
 
 OPTIMIZERS = textwrap.dedent('''
     import torch
@@ -147,7 +147,7 @@ def test_torchs_lbfgs_runs_through_its_closure(tiny_npz):
 
 def test_the_closure_form_leaves_sgd_runs_unchanged_bit_for_bit(tiny_npz):
     """The paper's SGD through step(closure): the record's weights digest matches a plain backward-then-step run."""
-    import harness.train as train
+    import harness.core.train as train
 
     config = tiny(tiny_npz, max_passes=3)
     through_closure = fit(config)
@@ -213,13 +213,15 @@ def test_an_exploding_finite_loss_counts_as_diverged_long_before_the_budget(tiny
 
 def test_an_optimizer_that_ignores_its_closure_gets_gradients_first(tiny_npz, tmp_path, monkeypatch):
     """The closure is optional in torch.optim's contract: a step that never calls it still trains, unchanged."""
-    (tmp_path / "plainopt.py").write_text(textwrap.dedent('''
+    (tmp_path / "plainopt.py").write_text(
+        textwrap.dedent("""
         import torch
 
         class PlainSGD(torch.optim.SGD):
             def step(self, closure=None):
                 return super().step()  # ignores the closure
-    '''))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     plain = fit(tiny(tiny_npz, optimizer="plainopt:PlainSGD(momentum=0.9)", lr=0.01, max_passes=3))
     reference = fit(tiny(tiny_npz, optimizer="paper_sgd", lr=0.01, max_passes=3))

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from test_plugin import setup_project
 
-from harness import plan
-from harness.config import get_profile
-from harness.store import _figures_disagree, run_key
+from harness.core.config import get_profile
+from harness.core.store import _figures_disagree, run_key
+from harness.suite import plan
 
-TWO_RUNS = '''
+TWO_RUNS = """
 def test_two_runs(claim_run, claim_figure):
     first = claim_run("mlp_1x512", variant="true", max_passes=40)
     second = claim_run("mlp_1x512", variant="true", seed=1, max_passes=40)
@@ -26,7 +26,7 @@ def test_one_run_again(claim_run, claim_figure):
 
 def test_theory(claim_figure):
     claim_figure("CT", "no training", 1.0, "== 1.0", True)
-'''
+"""
 
 
 def project(pytester, tmp_path):
@@ -36,24 +36,28 @@ def project(pytester, tmp_path):
 
 
 def toy_key(data, seed):
-    config = get_profile("smoke").config("mlp_1x512", data=f"npz:{data / 'cifar10-tiny.npz'}", variant="true",
-                                         seed=seed, max_passes=40)
+    config = get_profile("smoke").config(
+        "mlp_1x512", data=f"npz:{data / 'cifar10-tiny.npz'}", variant="true", seed=seed, max_passes=40
+    )
     return run_key(config)
 
 
 def test_plan_lists_each_run_with_its_key_trains_nothing_and_skips_the_tests(pytester, tmp_path):
     data, results = project(pytester, tmp_path)
-    result = pytester.runpytest_subprocess(f"--data-dir={data}", f"--results-dir={results}", "--profile=smoke",
-                                           "--claims-plan", "-p", "no:xdist", "-rs")
-    result.stdout.fnmatch_lines([
-        "*claims plan*",
-        f"*mlp_1x512 true seed 0 max_passes=40  to train *30 passes on CPU*key {toy_key(data, 0)}, 2 tests",
-        f"*mlp_1x512 true seed 1 max_passes=40  to train *30 passes on CPU*key {toy_key(data, 1)}, 1 test",
-        "runs: 2, reused 0, to train 2; estimated GPU time 0 s, CPU time 1 s*",
-        "  CPU mlp_1x512: 0.7 s per pass over 5,000 images*",
-        "no training (tests without claim_run, not run now): test_claim.py (1)",
-        "*3 skipped*",
-    ])
+    result = pytester.runpytest_subprocess(
+        f"--data-dir={data}", f"--results-dir={results}", "--profile=smoke", "--claims-plan", "-p", "no:xdist", "-rs"
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*claims plan*",
+            f"*mlp_1x512 true seed 0 max_passes=40  to train *30 passes on CPU*key {toy_key(data, 0)}, 2 tests",
+            f"*mlp_1x512 true seed 1 max_passes=40  to train *30 passes on CPU*key {toy_key(data, 1)}, 1 test",
+            "runs: 2, reused 0, to train 2; estimated GPU time 0 s, CPU time 1 s*",
+            "  CPU mlp_1x512: 0.7 s per pass over 5,000 images*",
+            "no training (tests without claim_run, not run now): test_claim.py (1)",
+            "*3 skipped*",
+        ]
+    )
     result.stdout.fnmatch_lines(["SKIPPED [[]2[]] *: planned only"])
     result.stdout.fnmatch_lines(["SKIPPED [[]1[]] test_claim.py*: planned only: no training"])
     assert result.ret == 0
@@ -62,32 +66,43 @@ def test_plan_lists_each_run_with_its_key_trains_nothing_and_skips_the_tests(pyt
 
 
 def test_a_normal_session_prints_one_progress_line_per_run_trained_then_the_plan_finds_them_recorded(
-        pytester, tmp_path):
+    pytester, tmp_path
+):
     data, results = project(pytester, tmp_path)
     common = (f"--data-dir={data}", f"--results-dir={results}", "--profile=smoke", "-p", "no:xdist")
     trained = pytester.runpytest_subprocess(*common)
-    trained.stdout.fnmatch_lines([
-        "run 1 done: mlp_1x512 true seed 0 max_passes=40 (fitted in * passes, * s); elapsed * s",
-        "run 2 done: mlp_1x512 true seed 1 max_passes=40 (fitted in * passes, * s); elapsed * s",
-        "*3 passed*",
-    ])
+    trained.stdout.fnmatch_lines(
+        [
+            "run 1 done: mlp_1x512 true seed 0 max_passes=40 (fitted in * passes, * s); elapsed * s",
+            "run 2 done: mlp_1x512 true seed 1 max_passes=40 (fitted in * passes, * s); elapsed * s",
+            "*3 passed*",
+        ]
+    )
     assert trained.stdout.str().count(" done: ") == 2  # the run the second test reuses is not counted again
     planned = pytester.runpytest_subprocess(*common, "--claims-plan")
-    planned.stdout.fnmatch_lines(["*mlp_1x512 true seed 1 max_passes=40  recorded*",
-                                  "runs: 2, reused 2, to train 0; estimated GPU time 0 s, CPU time 0 s*"])
+    planned.stdout.fnmatch_lines(
+        [
+            "*mlp_1x512 true seed 1 max_passes=40  recorded*",
+            "runs: 2, reused 2, to train 0; estimated GPU time 0 s, CPU time 0 s*",
+        ]
+    )
 
 
 def test_plan_then_run_under_xdist_prints_the_plan_then_progress_with_the_time_left(pytester, tmp_path):
     data, results = project(pytester, tmp_path)
-    result = pytester.runpytest_subprocess(f"--data-dir={data}", f"--results-dir={results}", "--profile=smoke",
-                                           "-n", "2", "--claims-plan=run")
-    result.stdout.fnmatch_lines([
-        "*claims plan*",
-        "runs: 2, reused 0, to train 2*",
-        "planned in one process: -n is ignored while planning (nothing trains)",
-    ])
-    result.stdout.fnmatch_lines(["run 1/2 done: mlp_1x512 true seed * max_passes=40 (fitted in * passes, * s); "
-                                 "elapsed * s, about * s left"])
+    result = pytester.runpytest_subprocess(
+        f"--data-dir={data}", f"--results-dir={results}", "--profile=smoke", "-n", "2", "--claims-plan=run"
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*claims plan*",
+            "runs: 2, reused 0, to train 2*",
+            "planned in one process: -n is ignored while planning (nothing trains)",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        ["run 1/2 done: mlp_1x512 true seed * max_passes=40 (fitted in * passes, * s); elapsed * s, about * s left"]
+    )
     result.stdout.fnmatch_lines(["run 2/2 done: *, about 0 s left"])
     assert result.stdout.str().count(" done: ") == 2
     assert len(list((results / "runs").iterdir())) == 2
@@ -98,14 +113,24 @@ def test_plan_of_the_paper_tier_on_a_cpu_plans_gpu_claims_and_lists_runs_without
     project(pytester, tmp_path)
     empty = tmp_path / "empty"
     empty.mkdir()
-    result = pytester.runpytest_subprocess(f"--data-dir={empty}", f"--results-dir={tmp_path / 'r'}",
-                                           "--profile=paper", "-m", "gpu", "--claims-plan", "-p", "no:xdist")
-    result.stdout.fnmatch_lines([
-        "*mlp_1x512 true seed 1 max_passes=40  data missing *40 passes on GPU*key -, 1 test",
-        "runs: 2, reused 0, to train 0, data missing 2; *",
-        "data missing: no cifar10 data in*",
-        "*2 skipped, 1 deselected*",
-    ])
+    result = pytester.runpytest_subprocess(
+        f"--data-dir={empty}",
+        f"--results-dir={tmp_path / 'r'}",
+        "--profile=paper",
+        "-m",
+        "gpu",
+        "--claims-plan",
+        "-p",
+        "no:xdist",
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*mlp_1x512 true seed 1 max_passes=40  data missing *40 passes on GPU*key -, 1 test",
+            "runs: 2, reused 0, to train 0, data missing 2; *",
+            "data missing: no cifar10 data in*",
+            "*2 skipped, 1 deselected*",
+        ]
+    )
     assert "needs a CUDA device" not in result.stdout.str()
 
 
@@ -126,15 +151,24 @@ def test_plan_of_the_real_smoke_tier_lists_its_runs_and_trains_nothing(pytester,
     shutil.copy(root / "conftest.py", pytester.path / "conftest.py")
     shutil.copytree(root / "claims", pytester.path / "claims")
     results = tmp_path / "r"
-    result = pytester.runpytest_subprocess("claims", f"--data-dir={SHARED_DATA}", f"--results-dir={results}",
-                                           "--profile=smoke", "--claims-plan", "-p", "no:xdist")
-    result.stdout.fnmatch_lines([
-        "*mlp_1x512 random seed 0 weight_decay=0.05 * to train *150 passes on CPU (whole budget*",
-        "*mlp_1x512 partial p=0.4 seed 0 * to train *30 passes on CPU*",
-        "*mlp_1x512 random seed 1 * to train *",
-        "runs: *, reused 0, to train *; estimated GPU time 0 s, CPU time * min *",
-        "no training (tests without claim_run, not run now): claims/test_c08_expressivity.py*",
-    ])
+    result = pytester.runpytest_subprocess(
+        "claims",
+        f"--data-dir={SHARED_DATA}",
+        f"--results-dir={results}",
+        "--profile=smoke",
+        "--claims-plan",
+        "-p",
+        "no:xdist",
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*mlp_1x512 random seed 0 weight_decay=0.05 * to train *150 passes on CPU (whole budget*",
+            "*mlp_1x512 partial p=0.4 seed 0 * to train *30 passes on CPU*",
+            "*mlp_1x512 random seed 1 * to train *",
+            "runs: *, reused 0, to train *; estimated GPU time 0 s, CPU time * min *",
+            "no training (tests without claim_run, not run now): claims/test_c08_expressivity.py*",
+        ]
+    )
     assert result.ret == 0 and not results.exists()
 
 
@@ -151,21 +185,34 @@ def paper(model, **changes):
 
 def test_estimates_are_measured_seconds_per_pass_times_expected_passes_scaled_by_the_set():
     assert plan.estimate(smoke(variant="random"), 5_000, "cifar10") == plan.Estimate(
-        30, pytest.approx(21.0), "CPU", "subset of cifar10: about 30 passes measured for any labels")
+        30, pytest.approx(21.0), "CPU", "subset of cifar10: about 30 passes measured for any labels"
+    )
     assert plan.estimate(smoke(variant="random"), 2_500, "cifar10").seconds == pytest.approx(10.5)
     inception = plan.estimate(paper("inception", variant="random"), 50_000, "cifar10")
     assert (inception.passes, inception.seconds, inception.device) == (52, pytest.approx(83.2), "GPU")
     assert plan.estimate(paper("inception", variant="true"), 50_000, "cifar10").passes == 26
     assert plan.estimate(paper("alexnet", variant="partial", corruption=0.4), 50_000, "cifar10").passes == 43
     assert plan.estimate(paper("alexnet", variant="random", weight_decay=0.05), 50_000, "cifar10").passes == 150
-    assert plan.estimate(paper("mlp_1x512", variant="random", dropout=0.5, max_passes=20), 50_000,
-                         "cifar10").passes == 20  # capped at the budget
+    assert (
+        plan.estimate(paper("mlp_1x512", variant="random", dropout=0.5, max_passes=20), 50_000, "cifar10").passes == 20
+    )  # capped at the budget
     assert plan.estimate(smoke(variant="random").replace(model="alexnet"), 5_000, "cifar10").seconds is None
 
 
 def entry(label, status, seconds, device="GPU", key=None):
-    return {"id": key or label, "key": key or label, "label": label, "status": status, "why": None, "passes": 10,
-            "seconds": seconds, "device": device, "basis": "b", "model": "mlp_1x512", "n_train": 5_000}
+    return {
+        "id": key or label,
+        "key": key or label,
+        "label": label,
+        "status": status,
+        "why": None,
+        "passes": 10,
+        "seconds": seconds,
+        "device": device,
+        "basis": "b",
+        "model": "mlp_1x512",
+        "n_train": 5_000,
+    }
 
 
 class Report:
@@ -176,14 +223,23 @@ class Report:
 def test_plan_totals_add_up_the_runs_to_train_and_list_them_longest_first():
     runs = plan.Plan()
     runs.note_report(Report("a.py::one", entry("short", "to train", 30.0), entry("long", "to train", 600.0)))
-    runs.note_report(Report("a.py::two", entry("long", "to train", 600.0), entry("done", "recorded", 900.0),
-                            entry("cpu", "to train", 90.0, device="CPU"), entry("unknown", "to train", None)))
+    runs.note_report(
+        Report(
+            "a.py::two",
+            entry("long", "to train", 600.0),
+            entry("done", "recorded", 900.0),
+            entry("cpu", "to train", 90.0, device="CPU"),
+            entry("unknown", "to train", None),
+        )
+    )
     runs.note_report(Report("b.py::theory", {"no_training": True}))
     lines = runs.lines()
     assert [line.split()[1] for line in lines[:5]] == ["done", "long", "cpu", "short", "unknown"]
     assert "key long, 2 tests" in lines[1]
-    assert lines[5].startswith("runs: 5, reused 1, to train 4; estimated GPU time 10 min 30 s, CPU time 1 min 30 s "
-                               "(+ 1 run without an estimate)")
+    assert lines[5].startswith(
+        "runs: 5, reused 1, to train 4; estimated GPU time 10 min 30 s, CPU time 1 min 30 s "
+        "(+ 1 run without an estimate)"
+    )
     assert lines[-1] == "no training (tests without claim_run, not run now): b.py (1)"
     assert runs.to_train() == {"short": 30.0, "long": 600.0, "cpu": 90.0, "unknown": None}
     assert plan.Plan.from_json(runs.to_json()).lines() == lines
@@ -191,27 +247,35 @@ def test_plan_totals_add_up_the_runs_to_train_and_list_them_longest_first():
 
 def test_a_stand_in_record_reads_like_a_fitted_run_with_chance_test_accuracy_on_random_labels():
     config = smoke(variant="partial", corruption=0.4, data="npz:/nowhere.npz")
-    record = plan.stand_in_record(config, "k", n_train=5_000, n_test=1_000, num_classes=10, source="s", passes=30,
-                                  seconds=21.0)
+    record = plan.stand_in_record(
+        config, "k", n_train=5_000, n_test=1_000, num_classes=10, source="s", passes=30, seconds=21.0
+    )
     assert _figures_disagree(record) is None  # the store would trust its figures: curves and summary agree
     assert record["outcome"] == "fitted" and record["passes_to_fit"] == 30 and record["steps_to_fit"] == 30 * 40
     assert sum(map(sum, record["test_confusion"])) == 1_000 == sum(record["test_label_counts"])
     assert record["test_accuracy"] == pytest.approx(0.1 + 0.4 * 0.6, abs=0.01)
     clean, corrupted = record["curves"]["train_accuracy_clean"], record["curves"]["train_accuracy_corrupted"]
     assert clean.index(1.0) < corrupted.index(1.0) == 29
-    random = plan.stand_in_record(smoke(variant="random"), "k", n_train=5_000, n_test=10_000, num_classes=10,
-                                  source="s", passes=30, seconds=None)
+    random = plan.stand_in_record(
+        smoke(variant="random"), "k", n_train=5_000, n_test=10_000, num_classes=10, source="s", passes=30, seconds=None
+    )
     assert random["test_accuracy"] == 0.1 and "train_accuracy_clean" not in random["curves"]
 
 
 def test_progress_counts_each_trained_run_once_and_estimates_what_is_left_only_with_a_plan():
     def trained(key, seconds, reused=False):
-        return {"key": key, "label": f"mlp_1x512 {key}", "reused": reused, "reason": "fitted in 27 passes",
-                "seconds": {"training": seconds, "evaluation": 0.0, "setup": 0.0}}
+        return {
+            "key": key,
+            "label": f"mlp_1x512 {key}",
+            "reused": reused,
+            "reason": "fitted in 27 passes",
+            "seconds": {"training": seconds, "evaluation": 0.0, "setup": 0.0},
+        }
 
     without = plan.Progress(started=0.0)
     assert without.finished(trained("a", 19.0), now=250.0) == (
-        "run 1 done: mlp_1x512 a (fitted in 27 passes, 19 s); elapsed 4 min 10 s")
+        "run 1 done: mlp_1x512 a (fitted in 27 passes, 19 s); elapsed 4 min 10 s"
+    )
     assert without.finished(trained("a", 19.0), now=260.0) is None  # another test's use of the same run
     assert without.finished(trained("b", 5.0, reused=True), now=260.0) is None
     with_plan = plan.Progress(started=0.0, workers=2, planned={"a": 10.0, "b": 100.0, "c": 300.0})

@@ -5,12 +5,12 @@ from pathlib import Path
 
 from arrays_files import write_arrays_file
 
-CLAIM = '''
+CLAIM = """
 def test_fits(claim_run, claim_figure):
     record = claim_run("mlp_1x512", variant="true", max_passes=40, n_test=None)
     claim_figure("CX", "train accuracy", record["train_accuracy"], "== 1.0", record["outcome"] == "fitted")
     assert record["outcome"] == "fitted"
-'''
+"""
 
 
 # Options go as --name=value: pytest takes a bare value of an option it does not
@@ -27,16 +27,19 @@ def setup_project(pytester, tmp_path):
 
 def test_header_names_profile_device_data_and_versions(pytester, tmp_path):
     data = setup_project(pytester, tmp_path)
-    result = pytester.runpytest_subprocess(f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}",
-                                           "--profile=smoke", "-p", "no:xdist")
-    result.stdout.fnmatch_lines([
-        "claims profile: smoke*",
-        "claims device: cpu; torch *, CUDA *",
-        "claims data: cifar10=npz:*cifar10-tiny.npz, mnist=absent*",
-        "*claim figures*",
-        "CX   holds  train accuracy: 1*",
-        "*1 passed*",
-    ])
+    result = pytester.runpytest_subprocess(
+        f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-p", "no:xdist"
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "claims profile: smoke*",
+            "claims device: cpu; torch *, CUDA *",
+            "claims data: cifar10=npz:*cifar10-tiny.npz, mnist=absent*",
+            "*claim figures*",
+            "CX   holds  train accuracy: 1*",
+            "*1 passed*",
+        ]
+    )
     assert list((tmp_path / "r" / "sessions").glob("*-smoke.json"))
 
 
@@ -54,8 +57,9 @@ def test_paper_profile_marks_training_claims_gpu_and_skips_them_without_cuda(pyt
     if torch.cuda.is_available():
         return  # on a GPU machine the claim would run for real
     data = setup_project(pytester, tmp_path)
-    result = pytester.runpytest_subprocess(f"--data-dir={data}", "--profile=paper", "-m", "gpu", "-rs",
-                                           "-p", "no:xdist")
+    result = pytester.runpytest_subprocess(
+        f"--data-dir={data}", "--profile=paper", "-m", "gpu", "-rs", "-p", "no:xdist"
+    )
     result.stdout.fnmatch_lines(["*needs a CUDA device*", "*1 skipped*"])
 
 
@@ -74,22 +78,30 @@ def test_the_suite_fails_with_an_optimizer_that_never_moves(pytester, tmp_path):
     data = setup_project(pytester, tmp_path)
     pytester.makepyfile(brokenopt=BROKEN)
     result = pytester.runpytest_subprocess(
-        f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-p", "no:xdist",
-        "--optimizer=paper_sgd", "--optimizer=brokenopt:frozen",
+        f"--data-dir={data}",
+        f"--results-dir={tmp_path / 'r'}",
+        "--profile=smoke",
+        "-p",
+        "no:xdist",
+        "--optimizer=paper_sgd",
+        "--optimizer=brokenopt:frozen",
     )
-    result.stdout.fnmatch_lines([
-        "claims optimizers: paper_sgd (torch *); brokenopt:frozen (brokenopt no version, code sha256:* of brokenopt.py)",
-        "*CX   FAILS  train accuracy <frozen>*",
-        "*CX   holds  train accuracy <paper_sgd>*",
-        "*1 failed, 1 passed*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "claims optimizers: paper_sgd (torch *); brokenopt:frozen (brokenopt no version, code sha256:* of brokenopt.py)",
+            "*CX   FAILS  train accuracy <frozen>*",
+            "*CX   holds  train accuracy <paper_sgd>*",
+            "*1 failed, 1 passed*",
+        ]
+    )
     result.stdout.fnmatch_lines(["FAILED test_claim.py::test_fits[[]frozen[]]*"])
 
 
 def test_an_unresolvable_optimizer_stops_before_anything_trains(pytester, tmp_path):
     data = setup_project(pytester, tmp_path)
-    result = pytester.runpytest_subprocess(f"--data-dir={data}", "--profile=smoke", "-p", "no:xdist",
-                                           "--optimizer=nosuchpackage.thing:Opt")
+    result = pytester.runpytest_subprocess(
+        f"--data-dir={data}", "--profile=smoke", "-p", "no:xdist", "--optimizer=nosuchpackage.thing:Opt"
+    )
     assert result.ret == 4  # pytest's usage error
     result.stderr.fnmatch_lines(["*optimizer 'nosuchpackage.thing:Opt' cannot be imported*"])
     assert not (tmp_path / "r").exists()
@@ -107,11 +119,21 @@ class NeedsTrainMode(torch.optim.SGD):
 def test_an_optimizer_whose_first_step_fails_stops_the_session_in_one_line(pytester, tmp_path):
     data = setup_project(pytester, tmp_path)
     pytester.makepyfile(closureless=CLOSURELESS)
-    result = pytester.runpytest_subprocess(f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke",
-                                           "-p", "no:xdist", "--optimizer=closureless:NeedsTrainMode")
+    result = pytester.runpytest_subprocess(
+        f"--data-dir={data}",
+        f"--results-dir={tmp_path / 'r'}",
+        "--profile=smoke",
+        "-p",
+        "no:xdist",
+        "--optimizer=closureless:NeedsTrainMode",
+    )
     assert result.ret == 4  # pytest's usage error, before any test
-    result.stderr.fnmatch_lines(["*optimizer 'closureless:NeedsTrainMode' cannot take a training step: "
-                                 "RuntimeError: call optimizer.train() before step()*"])
+    result.stderr.fnmatch_lines(
+        [
+            "*optimizer 'closureless:NeedsTrainMode' cannot take a training step: "
+            "RuntimeError: call optimizer.train() before step()*"
+        ]
+    )
     assert not (tmp_path / "r").exists()
 
 
@@ -133,17 +155,28 @@ def session_files(results):
 def test_two_optimizers_on_xdist_workers_get_a_tuned_lr_a_claims_matrix_and_numbered_sessions(pytester, tmp_path):
     data = setup_project(pytester, tmp_path)
     results = tmp_path / "r"
-    options = [f"--data-dir={data}", f"--results-dir={results}", "--profile=smoke", "-n", "2",
-               "--optimizer=paper_sgd", "--optimizer=adam", "--tune-lr", "--tune-lr-grid=1e-3,1e-2"]
+    options = [
+        f"--data-dir={data}",
+        f"--results-dir={results}",
+        "--profile=smoke",
+        "-n",
+        "2",
+        "--optimizer=paper_sgd",
+        "--optimizer=adam",
+        "--tune-lr",
+        "--tune-lr-grid=1e-3,1e-2",
+    ]
     result = pytester.runpytest_subprocess(*options)
-    result.stdout.fnmatch_lines([
-        "claims optimizers: paper_sgd (torch *); adam (torch *) lr * (tuned)",
-        "*claims matrix*",
-        "| claim | paper_sgd (reference) | adam |",
-        "| CX | holds * | holds * |",
-        "claim figures saved to *-0001-smoke.json (session 0001)",
-        "*2 passed*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "claims optimizers: paper_sgd (torch *); adam (torch *) lr * (tuned)",
+            "*claims matrix*",
+            "| claim | paper_sgd (reference) | adam |",
+            "| CX | holds * | holds * |",
+            "claim figures saved to *-0001-smoke.json (session 0001)",
+            "*2 passed*",
+        ]
+    )
     (session,) = session_files(results)
     tuned = session["tuning"]["adam"]["lr"]
     assert tuned in (1e-3, 1e-2) and (results / "tuning" / "adam.json").exists()
@@ -153,8 +186,14 @@ def test_two_optimizers_on_xdist_workers_get_a_tuned_lr_a_claims_matrix_and_numb
     claim_runs = [r["config"] for r in run_records(results) if r["config"]["max_passes"] == 40]
     assert {(c["optimizer"], c["lr"]) for c in claim_runs} == {("paper_sgd", None), ("adam", tuned)}
     again = pytester.runpytest_subprocess(*options, "--claims-compare")
-    again.stdout.fnmatch_lines(["claims: adam uses lr * (recorded, *adam.json)", "*claims comparison*",
-                                "against *-0001-smoke.json: 2 same", "*(session 0002)"])
+    again.stdout.fnmatch_lines(
+        [
+            "claims: adam uses lr * (recorded, *adam.json)",
+            "*claims comparison*",
+            "against *-0001-smoke.json: 2 same",
+            "*(session 0002)",
+        ]
+    )
     assert again.ret == 0
 
 
@@ -162,18 +201,30 @@ def test_expected_failures_are_xfailed_with_their_reason_and_a_stale_line_warns(
     data = setup_project(pytester, tmp_path)
     pytester.makepyfile(brokenopt=BROKEN)
     xfail = tmp_path / "xfail.txt"
-    xfail.write_text("frozen: test_claim.py::test_fits[frozen]  # never moves its weights\n"
-                     "paper_sgd: *::test_gone*  # a test that was removed\n"
-                     "adam: *  # not under test here: no warning\n")
+    xfail.write_text(
+        "frozen: test_claim.py::test_fits[frozen]  # never moves its weights\n"
+        "paper_sgd: *::test_gone*  # a test that was removed\n"
+        "adam: *  # not under test here: no warning\n"
+    )
     result = pytester.runpytest_subprocess(
-        f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-p", "no:xdist", "-rx",
-        "--optimizer=paper_sgd", "--optimizer=brokenopt:frozen", f"--claims-xfail={xfail}")
-    result.stdout.fnmatch_lines([
-        "*xfail.txt:2: ExpectedFailureWarning: 'paper_sgd: *::test_gone*' matches no collected test",
-        "| CX | holds * | FAILS (expected) * |",
-        "XFAIL test_claim.py::test_fits[[]frozen[]] - never moves its weights [[]*xfail.txt:1[]]",
-        "*1 passed, 1 xfailed, 1 warning*",
-    ])
+        f"--data-dir={data}",
+        f"--results-dir={tmp_path / 'r'}",
+        "--profile=smoke",
+        "-p",
+        "no:xdist",
+        "-rx",
+        "--optimizer=paper_sgd",
+        "--optimizer=brokenopt:frozen",
+        f"--claims-xfail={xfail}",
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*xfail.txt:2: ExpectedFailureWarning: 'paper_sgd: *::test_gone*' matches no collected test",
+            "| CX | holds * | FAILS (expected) * |",
+            "XFAIL test_claim.py::test_fits[[]frozen[]] - never moves its weights [[]*xfail.txt:1[]]",
+            "*1 passed, 1 xfailed, 1 warning*",
+        ]
+    )
     assert result.ret == 0
     assert "adam: *" not in result.stdout.str()
     (session,) = session_files(tmp_path / "r")
@@ -181,15 +232,24 @@ def test_expected_failures_are_xfailed_with_their_reason_and_a_stale_line_warns(
 
 
 def test_compare_fails_the_session_on_a_flip_or_a_figure_past_its_tolerance_and_warns_across_machines(
-        pytester, tmp_path):
+    pytester, tmp_path
+):
     import json
 
     data = setup_project(pytester, tmp_path)
     pytester.makepyfile(brokenopt=BROKEN)
     xfail = tmp_path / "xfail.txt"
     xfail.write_text("frozen: *  # never moves its weights\n")
-    options = [f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-p", "no:xdist",
-               "--optimizer=paper_sgd", "--optimizer=brokenopt:frozen", f"--claims-xfail={xfail}"]
+    options = [
+        f"--data-dir={data}",
+        f"--results-dir={tmp_path / 'r'}",
+        "--profile=smoke",
+        "-p",
+        "no:xdist",
+        "--optimizer=paper_sgd",
+        "--optimizer=brokenopt:frozen",
+        f"--claims-xfail={xfail}",
+    ]
     assert pytester.runpytest_subprocess(*options).ret == 0
     (first,) = session_files(tmp_path / "r")
     for entry in first["figures"]:  # a baseline in which the frozen optimizer held and SGD measured 0.9
@@ -197,24 +257,26 @@ def test_compare_fails_the_session_on_a_flip_or_a_figure_past_its_tolerance_and_
     first["stamp"]["gpu"] = "NVIDIA H100 80GB HBM3"
     baseline = tmp_path / "baseline.json"
     baseline.write_text(json.dumps(first))
-    result = pytester.runpytest_subprocess(*options, f"--claims-compare={baseline}",
-                                           "--claims-compare-fail=CX:5%")
-    result.stdout.fnmatch_lines([
-        "*claims comparison*",
-        "!! WARNING: comparing across different machines or profiles with *baseline.json:",
-        "!!   gpu: 'NVIDIA H100 80GB HBM3' vs 'none'",
-        "CX   flipped  train accuracy <frozen>: * [[]holds->FAILS[]]  REGRESSION: verdict flip: holds -> FAILS",
-        "CX   changed  train accuracy <paper_sgd>: 0.9 -> 1 (delta +0.1, +11.1%) [[]holds->holds[]]  "
-        "REGRESSION: moved past CX:5%",
-        "2 regression(s) against *baseline.json",
-        "*1 passed, 1 xfailed*",
-    ])
+    result = pytester.runpytest_subprocess(*options, f"--claims-compare={baseline}", "--claims-compare-fail=CX:5%")
+    result.stdout.fnmatch_lines(
+        [
+            "*claims comparison*",
+            "!! WARNING: comparing across different machines or profiles with *baseline.json:",
+            "!!   gpu: 'NVIDIA H100 80GB HBM3' vs 'none'",
+            "CX   flipped  train accuracy <frozen>: * [[]holds->FAILS[]]  REGRESSION: verdict flip: holds -> FAILS",
+            "CX   changed  train accuracy <paper_sgd>: 0.9 -> 1 (delta +0.1, +11.1%) [[]holds->holds[]]  "
+            "REGRESSION: moved past CX:5%",
+            "2 regression(s) against *baseline.json",
+            "*1 passed, 1 xfailed*",
+        ]
+    )
     assert result.ret == 1  # every test passed or failed as expected: the regressions fail the session
     assert session_files(tmp_path / "r")[-1]["comparison"]["regressions"]
 
 
-def test_bad_expected_failures_compare_references_and_rules_stop_before_anything_trains(pytester, tmp_path,
-                                                                                       monkeypatch):
+def test_bad_expected_failures_compare_references_and_rules_stop_before_anything_trains(
+    pytester, tmp_path, monkeypatch
+):
     import os
 
     for name in ("HARNESS_DATA_DIR", "HARNESS_RESULTS_DIR"):  # the in-process runs set them: restored after
@@ -243,7 +305,7 @@ def test_each_xdist_worker_gets_one_gpu_when_several_are_visible(monkeypatch):
 
     import torch
 
-    from harness import plugin
+    from harness.suite import plugin
 
     assert plugin.worker_gpu("gw0", None, 4) == "0"
     assert plugin.worker_gpu("gw5", None, 4) == "1"
@@ -272,44 +334,61 @@ def test_the_optimizer_of_the_check_your_optimizer_guide_runs_tuned_beside_the_p
     data = setup_project(pytester, tmp_path)
     pytester.makepyfile(myopt=code)
     result = pytester.runpytest_subprocess(
-        f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-p", "no:xdist",
-        "--optimizer=paper_sgd", "--optimizer=myopt:Lion", "--tune-lr", "--tune-lr-grid=1e-3,1e-2")
-    result.stdout.fnmatch_lines([
-        "claims: tuning Lion: lr 0.001 *",  # the spec's own default rate, first
-        "claims optimizers: paper_sgd (torch *); myopt:Lion (myopt no version, code sha256:* of myopt.py) lr * (tuned)",
-        "| claim | paper_sgd (reference) | Lion |",
-        "*2 passed*",
-    ])
+        f"--data-dir={data}",
+        f"--results-dir={tmp_path / 'r'}",
+        "--profile=smoke",
+        "-p",
+        "no:xdist",
+        "--optimizer=paper_sgd",
+        "--optimizer=myopt:Lion",
+        "--tune-lr",
+        "--tune-lr-grid=1e-3,1e-2",
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "claims: tuning Lion: lr 0.001 *",  # the spec's own default rate, first
+            "claims optimizers: paper_sgd (torch *); myopt:Lion (myopt no version, code sha256:* of myopt.py) lr * (tuned)",
+            "| claim | paper_sgd (reference) | Lion |",
+            "*2 passed*",
+        ]
+    )
 
 
 def test_claims_report_option_renders_the_report_at_the_end(pytester, tmp_path):
     data = setup_project(pytester, tmp_path)
     report = tmp_path / "report"
-    result = pytester.runpytest_subprocess(f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}",
-                                           "--profile=smoke", "-p", "no:xdist", f"--claims-report={report}")
+    result = pytester.runpytest_subprocess(
+        f"--data-dir={data}",
+        f"--results-dir={tmp_path / 'r'}",
+        "--profile=smoke",
+        "-p",
+        "no:xdist",
+        f"--claims-report={report}",
+    )
     result.stdout.fnmatch_lines(["report written to *report.md"])
     assert "CX" in (report / "report.md").read_text()
 
 
-NUMPY_CLAIM = '''
+NUMPY_CLAIM = """
 import numpy as np
 
 
 def test_numpy_figure(claim_figure):
     claim_figure("CY", "numpy figure", np.float64(0.25), "<= 1", np.bool_(True), spread=np.float32(0.5))
-'''
+"""
 
 
 def test_numpy_figures_travel_between_xdist_workers(pytester, tmp_path):
     """Claims often compute figures with numpy; they must reach the controller's summary intact."""
     setup_project(pytester, tmp_path)
     pytester.makepyfile(test_numpy=NUMPY_CLAIM)
-    result = pytester.runpytest_subprocess(f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-n", "1",
-                                           "test_numpy.py")
+    result = pytester.runpytest_subprocess(
+        f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-n", "1", "test_numpy.py"
+    )
     result.stdout.fnmatch_lines(["CY   holds  numpy figure: 0.25*", "*1 passed*"])
 
 
-SCOPED_CLAIMS = '''
+SCOPED_CLAIMS = """
 import pytest
 
 @pytest.mark.paper_scope("inception", source="Figure 1a")
@@ -324,7 +403,7 @@ def test_in_scope(claim_figure, model):
 @pytest.mark.beyond_paper(reason="MNIST is not in the paper")
 def test_extension(claim_figure):
     claim_figure("CZ", "an extension", 1.0, "== 1.0", True)
-'''
+"""
 
 
 def test_claims_beyond_the_papers_scope_skip_unless_extended_and_are_labelled(pytester, tmp_path):
@@ -332,20 +411,24 @@ def test_claims_beyond_the_papers_scope_skip_unless_extended_and_are_labelled(py
     pytester.makepyfile(test_claim=SCOPED_CLAIMS)
     common = (f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-p", "no:xdist", "-rs")
     result = pytester.runpytest_subprocess(*common)
-    result.stdout.fnmatch_lines([
-        "*beyond the paper: mlp_1x512 is beyond the paper's scope for this claim (inception: Figure 1a); "
-        "--claims-extended runs it*",
-        "*beyond the paper: MNIST is not in the paper; --claims-extended runs it*",
-        "*1 passed, 2 skipped*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*beyond the paper: mlp_1x512 is beyond the paper's scope for this claim (inception: Figure 1a); "
+            "--claims-extended runs it*",
+            "*beyond the paper: MNIST is not in the paper; --claims-extended runs it*",
+            "*1 passed, 2 skipped*",
+        ]
+    )
     assert "[beyond the paper]" not in result.stdout.str()
     result = pytester.runpytest_subprocess(*common, "--claims-extended")
-    result.stdout.fnmatch_lines([
-        "CX   holds  train accuracy, mlp_1x512 [[]beyond the paper[]]: 1*",
-        "CY   holds  in scope, mlp_1x512: 1*",
-        "CZ   holds  an extension [[]beyond the paper[]]: 1*",
-        "*3 passed*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "CX   holds  train accuracy, mlp_1x512 [[]beyond the paper[]]: 1*",
+            "CY   holds  in scope, mlp_1x512: 1*",
+            "CZ   holds  an extension [[]beyond the paper[]]: 1*",
+            "*3 passed*",
+        ]
+    )
 
 
 def test_claims_export_writes_one_csv_row_per_figure(pytester, tmp_path):
@@ -353,10 +436,21 @@ def test_claims_export_writes_one_csv_row_per_figure(pytester, tmp_path):
 
     data = setup_project(pytester, tmp_path)
     export = tmp_path / "figures.csv"
-    result = pytester.runpytest_subprocess(f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke",
-                                           "-p", "no:xdist", f"--claims-export={export}")
+    result = pytester.runpytest_subprocess(
+        f"--data-dir={data}",
+        f"--results-dir={tmp_path / 'r'}",
+        "--profile=smoke",
+        "-p",
+        "no:xdist",
+        f"--claims-export={export}",
+    )
     result.stdout.fnmatch_lines(["*1 passed*"])
     (row,) = list(csv.DictReader(export.open()))
     assert (row["claim"], row["figure"], row["holds"], row["scope"], row["optimizer_spec"]) == (
-        "CX", "train accuracy", "True", "paper", "paper_sgd")
+        "CX",
+        "train accuracy",
+        "True",
+        "paper",
+        "paper_sgd",
+    )
     assert row["session"] and row["outcome"] == "passed"

@@ -5,11 +5,11 @@ import json
 import sys
 
 import pytest
-
 from arrays_files import write_arrays_file
-from harness.config import RunConfig
-from harness.report import main, render_report
-from harness.store import cached_fit, save_record, write_json_atomic
+
+from harness.core.config import RunConfig
+from harness.core.store import cached_fit, save_record, write_json_atomic
+from harness.report.render import main, render_report
 
 PAPER_SCALE_SOURCE = "CIFAR-10 (JPEG q75 copy, centre-cropped 28x28)"
 
@@ -26,27 +26,63 @@ def results(tmp_path_factory):
     # A record of the real shape at Table 1's scale, its numbers set by hand:
     # Inception, true labels, no regularisers, 80.00% test (paper 85.75).
     paper_scale = copy.deepcopy(records["true"])
-    paper_scale.update(n_train=50_000, data_source=PAPER_SCALE_SOURCE, test_accuracy=0.8, best_test_accuracy=0.8,
-                       train_accuracy=1.0, key="0123456789abcdef")
+    paper_scale.update(
+        n_train=50_000,
+        data_source=PAPER_SCALE_SOURCE,
+        test_accuracy=0.8,
+        best_test_accuracy=0.8,
+        train_accuracy=1.0,
+        key="0123456789abcdef",
+    )
     paper_scale["config"].update(model="inception", lr=None, precision="tf32", device="cuda")
     paper_scale["stamp"] = {**paper_scale["stamp"], "gpu": "NVIDIA Test GPU"}
     save_record(paper_scale, folder)
     sessions = folder / "sessions"
-    figure = {"claim": "C1", "figure": "train accuracy, random labels", "threshold": "== 1.0", "paper": 99.34,
-              "test": "claims/test_c01.py::test_c1[mlp_1x512-paper_sgd]", "optimizer": "paper_sgd"}
-    write_json_atomic(sessions / "20260101T000000Z-smoke.json", {
-        "profile": "smoke", "stamp": {"cpu": "x86_64"}, "exit_status": 1,
-        "figures": [{**figure, "measured": 0.5, "holds": False}],
-    })
-    write_json_atomic(sessions / "20260102T000000Z-smoke.json", {
-        "profile": "smoke", "stamp": {"cpu": "x86_64"}, "exit_status": 1,
-        "figures": [{**figure, "measured": 1.0, "holds": True},
-                    {"claim": "A1", "figure": "lag to 50%", "measured": 5, "threshold": "clean first", "holds": False,
-                     "test": "claims/test_a1.py::test_a1[mlp_1x512-paper_sgd]"},
-                    {"claim": "C4", "figure": "train accuracy, gaussian", "measured": 1.0, "threshold": "== 1.0",
-                     "holds": True, "scope": "beyond the paper",
-                     "test": "claims/test_c04.py::test_c4[mlp_1x512-paper_sgd]"}],
-    })
+    figure = {
+        "claim": "C1",
+        "figure": "train accuracy, random labels",
+        "threshold": "== 1.0",
+        "paper": 99.34,
+        "test": "claims/test_c01.py::test_c1[mlp_1x512-paper_sgd]",
+        "optimizer": "paper_sgd",
+    }
+    write_json_atomic(
+        sessions / "20260101T000000Z-smoke.json",
+        {
+            "profile": "smoke",
+            "stamp": {"cpu": "x86_64"},
+            "exit_status": 1,
+            "figures": [{**figure, "measured": 0.5, "holds": False}],
+        },
+    )
+    write_json_atomic(
+        sessions / "20260102T000000Z-smoke.json",
+        {
+            "profile": "smoke",
+            "stamp": {"cpu": "x86_64"},
+            "exit_status": 1,
+            "figures": [
+                {**figure, "measured": 1.0, "holds": True},
+                {
+                    "claim": "A1",
+                    "figure": "lag to 50%",
+                    "measured": 5,
+                    "threshold": "clean first",
+                    "holds": False,
+                    "test": "claims/test_a1.py::test_a1[mlp_1x512-paper_sgd]",
+                },
+                {
+                    "claim": "C4",
+                    "figure": "train accuracy, gaussian",
+                    "measured": 1.0,
+                    "threshold": "== 1.0",
+                    "holds": True,
+                    "scope": "beyond the paper",
+                    "test": "claims/test_c04.py::test_c4[mlp_1x512-paper_sgd]",
+                },
+            ],
+        },
+    )
     return folder, records
 
 
@@ -89,15 +125,23 @@ def test_runs_table_holds_each_records_numbers(rendered):
 
 def test_table_1_compares_only_runs_at_the_papers_scale_and_says_where_they_differ(rendered):
     path, report, _ = rendered
-    rows = [row for row in report["table_1"] if row["model"] == "inception" and row["labels"] == "true"
-            and not row["crop"] and not row["weight_decay"]]
+    rows = [
+        row
+        for row in report["table_1"]
+        if row["model"] == "inception" and row["labels"] == "true" and not row["crop"] and not row["weight_decay"]
+    ]
     assert len(rows) == 1 and rows[0]["paper_test"] == 85.75 and rows[0]["test"] == 0.8
     assert "test differs by -5.75 points" in rows[0]["note"]
     assert any("-5.75 points" in line for line in report["differences"])
     subset = [row for row in report["table_1"] if row["model"] == "mlp_1x512" and row["setup"]]
     assert not subset  # the tiny runs' data is an arrays file, not CIFAR-10: not Table 1's
     assert [row["paper_test"] for row in report["table_1"] if row["model"] == "alexnet"] == [
-        81.22, 79.66, 77.36, 76.07, 9.86]
+        81.22,
+        79.66,
+        77.36,
+        76.07,
+        9.86,
+    ]
     assert "| inception | no | no | true | 100.00 | 85.75 |" in path.read_text()
 
 
@@ -134,20 +178,29 @@ def test_command_line_defaults_and_errors(results, tmp_path, capsys, monkeypatch
 
 
 def test_a_near_miss_is_never_printed_as_100_percent():
-    from harness.report import _pct
+    from harness.report.render import _pct
 
     assert _pct(0.99998) == "99.9980" and _pct(1.0) == "100.00" and _pct(None) == "-"
 
 
 def test_a_newer_failure_before_any_figure_replaces_the_older_verdict():
     """A test that held last night and errored tonight must not still show 'holds'."""
-    from harness.report import claim_figures
+    from harness.report.describe import claim_figures
 
     test = "claims/test_c03_slowdown.py::test_c3_random_labels_cost_a_small_constant_factor[mlp_1x512-paper_sgd]"
-    older = {"file": "1.json", "profile": "smoke", "figures": [
-        {"claim": "C3", "figure": "slowdown", "measured": 0.9, "threshold": "<= 10", "holds": True, "test": test}]}
-    newer = {"file": "2.json", "profile": "smoke", "figures": [],
-             "tests": {test: {"outcome": "failed", "message": "true labels, seed 0: out of budget"}}}
+    older = {
+        "file": "1.json",
+        "profile": "smoke",
+        "figures": [
+            {"claim": "C3", "figure": "slowdown", "measured": 0.9, "threshold": "<= 10", "holds": True, "test": test}
+        ],
+    }
+    newer = {
+        "file": "2.json",
+        "profile": "smoke",
+        "figures": [],
+        "tests": {test: {"outcome": "failed", "message": "true labels, seed 0: out of budget"}},
+    }
     rows = claim_figures([older, newer])
     assert len(rows) == 1 and rows[0]["holds"] is False and rows[0]["claim"] == "C3"
     assert "out of budget" in rows[0]["measured"] and rows[0]["session"] == "2.json"
@@ -155,7 +208,7 @@ def test_a_newer_failure_before_any_figure_replaces_the_older_verdict():
 
 def test_table_1_and_paper_values_take_only_cifar10_runs(results):
     """Table 1 is CIFAR-10's: an MNIST run of the same model and labels is neither a row of it nor compared."""
-    from harness.report import run_rows, table_1_rows
+    from harness.report.render import run_rows, table_1_rows
 
     _, records = results
     cifar = copy.deepcopy(records["random"])

@@ -5,9 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import sessions
-from harness.sessions import (
-    SessionError, compare, figure_label, format_comparison, parse_fail_rule, read_expected_failures,
+from harness.suite import sessions, sessions_cli
+from harness.suite.sessions import (
+    SessionError,
+    compare,
+    figure_label,
+    format_comparison,
+    parse_fail_rule,
+    read_expected_failures,
     strip_optimizer_param,
 )
 
@@ -16,8 +21,15 @@ BASELINES = Path(__file__).resolve().parents[1] / "ci" / "baselines"
 
 def figure(claim, text, measured, holds=True, optimizer="paper_sgd", test=None):
     test = test or f"claims/test_x.py::test_{claim.lower()}_x[mlp_1x512-{optimizer}]"
-    return {"claim": claim, "figure": text, "measured": measured, "threshold": "t", "holds": holds,
-            "optimizer": optimizer, "test": test}
+    return {
+        "claim": claim,
+        "figure": text,
+        "measured": measured,
+        "threshold": "t",
+        "holds": holds,
+        "optimizer": optimizer,
+        "test": test,
+    }
 
 
 def session(*figures, gpu=None, profile="smoke", optimizers=("paper_sgd",)):
@@ -27,30 +39,40 @@ def session(*figures, gpu=None, profile="smoke", optimizers=("paper_sgd",)):
     return {"profile": profile, "stamp": stamp, "optimizers": list(optimizers), "figures": list(figures)}
 
 
-@pytest.mark.parametrize("text, label", [
-    ("train accuracy, random labels, mlp_1x512, seed 0 (CIFAR-10 (JPEG q75 copy), n=5000)",
-     "train accuracy, random labels, mlp_1x512, seed 0"),
-    ("passes to fit, mlp_1x512, seed 1: true 12, random 30", "passes to fit, mlp_1x512, seed 1: true #, random #"),
-    ("lag, p=0.4 (passes clean vs corrupted: 50%: 3 vs 8)", "lag, p=0.4"),
-    ("depth 101: worst residual", "depth 101: worst residual"),
-    ("x, seed 0: dropout 0.5 0.7050 vs none -1e-3, w0", "x, seed 0: dropout # # vs none #, w0"),
-    ("Kendall tau of test error vs p, mlp_1x512 (errors 0.5, 0.6)", "Kendall tau of test error vs p, mlp_1x512"),
-    ("test accuracy, random labels, MNIST (chance 0.1003)", "test accuracy, random labels, MNIST"),
-    ("steps to fit, gaussian (slowest seed) vs random labels (fastest seed), mlp_1x512",
-     "steps to fit, gaussian vs random labels, mlp_1x512"),
-])
+@pytest.mark.parametrize(
+    "text, label",
+    [
+        (
+            "train accuracy, random labels, mlp_1x512, seed 0 (CIFAR-10 (JPEG q75 copy), n=5000)",
+            "train accuracy, random labels, mlp_1x512, seed 0",
+        ),
+        ("passes to fit, mlp_1x512, seed 1: true 12, random 30", "passes to fit, mlp_1x512, seed 1: true #, random #"),
+        ("lag, p=0.4 (passes clean vs corrupted: 50%: 3 vs 8)", "lag, p=0.4"),
+        ("depth 101: worst residual", "depth 101: worst residual"),
+        ("x, seed 0: dropout 0.5 0.7050 vs none -1e-3, w0", "x, seed 0: dropout # # vs none #, w0"),
+        ("Kendall tau of test error vs p, mlp_1x512 (errors 0.5, 0.6)", "Kendall tau of test error vs p, mlp_1x512"),
+        ("test accuracy, random labels, MNIST (chance 0.1003)", "test accuracy, random labels, MNIST"),
+        (
+            "steps to fit, gaussian (slowest seed) vs random labels (fastest seed), mlp_1x512",
+            "steps to fit, gaussian vs random labels, mlp_1x512",
+        ),
+    ],
+)
 def test_a_figure_label_drops_the_measured_details(text, label):
     assert figure_label(text) == label
 
 
-@pytest.mark.parametrize("nodeid, optimizer, stripped", [
-    ("c.py::test_a[mlp_1x512-paper_sgd]", "paper_sgd", "c.py::test_a[mlp_1x512]"),
-    ("c.py::test_a[paper_sgd]", "paper_sgd", "c.py::test_a"),
-    ("c.py::test_a[mlp_1x512-adam-gaussian]", "adam", "c.py::test_a[mlp_1x512-gaussian]"),
-    ("c.py::test_a[frozen(lr=1e-3)-x]", "m:frozen(lr=1e-3)", "c.py::test_a[x]"),
-    ("c.py::test_a[mlp_1x512]", "paper_sgd", "c.py::test_a[mlp_1x512]"),  # written before the plug-in
-    ("c.py::test_a[3]", None, "c.py::test_a[3]"),
-])
+@pytest.mark.parametrize(
+    "nodeid, optimizer, stripped",
+    [
+        ("c.py::test_a[mlp_1x512-paper_sgd]", "paper_sgd", "c.py::test_a[mlp_1x512]"),
+        ("c.py::test_a[paper_sgd]", "paper_sgd", "c.py::test_a"),
+        ("c.py::test_a[mlp_1x512-adam-gaussian]", "adam", "c.py::test_a[mlp_1x512-gaussian]"),
+        ("c.py::test_a[frozen(lr=1e-3)-x]", "m:frozen(lr=1e-3)", "c.py::test_a[x]"),
+        ("c.py::test_a[mlp_1x512]", "paper_sgd", "c.py::test_a[mlp_1x512]"),  # written before the plug-in
+        ("c.py::test_a[3]", None, "c.py::test_a[3]"),
+    ],
+)
 def test_the_optimizer_parameter_is_removed_from_test_ids(nodeid, optimizer, stripped):
     assert strip_optimizer_param(nodeid, optimizer) == stripped
 
@@ -83,16 +105,20 @@ def test_failure_rules_parse_relative_absolute_and_every_claim():
 
 
 def test_compare_flags_figures_past_their_tolerance_and_verdict_flips():
-    before = session(figure("C3", "slowdown, seed 0: true 10, random 20", 2.0),
-                     figure("C2", "test accuracy (chance 0.1000)", 0.100),
-                     figure("C1", "train accuracy", 1.0),
-                     figure("C4", "steps to fit", "12 vs 30"),
-                     figure("C5", "tau", 0.9, holds=False))
-    after = session(figure("C3", "slowdown, seed 0: true 10, random 32", 3.2),
-                    figure("C2", "test accuracy (chance 0.1001)", 0.105),
-                    figure("C1", "train accuracy", 0.99, holds=False),
-                    figure("C4", "steps to fit", "14 vs 30"),
-                    figure("C5", "tau", 1.0, holds=True))
+    before = session(
+        figure("C3", "slowdown, seed 0: true 10, random 20", 2.0),
+        figure("C2", "test accuracy (chance 0.1000)", 0.100),
+        figure("C1", "train accuracy", 1.0),
+        figure("C4", "steps to fit", "12 vs 30"),
+        figure("C5", "tau", 0.9, holds=False),
+    )
+    after = session(
+        figure("C3", "slowdown, seed 0: true 10, random 32", 3.2),
+        figure("C2", "test accuracy (chance 0.1001)", 0.105),
+        figure("C1", "train accuracy", 0.99, holds=False),
+        figure("C4", "steps to fit", "14 vs 30"),
+        figure("C5", "tau", 1.0, holds=True),
+    )
     result = compare(after, before, [parse_fail_rule("C3:50%"), parse_fail_rule("C2:0.01")])
     rows = {row.key[1]: row for row in result.rows}
     assert rows["C3"].regression == "moved past C3:50%"  # +60%
@@ -105,15 +131,20 @@ def test_compare_flags_figures_past_their_tolerance_and_verdict_flips():
     text = "\n".join(format_comparison(result))
     assert "2 regression(s)" in text and "REGRESSION: moved past C3:50%" in text
     assert "note: failure rule C7:1% selects no figure" in "\n".join(
-        format_comparison(compare(after, before, [parse_fail_rule("C7:1%")])))
+        format_comparison(compare(after, before, [parse_fail_rule("C7:1%")]))
+    )
     tighter = compare(after, before, [parse_fail_rule("C2:0.001")])
     assert {row.key[1] for row in tighter.regressions} == {"C1", "C2"}  # a flip needs no rule
 
 
 def test_compare_across_machines_warns_loudly_and_lists_new_and_missing_figures():
     before = session(figure("C1", "a", 1.0), figure("C1", "b", 1.0), gpu="NVIDIA H100 80GB HBM3")
-    after = session(figure("C1", "a", 1.0), figure("C1", "c", 1.0),
-                    figure("C1", "a", 1.0, optimizer="adam"), optimizers=("paper_sgd", "adam"))
+    after = session(
+        figure("C1", "a", 1.0),
+        figure("C1", "c", 1.0),
+        figure("C1", "a", 1.0, optimizer="adam"),
+        optimizers=("paper_sgd", "adam"),
+    )
     result = compare(after, before)
     assert result.hardware == ["gpu: 'NVIDIA H100 80GB HBM3' vs 'none'", "gpu_count: 1 vs 0"]
     statuses = sorted((row.key[0], row.key[3], row.status) for row in result.rows)
@@ -124,11 +155,23 @@ def test_compare_across_machines_warns_loudly_and_lists_new_and_missing_figures(
 
 
 def test_a_session_from_before_the_optimizer_plug_in_compares_as_the_papers_sgd():
-    legacy = {"profile": "paper", "stamp": {}, "figures": [
-        {"claim": "C1", "figure": "train accuracy, seed 0 (n=50000)", "measured": 1.0, "holds": True,
-         "test": "claims/test_c01.py::test_c1[mlp_1x512]"}]}
-    now = session(figure("C1", "train accuracy, seed 0 (n=50000)", 1.0,
-                         test="claims/test_c01.py::test_c1[mlp_1x512-paper_sgd]"), profile="paper")
+    legacy = {
+        "profile": "paper",
+        "stamp": {},
+        "figures": [
+            {
+                "claim": "C1",
+                "figure": "train accuracy, seed 0 (n=50000)",
+                "measured": 1.0,
+                "holds": True,
+                "test": "claims/test_c01.py::test_c1[mlp_1x512]",
+            }
+        ],
+    }
+    now = session(
+        figure("C1", "train accuracy, seed 0 (n=50000)", 1.0, test="claims/test_c01.py::test_c1[mlp_1x512-paper_sgd]"),
+        profile="paper",
+    )
     assert [row.status for row in compare(now, legacy).rows] == ["same"]
 
 
@@ -139,8 +182,10 @@ def test_repeated_figure_identities_stay_distinct():
 
 def test_expected_failures_file(tmp_path):
     path = tmp_path / "xfail.txt"
-    path.write_text("# comment\n\nadam: claims/test_c03_slowdown.py::*  # Adam fits true labels too fast\n"
-                    "*: *::test_c9_adam[x]\nmod.opt:frozen: *fits*\n")
+    path.write_text(
+        "# comment\n\nadam: claims/test_c03_slowdown.py::*  # Adam fits true labels too fast\n"
+        "*: *::test_c9_adam[x]\nmod.opt:frozen: *fits*\n"
+    )
     adam, anyone, frozen = read_expected_failures(path)
     assert adam.reason == "Adam fits true labels too fast" and adam.where == f"{path}:3"
     assert adam.applies("claims/test_c03_slowdown.py::test_c3[mlp_1x512-adam]", "adam")
@@ -159,20 +204,20 @@ def test_command_line_compare_exits_1_on_a_regression_and_baseline_copies_the_fi
     sessions.save_session(good, tmp_path)
     sessions.save_session(worse, tmp_path)
     root = ["--results-dir", str(tmp_path)]
-    assert sessions.main(root + ["compare", "last", "1", "--fail", "C3:50%"]) == 1
+    assert sessions_cli.main(root + ["compare", "last", "1", "--fail", "C3:50%"]) == 1
     assert "REGRESSION" in capsys.readouterr().out
-    assert sessions.main(root + ["compare", "last", "1", "--fail", "C3:150%"]) == 0
+    assert sessions_cli.main(root + ["compare", "last", "1", "--fail", "C3:150%"]) == 0
     out = tmp_path / "baseline.json"
-    assert sessions.main(root + ["baseline", "1", str(out)]) == 0
+    assert sessions_cli.main(root + ["baseline", "1", str(out)]) == 0
     baseline = json.loads(out.read_text())
     assert baseline["figures"] == json.loads(json.dumps(good["figures"]))
     assert baseline["baseline"]["from"].endswith("-0001-smoke.json")
-    assert sessions.main(root + ["compare", "2", "7"]) == 2
+    assert sessions_cli.main(root + ["compare", "2", "7"]) == 2
 
 
 @pytest.mark.parametrize("name", ["smoke-cpu.json", "paper-h100.json"])
 def test_the_committed_baselines_are_real_sessions(name):
-    """Made from real session files by `python -m harness.sessions baseline`, never by hand."""
+    """Made from real session files by `python -m harness sessions baseline`, never by hand."""
     path = BASELINES / name
     if not path.exists():
         pytest.skip(f"{name} not committed")
@@ -190,7 +235,7 @@ def test_listing_skips_a_damaged_session_file_with_a_warning(tmp_path, capsys):
     damaged.write_text(damaged.read_text()[:40])
     not_a_session = sessions.save_session(session(), tmp_path)
     not_a_session.write_text("[1, 2]")
-    assert sessions.main(["--results-dir", str(tmp_path), "list"]) == 0
+    assert sessions_cli.main(["--results-dir", str(tmp_path), "list"]) == 0
     out, err = capsys.readouterr()
     assert out.splitlines() == [line for line in out.splitlines() if line.startswith("0001")] and first.name in out
     warnings = err.strip().splitlines()
@@ -205,21 +250,24 @@ LION, SLOW_LION = "lionpkg.impl:Lion", "lionpkg.impl:Lion(lr=0.0001)"
 
 
 def lion_figure(spec, measured, holds=True, claim="C1", text="train accuracy, seed 0 (n=5000)"):
-    from harness.optim import spec_id
+    from harness.core.optim import spec_id
 
-    return figure(claim, text, measured, holds, optimizer=spec,
-                  test=f"claims/test_c01.py::test_c1_fit[mlp_1x512-{spec_id(spec)}]")
+    return figure(
+        claim, text, measured, holds, optimizer=spec, test=f"claims/test_c01.py::test_c1_fit[mlp_1x512-{spec_id(spec)}]"
+    )
 
 
 def test_two_specs_of_one_optimizer_line_up_when_paired():
     """Lion(lr=0.0001) and Lion have different ids: unpaired, nothing is compared; paired, every figure is."""
     monday = session(lion_figure(LION, 1.0), lion_figure("paper_sgd", 1.0), optimizers=("paper_sgd", LION))
-    tuesday = session(lion_figure(SLOW_LION, 0.91, holds=False), lion_figure("paper_sgd", 1.0),
-                      optimizers=("paper_sgd", SLOW_LION))
+    tuesday = session(
+        lion_figure(SLOW_LION, 0.91, holds=False), lion_figure("paper_sgd", 1.0), optimizers=("paper_sgd", SLOW_LION)
+    )
     unpaired = compare(tuesday, monday)
     assert [row.key[0] for row in unpaired.rows] == ["paper_sgd"]
-    assert "note: 1 figures of Lion(lr=0.0001) have no baseline (the baseline did not run it)" in \
-        format_comparison(unpaired)
+    assert "note: 1 figures of Lion(lr=0.0001) have no baseline (the baseline did not run it)" in format_comparison(
+        unpaired
+    )
     for pair in ({SLOW_LION: LION}, {"Lion(lr=0.0001)": "Lion"}):  # by spec or by id
         paired = compare(tuesday, monday, as_optimizer=pair)
         rows = {row.key[0]: row for row in paired.rows}
@@ -245,12 +293,18 @@ def test_a_pair_naming_no_optimizer_of_its_session_is_refused_with_the_choices()
         compare(monday, monday, as_optimizer={"Lion": "Lion(lr=1)"})
 
 
-@pytest.mark.parametrize("text, pair", [
-    ("Lion(lr=0.0001)=Lion", ("Lion(lr=0.0001)", "Lion")),
-    ("pkg.m:Lion(betas=(0.9, 0.99), lr=1e-4) = pkg.m:Lion", ("pkg.m:Lion(betas=(0.9, 0.99), lr=1e-4)", "pkg.m:Lion")),
-    ("m:Opt(name='a=b')=m:Opt", ("m:Opt(name='a=b')", "m:Opt")),
-    ("adam=paper_sgd", ("adam", "paper_sgd")),
-])
+@pytest.mark.parametrize(
+    "text, pair",
+    [
+        ("Lion(lr=0.0001)=Lion", ("Lion(lr=0.0001)", "Lion")),
+        (
+            "pkg.m:Lion(betas=(0.9, 0.99), lr=1e-4) = pkg.m:Lion",
+            ("pkg.m:Lion(betas=(0.9, 0.99), lr=1e-4)", "pkg.m:Lion"),
+        ),
+        ("m:Opt(name='a=b')=m:Opt", ("m:Opt(name='a=b')", "m:Opt")),
+        ("adam=paper_sgd", ("adam", "paper_sgd")),
+    ],
+)
 def test_an_optimizer_pair_splits_at_the_equals_sign_outside_the_arguments(text, pair):
     assert sessions.parse_optimizer_pair(text) == pair
 
@@ -262,22 +316,24 @@ def test_an_optimizer_pair_without_two_sides_is_refused(text):
 
 
 def test_sessions_of_two_days_compare_on_the_command_line_with_a_pair(tmp_path, capsys):
-    monday = session(lion_figure(LION, 2.0, claim="C3", text="slowdown, seed 0: true 10, random 20"),
-                     optimizers=(LION,))
-    tuesday = session(lion_figure(SLOW_LION, 3.5, claim="C3", text="slowdown, seed 0: true 10, random 35"),
-                      optimizers=(SLOW_LION,))
+    monday = session(
+        lion_figure(LION, 2.0, claim="C3", text="slowdown, seed 0: true 10, random 20"), optimizers=(LION,)
+    )
+    tuesday = session(
+        lion_figure(SLOW_LION, 3.5, claim="C3", text="slowdown, seed 0: true 10, random 35"), optimizers=(SLOW_LION,)
+    )
     monday["stamp"].update(time="2026-03-02T09:00:00+00:00", commit="a" * 40)
     tuesday["stamp"].update(time="2026-03-03T09:00:00+00:00", commit="b" * 40)
     sessions.save_session(monday, tmp_path)
     sessions.save_session(tuesday, tmp_path)
     root = ["--results-dir", str(tmp_path), "compare", "2", "1", "--fail", "C3:50%"]
-    assert sessions.main(root) == 0  # nothing in common: Lion(lr=0.0001) has no baseline
+    assert sessions_cli.main(root) == 0  # nothing in common: Lion(lr=0.0001) has no baseline
     assert "have no baseline" in capsys.readouterr().out
-    assert sessions.main(root + ["--as-optimizer", f"{SLOW_LION}={LION}"]) == 1
+    assert sessions_cli.main(root + ["--as-optimizer", f"{SLOW_LION}={LION}"]) == 1
     out = capsys.readouterr().out
     assert "C3   changed  slowdown, seed 0: true #, random # <Lion -> Lion(lr=0.0001)>: 2 -> 3.5" in out
     assert "REGRESSION: moved past C3:50%" in out
-    assert sessions.main(root + ["--as-optimizer", "Lion(lr=0.0001)"]) == 2
+    assert sessions_cli.main(root + ["--as-optimizer", "Lion(lr=0.0001)"]) == 2
     assert "expected SPEC_A=SPEC_B" in capsys.readouterr().err
 
 
@@ -286,8 +342,10 @@ def test_a_comparison_says_when_an_optimizers_code_changed():
     after = session(lion_figure(LION, 1.0), optimizers=(LION,))
     before["optimizer_identity"] = {LION: {"version": "0.2.1", "code": "lion-pytorch 0.2.1, sha256:aaaa"}}
     after["optimizer_identity"] = {LION: {"version": "0.2.2", "code": "lion-pytorch 0.2.2, sha256:bbbb"}}
-    assert ("code of Lion differs: lion-pytorch 0.2.1, sha256:aaaa in the baseline, lion-pytorch 0.2.2, "
-            "sha256:bbbb now; its deltas include that change") in compare(after, before).notes
+    assert (
+        "code of Lion differs: lion-pytorch 0.2.1, sha256:aaaa in the baseline, lion-pytorch 0.2.2, "
+        "sha256:bbbb now; its deltas include that change"
+    ) in compare(after, before).notes
     assert not [note for note in compare(before, before).notes if "code of" in note]
     unread = session(lion_figure(LION, 1.0), optimizers=(LION,))
     unread["optimizer_identity"] = {LION: {"version": None, "code": f"unhashable {LION}"}}

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from harness import sessions
-from harness.sessions import EXPORT_COLUMNS, export_rows, merged_session, sessions_matrix, write_csv
+from harness.suite import sessions, sessions_cli
+from harness.suite.matrix import merged_session, sessions_matrix
+from harness.suite.sessions import EXPORT_COLUMNS, export_rows, write_csv
 
 C1 = "claims/test_c01.py::test_c1_random_labels_are_fitted[{}]"
 C3 = "claims/test_c03.py::test_c3_slowdown[mlp_1x512-{}]"
@@ -15,8 +16,16 @@ LION = "lionpkg.impl:Lion(lr=0.0001)"
 
 
 def figure(claim, text, measured, holds, optimizer, test, **context):
-    return {"claim": claim, "figure": text, "measured": measured, "threshold": "t", "holds": holds,
-            "optimizer": optimizer, "test": test, **context}
+    return {
+        "claim": claim,
+        "figure": text,
+        "measured": measured,
+        "threshold": "t",
+        "holds": holds,
+        "optimizer": optimizer,
+        "test": test,
+        **context,
+    }
 
 
 def session(optimizers, figures, tests, *, time, commit, profile="smoke"):
@@ -26,33 +35,52 @@ def session(optimizers, figures, tests, *, time, commit, profile="smoke"):
 
 def monday():
     """paper_sgd and adam; C1 and the theory claim C9 (which trains nothing)."""
-    return session(["paper_sgd", "adam"], [
-        figure("C1", "train accuracy, seed 0 (n=5000)", 1.0, True, "paper_sgd", C1.format("mlp_1x512-paper_sgd")),
-        figure("C1", "train accuracy, seed 0 (n=5000)", 0.97, False, "adam", C1.format("mlp_1x512-adam")),
-        figure("C1", "train accuracy, alexnet, seed 0", 1.0, True, "adam", C1.format("alexnet-adam"),
-               scope="beyond the paper"),
-        figure("C9", "SGD: ||w - pinv(X) y||", 1e-12, True, None, C9),
-        figure("C3", "passes per seed", [27, 30], True, "paper_sgd", C3.format("paper_sgd")),
-    ], {
-        C1.format("mlp_1x512-paper_sgd"): {"optimizer": "paper_sgd", "outcome": "passed"},
-        C1.format("mlp_1x512-adam"): {"optimizer": "adam", "outcome": "xfailed", "reason": "listed"},
-        C1.format("alexnet-adam"): {"optimizer": "adam", "outcome": "passed"},
-        C9: {"optimizer": None, "outcome": "passed"},
-        C3.format("paper_sgd"): {"optimizer": "paper_sgd", "outcome": "passed"},
-    }, time="2026-03-02T09:00:00+00:00", commit="a" * 40)
+    return session(
+        ["paper_sgd", "adam"],
+        [
+            figure("C1", "train accuracy, seed 0 (n=5000)", 1.0, True, "paper_sgd", C1.format("mlp_1x512-paper_sgd")),
+            figure("C1", "train accuracy, seed 0 (n=5000)", 0.97, False, "adam", C1.format("mlp_1x512-adam")),
+            figure(
+                "C1",
+                "train accuracy, alexnet, seed 0",
+                1.0,
+                True,
+                "adam",
+                C1.format("alexnet-adam"),
+                scope="beyond the paper",
+            ),
+            figure("C9", "SGD: ||w - pinv(X) y||", 1e-12, True, None, C9),
+            figure("C3", "passes per seed", [27, 30], True, "paper_sgd", C3.format("paper_sgd")),
+        ],
+        {
+            C1.format("mlp_1x512-paper_sgd"): {"optimizer": "paper_sgd", "outcome": "passed"},
+            C1.format("mlp_1x512-adam"): {"optimizer": "adam", "outcome": "xfailed", "reason": "listed"},
+            C1.format("alexnet-adam"): {"optimizer": "adam", "outcome": "passed"},
+            C9: {"optimizer": None, "outcome": "passed"},
+            C3.format("paper_sgd"): {"optimizer": "paper_sgd", "outcome": "passed"},
+        },
+        time="2026-03-02T09:00:00+00:00",
+        commit="a" * 40,
+    )
 
 
 def tuesday():
     """adam again (after a change) and a Lion; no paper_sgd of its own."""
-    return session(["adam", LION], [
-        figure("C1", "train accuracy, seed 0 (n=5000)", 1.0, True, "adam", C1.format("mlp_1x512-adam")),
-        figure("C1", "train accuracy, seed 0 (n=5000)", 0.99, True, LION, C1.format("mlp_1x512-Lion(lr=0.0001)")),
-        figure("C9", "SGD: ||w - pinv(X) y||", 2e-12, True, None, C9),
-    ], {
-        C1.format("mlp_1x512-adam"): {"optimizer": "adam", "outcome": "passed"},
-        C1.format("mlp_1x512-Lion(lr=0.0001)"): {"optimizer": LION, "outcome": "passed"},
-        C9: {"optimizer": None, "outcome": "passed"},
-    }, time="2026-03-03T10:30:00+00:00", commit="b" * 40)
+    return session(
+        ["adam", LION],
+        [
+            figure("C1", "train accuracy, seed 0 (n=5000)", 1.0, True, "adam", C1.format("mlp_1x512-adam")),
+            figure("C1", "train accuracy, seed 0 (n=5000)", 0.99, True, LION, C1.format("mlp_1x512-Lion(lr=0.0001)")),
+            figure("C9", "SGD: ||w - pinv(X) y||", 2e-12, True, None, C9),
+        ],
+        {
+            C1.format("mlp_1x512-adam"): {"optimizer": "adam", "outcome": "passed"},
+            C1.format("mlp_1x512-Lion(lr=0.0001)"): {"optimizer": LION, "outcome": "passed"},
+            C9: {"optimizer": None, "outcome": "passed"},
+        },
+        time="2026-03-03T10:30:00+00:00",
+        commit="b" * 40,
+    )
 
 
 def saved(tmp_path, *made):
@@ -77,11 +105,23 @@ def test_export_rows_give_one_row_per_figure_with_its_session_optimizer_scope_an
     assert len(rows) == 5 and all(tuple(row) == EXPORT_COLUMNS for row in rows)
     adam = rows[1]
     assert adam == {
-        "session": "0003", "date": "2026-03-02T09:00:00+00:00", "profile": "smoke", "commit": "a" * 40,
-        "optimizer_spec": "adam", "optimizer_id": "adam", "optimizer_version": "2.4.0",
-        "optimizer_code": "torch 2.4.0", "claim": "C1", "test": C1.format("mlp_1x512-adam"),
-        "figure": "train accuracy, seed 0 (n=5000)", "label": "train accuracy, seed 0", "measured": 0.97,
-        "threshold": "t", "holds": False, "scope": "paper", "outcome": "xfailed",
+        "session": "0003",
+        "date": "2026-03-02T09:00:00+00:00",
+        "profile": "smoke",
+        "commit": "a" * 40,
+        "optimizer_spec": "adam",
+        "optimizer_id": "adam",
+        "optimizer_version": "2.4.0",
+        "optimizer_code": "torch 2.4.0",
+        "claim": "C1",
+        "test": C1.format("mlp_1x512-adam"),
+        "figure": "train accuracy, seed 0 (n=5000)",
+        "label": "train accuracy, seed 0",
+        "measured": 0.97,
+        "threshold": "t",
+        "holds": False,
+        "scope": "paper",
+        "outcome": "xfailed",
     }
     assert rows[2]["scope"] == "beyond the paper"
     theory = rows[3]
@@ -93,7 +133,7 @@ def test_export_rows_give_one_row_per_figure_with_its_session_optimizer_scope_an
 def test_export_on_the_command_line_writes_every_figure_of_every_session(tmp_path, capsys):
     root = saved(tmp_path / "results", monday(), tuesday())
     out = tmp_path / "claims.csv"
-    assert sessions.main(root + ["export", "1", "last", "--csv", str(out)]) == 0
+    assert sessions_cli.main(root + ["export", "1", "last", "--csv", str(out)]) == 0
     assert capsys.readouterr().out.strip() == f"8 figures of 2 session(s) written to {out}"
     rows = read_csv(out)
     assert list(rows[0]) == list(EXPORT_COLUMNS)
@@ -104,14 +144,14 @@ def test_export_on_the_command_line_writes_every_figure_of_every_session(tmp_pat
     assert lion["outcome"] == "passed"
     assert lion["optimizer_code"] == f"unhashable {LION}"  # named when saved; not importable here
     assert rows[1]["optimizer_code"].startswith("torch ")  # adam, a built-in: torch's version
-    assert sessions.main(root + ["export", "2"]) == 0  # standard output by default
+    assert sessions_cli.main(root + ["export", "2"]) == 0  # standard output by default
     assert len(list(csv.DictReader(capsys.readouterr().out.splitlines()))) == 3
 
 
 def test_a_baseline_exports_under_its_file_name_and_the_date_of_its_source(tmp_path):
     root = saved(tmp_path / "results", monday())
     baseline_path = tmp_path / "smoke-cpu.json"
-    assert sessions.main(root + ["baseline", "1", str(baseline_path)]) == 0
+    assert sessions_cli.main(root + ["baseline", "1", str(baseline_path)]) == 0
     baseline = json.loads(baseline_path.read_text())
     del baseline["stamp"]["time"], baseline["number"]  # as a file written before stamps had a time
     baseline_path.write_text(json.dumps(baseline))
@@ -126,7 +166,7 @@ def test_write_csv_writes_a_header_even_without_rows_and_refuses_a_missing_folde
     with pytest.raises(OSError):
         write_csv([], tmp_path / "no" / "such" / "folder.csv")
     root = saved(tmp_path / "results", monday())
-    assert sessions.main(root + ["export", "1", "--csv", str(tmp_path / "no" / "x.csv")]) == 2
+    assert sessions_cli.main(root + ["export", "1", "--csv", str(tmp_path / "no" / "x.csv")]) == 2
     assert "cannot write" in capsys.readouterr().err
 
 
@@ -141,13 +181,16 @@ def test_a_matrix_of_two_sessions_has_a_column_per_optimizer_of_each():
     first, second = monday(), tuesday()
     first["number"], second["number"] = 1, 2
     text = sessions_matrix([first, second])
-    assert ("| claim | paper_sgd (reference, session 0001) | adam (session 0001) | adam (session 0002) "
-            "| Lion(lr=0.0001) |") in text
+    assert (
+        "| claim | paper_sgd (reference, session 0001) | adam (session 0001) | adam (session 0002) | Lion(lr=0.0001) |"
+    ) in text
     assert "- session 0001 (2026-03-02, commit aaaaaaaaaaaa, profile smoke): paper_sgd, adam" in text
     assert "- session 0002 (2026-03-03, commit bbbbbbbbbbbb, profile smoke): adam, lionpkg.impl:Lion(lr=0.0001)" in text
     c1 = table_rows(text, "C1")
-    assert c1[0].startswith("| C1 | holds · 1/1 figures hold · 1 | FAILS (expected) · 1/2 figures hold · 0.97, 1 "
-                            "| holds · 1/1 figures hold · 1 | holds · 1/1 figures hold · 0.99 |")
+    assert c1[0].startswith(
+        "| C1 | holds · 1/1 figures hold · 1 | FAILS (expected) · 1/2 figures hold · 0.97, 1 "
+        "| holds · 1/1 figures hold · 1 | holds · 1/1 figures hold · 0.99 |"
+    )
     # the figures table lines the same figure up across all four columns
     assert "| C1 | train accuracy, seed 0 | 1 holds | 0.97 **FAILS** | 1 holds | 0.99 holds |" in c1
     assert "| C9 | holds · 2/2 figures hold · 1e-12, 2e-12 |" in text  # trains nothing: kept from both sessions
@@ -170,11 +213,13 @@ def test_a_second_papers_sgd_and_differing_profiles_are_said(tmp_path, capsys):
     later["profile"] = "paper"
     later["stamp"]["time"] = "2026-03-05T00:00:00+00:00"
     root = saved(tmp_path / "results", monday(), tuesday(), later)
-    assert sessions.main(root + ["matrix", "1", "2", "3", "1"]) == 0  # a session given twice is one
+    assert sessions_cli.main(root + ["matrix", "1", "2", "3", "1"]) == 0  # a session given twice is one
     text = capsys.readouterr().out
-    assert ("| claim | paper_sgd (reference, session 0001) | adam (session 0001) | adam (session 0002) "
-            "| Lion(lr=0.0001) | paper_sgd (session 0003) | adam (session 0003) |") in text
+    assert (
+        "| claim | paper_sgd (reference, session 0001) | adam (session 0001) | adam (session 0002) "
+        "| Lion(lr=0.0001) | paper_sgd (session 0003) | adam (session 0003) |"
+    ) in text
     assert "### Claims matrix (profile smoke + paper)" in text
     assert "- **profiles differ** (smoke + paper)" in text
-    assert sessions.main(root + ["matrix", "2"]) == 0  # one session: its own matrix, as before
+    assert sessions_cli.main(root + ["matrix", "2"]) == 0  # one session: its own matrix, as before
     assert "| claim | paper_sgd (reference, not run) | adam | Lion(lr=0.0001) |" in capsys.readouterr().out

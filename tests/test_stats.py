@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from harness import stats
+from harness.suite import stats
 
 
 def test_binomial_p_value_matches_a_hand_computed_case():

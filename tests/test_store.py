@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from harness.config import RunConfig
-from harness.store import RecordIgnoredWarning, cached_fit, latest_record, run_key, write_json_atomic
+from harness.core.config import RunConfig
+from harness.core.store import RecordIgnoredWarning, cached_fit, latest_record, run_key, write_json_atomic
 
 
 def config(tiny_npz, **changes):
@@ -75,6 +75,7 @@ def test_a_training_run_keeps_a_live_log_until_its_record_is_saved(tiny_npz, res
 
 def test_an_interrupted_run_keeps_its_record_and_raises_again(tiny_npz, results):
     """Ctrl-C must stop a claims session, not turn into a recorded claim failure."""
+
     def interrupt(state):
         raise KeyboardInterrupt
 
@@ -87,6 +88,7 @@ def test_an_interrupted_run_keeps_its_record_and_raises_again(tiny_npz, results)
 
 def test_an_interrupted_run_resumes_from_its_checkpoint_when_asked_again(tiny_npz, results):
     """Ctrl-C after pass 2: pass 1's checkpoint is kept, and the next call trains only what is left."""
+
     def interrupt_in_pass_2(state):
         if state["pass"] == 2:
             raise KeyboardInterrupt
@@ -114,7 +116,7 @@ def test_fresh_since_reuses_only_records_of_this_session(tiny_npz, results):
 def test_editing_an_imported_optimizer_changes_the_run_key(tmp_path, monkeypatch):
     import sys
 
-    from harness.store import run_key
+    from harness.core.store import run_key
 
     module = tmp_path / "editedopt.py"
     module.write_text("import torch\ndef make(params, lr=0.1):\n    return torch.optim.SGD(params, lr=lr)\n")
@@ -132,7 +134,7 @@ def test_editing_an_imported_optimizer_changes_the_run_key(tmp_path, monkeypatch
 
 def test_a_subset_as_large_as_the_set_is_the_whole_set(tiny_npz):
     """n_train (n_test) >= the set's size trains on exactly the data None does: the same run key."""
-    from harness.prepare import load_raw_cached
+    from harness.core.prepare import load_raw_cached
 
     raw = load_raw_cached(f"npz:{tiny_npz}")
     whole = RunConfig(data=f"npz:{tiny_npz}", device="cpu")

@@ -12,12 +12,12 @@ import shutil
 import warnings
 
 import pytest
-
 from arrays_files import write_arrays_file
-from harness.batched import fit_batched
-from harness.config import RunConfig
-from harness.prepare import load_raw_cached
-from harness.store import RecordIgnoredWarning, cached_fit, latest_record, run_key, save_record, write_json_atomic
+
+from harness.core.batched import fit_batched
+from harness.core.config import RunConfig
+from harness.core.prepare import load_raw_cached
+from harness.core.store import RecordIgnoredWarning, cached_fit, latest_record, run_key, save_record, write_json_atomic
 
 
 def config(tiny_npz, **changes):
@@ -155,8 +155,17 @@ def test_a_record_made_before_the_newest_optional_fields_still_loads(tiny_npz, r
     real = cached_fit(config(tiny_npz))
     path = results / "runs" / real["key"] / real["path"].split("/")[-1]
     older = json.loads(path.read_text())
-    for field in ("test_confusion", "test_prediction_counts", "test_label_counts", "whole_set_checks", "finished_at",
-                  "model_sha256", "checkpoint_seconds", "resumed_from_pass", "setup_seconds"):
+    for field in (
+        "test_confusion",
+        "test_prediction_counts",
+        "test_label_counts",
+        "whole_set_checks",
+        "finished_at",
+        "model_sha256",
+        "checkpoint_seconds",
+        "resumed_from_pass",
+        "setup_seconds",
+    ):
         older.pop(field, None)
     older["curves"].pop("train_checked")
     path.write_text(json.dumps(older))

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from harness.config import RunConfig
-from harness.optim import OptimizerSpecError
-from harness.train import fit
+from harness.core.config import RunConfig
+from harness.core.optim import OptimizerSpecError
+from harness.core.train import fit
 
 
 def tiny(tiny_npz, **changes):
@@ -64,7 +64,7 @@ def test_lr_decays_per_examples_seen_not_per_pass(tiny_npz):
     record = fit(tiny(tiny_npz, max_passes=3, target_accuracy=1.0, variant="random", decay_every=512))
     lrs = record["curves"]["lr"]
     assert lrs[0] == pytest.approx(0.01)
-    assert lrs[1] == pytest.approx(0.01 * 0.95 ** 0.5)
+    assert lrs[1] == pytest.approx(0.01 * 0.95**0.5)
     assert lrs[2] == pytest.approx(0.01 * 0.95)
 
 
@@ -122,7 +122,7 @@ def test_a_plug_in_optimizer_by_import_path(tiny_npz):
 
 def test_random_crop_takes_a_shifted_window_of_each_padded_image():
     """Each augmented image is a 28x28 window of its own image padded by 2 px: no mixing across images."""
-    from harness.train import RandomCrop
+    from harness.core.train import RandomCrop
 
     images = torch.arange(3 * 1 * 28 * 28, dtype=torch.float32).view(3, 1, 28, 28)
     crop = RandomCrop(images, torch.Generator().manual_seed(0))

@@ -6,12 +6,12 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from harness.checkpoint import RunCheckpoint
-from harness.config import RunConfig
-from harness.train import _share, fit
-from harness.train_check import GATE_SLACK, TrainingSetCheck
 from test_faults_resume import comparable, interrupt_at
+
+from harness.core.checkpoint import RunCheckpoint
+from harness.core.config import RunConfig
+from harness.core.train import _share, fit
+from harness.core.train_check import GATE_SLACK, TrainingSetCheck
 
 
 def tiny(tiny_npz, **changes):
@@ -84,8 +84,11 @@ def test_random_labels_check_the_sample_on_most_passes(tiny_npz):
     # Random labels are fitted late: the sample holds errors for most of the run.
     assert record["whole_set_checks"] < record["passes"] / 2
     # Their clean and corrupted curves (labels that happen to be right or not) are read over the same images.
-    assert len(record["curves"]["train_accuracy_clean"]) == len(record["curves"]["train_accuracy_corrupted"]) \
+    assert (
+        len(record["curves"]["train_accuracy_clean"])
+        == len(record["curves"]["train_accuracy_corrupted"])
         == record["passes"]
+    )
 
 
 def test_the_last_pass_of_a_budget_is_checked_on_the_whole_set(tiny_npz):
@@ -184,8 +187,8 @@ def test_the_fraction_is_validated_and_keyed_only_below_one():
 # (see tests/test_graph_step.py), so that the two runs differ only in their checks.
 GRAPH_LOOP_CHECK = """
 import json, sys
-from harness.config import RunConfig
-from harness.train import fit
+from harness.core.config import RunConfig
+from harness.core.train import fit
 
 data, device, loop = sys.argv[1:]
 base = dict(data=f"npz:{data}", model="mlp_1x512", device=device, loop=loop, variant="random", max_passes=150,
@@ -202,8 +205,13 @@ def test_the_graph_loop_fits_at_the_same_pass_with_a_sampled_check(tiny_npz):
     import sys
 
     environment = {**os.environ, "CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
-    done = subprocess.run([sys.executable, "-c", GRAPH_LOOP_CHECK, str(tiny_npz), "cuda", "graph"],
-                          capture_output=True, text=True, env=environment, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", GRAPH_LOOP_CHECK, str(tiny_npz), "cuda", "graph"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     whole, sampled = json.loads(done.stdout.strip().splitlines()[-1])
     assert whole["loop"] == sampled["loop"] == "graph"

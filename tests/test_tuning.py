@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from harness import store, tuning
-from harness.config import get_profile
+from harness.core import store
+from harness.core.config import get_profile
+from harness.suite import tuning
 
 
 def tiny_base(path):
@@ -13,10 +14,19 @@ def tiny_base(path):
     return smoke.config(smoke.cifar_models[0], data=f"npz:{path}")
 
 
-@pytest.mark.parametrize("spec, tuned", [
-    ("paper_sgd", False), ("sgd", False), ("adam", True), ("adamw", True), ("rmsprop", True),
-    ("torch.optim:Adagrad", True), ("torch.optim:Adagrad(lr=0.05)", False), ("torch.optim:Adagrad(eps=1e-8)", True),
-])
+@pytest.mark.parametrize(
+    "spec, tuned",
+    [
+        ("paper_sgd", False),
+        ("sgd", False),
+        ("adam", True),
+        ("adamw", True),
+        ("rmsprop", True),
+        ("torch.optim:Adagrad", True),
+        ("torch.optim:Adagrad(lr=0.05)", False),
+        ("torch.optim:Adagrad(eps=1e-8)", True),
+    ],
+)
 def test_only_optimizers_without_a_given_learning_rate_are_tuned(spec, tuned):
     assert tuning.needs_tuning(spec) is tuned
 
@@ -48,9 +58,14 @@ def fake_runs(monkeypatch, fits_at: dict, losses: dict, calls: list | None = Non
         fitted = fit_pass is not None and fit_pass <= config.max_passes and loss == loss
         passes = fit_pass if fitted else config.max_passes
         outcome = "fitted" if fitted else ("diverged" if loss != loss else "out_of_budget")
-        return {"outcome": outcome, "curves": {"loss": [3.0] * (passes - 1) + [loss]}, "passes": passes,
-                "passes_to_fit": passes if fitted else None, "train_accuracy": 1.0 if fitted else 0.8,
-                "key": f"k{config.lr}"}
+        return {
+            "outcome": outcome,
+            "curves": {"loss": [3.0] * (passes - 1) + [loss]},
+            "passes": passes,
+            "passes_to_fit": passes if fitted else None,
+            "train_accuracy": 1.0 if fitted else 0.8,
+            "key": f"k{config.lr}",
+        }
 
     monkeypatch.setattr(store, "cached_fit", fake_fit)
 
@@ -58,8 +73,12 @@ def fake_runs(monkeypatch, fits_at: dict, losses: dict, calls: list | None = Non
 def test_fewest_passes_to_fit_wins_where_the_early_loss_points_elsewhere(tiny_npz, results, monkeypatch):
     """The trial user's Lion case: 1e-3 has the lowest loss after a few passes but never fits; 1e-4 fits."""
     calls = []
-    fake_runs(monkeypatch, fits_at={1e-4: 19, 1e-2: 40}, losses={1e-4: 0.9, 1e-3: 0.2, 1e-2: 0.5, 1e-1: float("nan")},
-              calls=calls)
+    fake_runs(
+        monkeypatch,
+        fits_at={1e-4: 19, 1e-2: 40},
+        losses={1e-4: 0.9, 1e-3: 0.2, 1e-2: 0.5, 1e-1: float("nan")},
+        calls=calls,
+    )
     record = tuning.tune("adam", tiny_base(tiny_npz), passes=60)
     assert record["lr"] == 1e-4 and record["fits_true_labels"]
     # adam's own 1e-3 first, at the whole budget; every later trial capped at the best passes to fit so far
@@ -86,10 +105,12 @@ def test_a_choice_at_the_grids_edge_warns(tiny_npz, results, monkeypatch):
 
 def test_an_imported_optimizers_own_default_joins_the_grid(tmp_path, monkeypatch):
     """Prodigy's intended rate is 1.0, outside the default grid: it is tried."""
-    (tmp_path / "ownrate.py").write_text("import torch\n"
-                                         "class Prodigyish(torch.optim.SGD):\n"
-                                         "    def __init__(self, params, lr=1.0, d0=1e-6):\n"
-                                         "        super().__init__(params, lr=lr * d0)\n")
+    (tmp_path / "ownrate.py").write_text(
+        "import torch\n"
+        "class Prodigyish(torch.optim.SGD):\n"
+        "    def __init__(self, params, lr=1.0, d0=1e-6):\n"
+        "        super().__init__(params, lr=lr * d0)\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     assert tuning.default_lr("ownrate:Prodigyish") == 1.0
     assert tuning.tuning_grid("ownrate:Prodigyish") == (1e-4, 1e-3, 1e-2, 1e-1, 1.0)

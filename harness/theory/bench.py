@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from .expressivity import DEFAULT_DIRECTIONS, PLACEMENTS, construct_two_layer, max_abs_residual
+from harness.theory.expressivity import DEFAULT_DIRECTIONS, PLACEMENTS, construct_two_layer, max_abs_residual
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -32,7 +32,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--directions", type=int, default=DEFAULT_DIRECTIONS, help="random directions tried for a")
     parser.add_argument("--placement", choices=PLACEMENTS, default="above_previous", help="where thresholds sit")
     parser.add_argument(
-        "--compensated-up-to", type=int, default=20_000, metavar="N",
+        "--compensated-up-to",
+        type=int,
+        default=20_000,
+        metavar="N",
         help="also evaluate compensated for n <= N (about ten times the plain evaluation's cost)",
     )
     args = parser.parse_args(argv)
@@ -69,8 +72,10 @@ def measure(n: int, d: int, seed: int, directions: int, placement: str, compensa
 
 
 def format_table(rows: list[dict]) -> str:
-    header = f"{'n':>8} {'d':>6} {'params':>9} {'build s':>8} {'eval s':>8} {'worst residual':>15} " \
-             f"{'compensated':>12} {'||w||_1':>9} {'min gap/range':>13}"
+    header = (
+        f"{'n':>8} {'d':>6} {'params':>9} {'build s':>8} {'eval s':>8} {'worst residual':>15} "
+        f"{'compensated':>12} {'||w||_1':>9} {'min gap/range':>13}"
+    )
     lines = [header, "-" * len(header)]
     for row in rows:
         if "error" in row:

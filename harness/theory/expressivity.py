@@ -378,7 +378,9 @@ class DeepInterpolant(nn.Module):
         self.thresholds = nn.ParameterList(
             [nn.Parameter(torch.as_tensor(t, dtype=torch.float64).clone()) for t in thresholds]
         )
-        self.weights = nn.ParameterList([nn.Parameter(torch.as_tensor(w, dtype=torch.float64).clone()) for w in weights])
+        self.weights = nn.ParameterList(
+            [nn.Parameter(torch.as_tensor(w, dtype=torch.float64).clone()) for w in weights]
+        )
 
     @property
     def depth(self) -> int:
@@ -632,8 +634,9 @@ def check_fit(built: Construction, x, y, *, network: nn.Module | None = None, ma
     compensated_bound = math.nan
     if forward_bound < margin:
         reason = f"{forward_kind} forward decides: its bound {forward_bound:.3g} < margin {margin:.3g}"
-        return _fit_check(forward_kind, evaluated, x, y, forward_bound, margin, forward_bound, compensated_bound,
-                          reason)
+        return _fit_check(
+            forward_kind, evaluated, x, y, forward_bound, margin, forward_bound, compensated_bound, reason
+        )
     if not deep:
         compensated_bound = residual_bound(built, x, y, "compensated")
         if compensated_bound < margin:
@@ -641,8 +644,9 @@ def check_fit(built: Construction, x, y, *, network: nn.Module | None = None, ma
                 f"compensated forward decides: its bound {compensated_bound:.3g} < margin {margin:.3g} "
                 f"(the plain bound {forward_bound:.3g} is not)"
             )
-            return _fit_check("compensated", evaluated, x, y, compensated_bound, margin, forward_bound,
-                              compensated_bound, reason)
+            return _fit_check(
+                "compensated", evaluated, x, y, compensated_bound, margin, forward_bound, compensated_bound, reason
+            )
     tried = f"{forward_kind} {forward_bound:.3g}" + ("" if deep else f", compensated {compensated_bound:.3g}")
     reason = f"refused: no bound is below the margin {margin:.3g} ({tried}); the fit cannot be decided at this scale"
     smallest = forward_bound if deep else min(forward_bound, compensated_bound)
@@ -837,9 +841,4 @@ def residual_bound(built: Construction, x, y, kind: str = "plain") -> float:
     if kind == "deep":
         return _gamma(n + 8) * weights_l1 * span + shift
     own_terms = float(np.abs(w * (built.z_sorted - b)).max())
-    return (
-        3 * _EPS * own_terms
-        + 2 * _EPS * float(np.abs(y).max())
-        + 4 * _gamma(2 * n) ** 2 * weights_l1 * span
-        + shift
-    )
+    return 3 * _EPS * own_terms + 2 * _EPS * float(np.abs(y).max()) + 4 * _gamma(2 * n) ** 2 * weights_l1 * span + shift

@@ -34,8 +34,8 @@ into the verdict UNDECIDED, never into a pass.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -287,10 +287,8 @@ def train_least_squares(
             update = weights - before
             update_per_gradient = float(update.norm()) / max(float(weights.grad.norm()), _TINY)
             rounding += (
-                (_gamma(batch_size) * float((x_b.abs().T @ r_b.abs()).norm()) + sigma_cut * float(r_b.norm()))
-                * update_per_gradient
-                + _EPS * (float(update.norm()) + float(weights.norm()))
-            )
+                _gamma(batch_size) * float((x_b.abs().T @ r_b.abs()).norm()) + sigma_cut * float(r_b.norm())
+            ) * update_per_gradient + _EPS * (float(update.norm()) + float(weights.norm()))
             max_leak = max(max_leak, _leak(weights - start, basis))
             residual = float((x @ weights - y).norm()) / start_residual
         final = weights.detach().clone()
@@ -313,8 +311,15 @@ def train_least_squares(
         distance_to_min_norm=float((final - min_norm).norm()),
         distance_to_predicted=float((final - predicted).norm()),
         distance_bound=_distance_bound(
-            residual * start_residual, leak_budget, inconsistency + sigma_cut * float(start.norm()),
-            sigma_min, sigma_max, min_norm, predicted, n, d,
+            residual * start_residual,
+            leak_budget,
+            inconsistency + sigma_cut * float(start.norm()),
+            sigma_min,
+            sigma_max,
+            min_norm,
+            predicted,
+            n,
+            d,
         ),
         max_row_space_leak=max_leak,
         final_row_space_leak=final_leak,

@@ -17,13 +17,13 @@ linear functions the supremum has a closed form and is computed exactly.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
 
-from .expressivity import fit_two_layer
+from harness.theory.expressivity import fit_two_layer
 
 Fitter = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (x (n, d), signs (n,)) -> outputs (n,)
 
@@ -37,7 +37,7 @@ class RademacherEstimate:
     per_draw: list[float]
 
     @classmethod
-    def from_draws(cls, values) -> "RademacherEstimate":
+    def from_draws(cls, values) -> RademacherEstimate:
         values = [float(v) for v in values]
         spread = float(np.std(values, ddof=1)) / math.sqrt(len(values)) if len(values) > 1 else math.nan
         return cls(float(np.mean(values)), spread, values)

@@ -95,9 +95,7 @@ def confusion_matrix(labels, predictions, num_classes: int) -> np.ndarray:
             raise ValueError(f"{name} must be integers, got dtype {array.dtype}")
         array = array.astype(np.int64)
         if array.size and (array.min() < 0 or array.max() >= k):
-            raise ValueError(
-                f"{name} must lie in 0..{k - 1}, got values from {array.min()} to {array.max()}"
-            )
+            raise ValueError(f"{name} must lie in 0..{k - 1}, got values from {array.min()} to {array.max()}")
         pairs[name] = array
     if len(pairs["labels"]) != len(pairs["predictions"]):
         raise ValueError(

@@ -4,7 +4,7 @@ The pytest plugin feeds a `SessionRecord` from every test's report (the
 xdist workers' included: their tests carry figures and runs as user
 properties), builds the session's summary with `session_summary`, compares
 and saves it through a `SessionEnd` (the numbered session file of
-``harness.sessions``), and prints the `terminal_sections` made of it all.
+``harness.suite.sessions``), and prints the `terminal_sections` made of it all.
 Nothing here needs pytest.
 """
 
@@ -19,15 +19,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import RunConfig
-from .formatting import fmt_value, shown_figure
-from .matrix import session_matrix
-from .optim import spec_id
-from .sessions import (
-    Comparison, FailRule, SessionError, SessionNotSavedError, claim_of_test, compare, format_comparison, load_session,
+from harness.core.config import RunConfig
+from harness.core.formatting import fmt_value, shown_figure
+from harness.core.optim import spec_id
+from harness.core.store import ResultsNotSavedWarning, cached_fit, machine_stamp
+from harness.suite.matrix import session_matrix
+from harness.suite.sessions import (
+    Comparison,
+    FailRule,
+    SessionError,
+    SessionNotSavedError,
+    claim_of_test,
+    compare,
+    format_comparison,
+    load_session,
     save_session,
 )
-from .store import ResultsNotSavedWarning, cached_fit, machine_stamp
 
 CLAIM_PROPERTY = "claim_figure"
 OPTIMIZER_PROPERTY = "claims_optimizer"  # a test's optimizer spec, carried to the controller in its reports
@@ -66,8 +73,9 @@ class SessionRecord:
             return
         expected = hasattr(report, "wasxfail")
         if report.when == "call":
-            outcome = ("xpassed" if expected else "passed") if report.passed else (
-                "xfailed" if expected else report.outcome)
+            outcome = (
+                ("xpassed" if expected else "passed") if report.passed else ("xfailed" if expected else report.outcome)
+            )
         elif report.failed:
             outcome = "error"
         elif report.skipped:
@@ -119,7 +127,9 @@ def run_entry(record: dict) -> dict:
         "saved": bool(record.get("saved", True)),
         "save_error": record.get("save_error"),
         # where a claims session's time goes: the passes and the evaluation of each run it trained
-        "seconds": None if record.get("reused") else {
+        "seconds": None
+        if record.get("reused")
+        else {
             "training": record.get("train_seconds") or 0.0,
             "evaluation": record.get("eval_seconds") or 0.0,
             "setup": record.get("setup_seconds") or 0.0,
@@ -169,8 +179,10 @@ def runs_summary_lines(runs: dict, folder) -> list[str]:
     timed = [run["seconds"] for run in runs.values() if run["seconds"]]
     if timed:
         total = {part: sum(seconds[part] for seconds in timed) for part in timed[0]}
-        lines[0] += (f"; their time: {total['training']:.0f} s training passes, {total['evaluation']:.0f} s "
-                     f"evaluation, {total['setup']:.0f} s graph capture (summed over workers)")
+        lines[0] += (
+            f"; their time: {total['training']:.0f} s training passes, {total['evaluation']:.0f} s "
+            f"evaluation, {total['setup']:.0f} s graph capture (summed over workers)"
+        )
     unsaved: dict[str, int] = {}
     for run in runs.values():
         if not run["saved"]:
@@ -180,11 +192,18 @@ def runs_summary_lines(runs: dict, folder) -> list[str]:
     return lines
 
 
-def figure_entry(claim: str, figure: str, measured, threshold: str, holds: bool, optimizer: str | None,
-                 context: dict) -> dict:
+def figure_entry(
+    claim: str, figure: str, measured, threshold: str, holds: bool, optimizer: str | None, context: dict
+) -> dict:
     """A declared claim figure (CLAIM_PROPERTY), in plain Python values: xdist cannot send numpy scalars."""
-    entry = {"claim": claim, "figure": figure, "measured": measured, "threshold": threshold, "holds": bool(holds),
-             "optimizer": optimizer}
+    entry = {
+        "claim": claim,
+        "figure": figure,
+        "measured": measured,
+        "threshold": threshold,
+        "holds": bool(holds),
+        "optimizer": optimizer,
+    }
     entry.update(context)
     return {key: _plain(value) for key, value in entry.items()}
 
@@ -211,15 +230,28 @@ def figure_lines(figures: list, optimizers: list[str]) -> list[str]:
     for entry in sorted(figures, key=lambda e: (e["claim"], e["test"])):
         verdict = "holds" if entry["holds"] else "FAILS"
         optimizer = f" <{spec_id(entry['optimizer'])}>" if entry.get("optimizer") and len(optimizers) > 1 else ""
-        lines.append(f"{entry['claim']:<4} {verdict:<6} {shown_figure(entry)}{optimizer}: "
-                     f"{fmt_value(entry['measured'], none='None')}  [{entry['threshold']}]")
+        lines.append(
+            f"{entry['claim']:<4} {verdict:<6} {shown_figure(entry)}{optimizer}: "
+            f"{fmt_value(entry['measured'], none='None')}  [{entry['threshold']}]"
+        )
     return lines
 
 
-def session_summary(record: SessionRecord, *, profile: str, device: str, args, workers, optimizers: list[str],
-                    tuning: dict, expected_failures: str | None) -> dict:
+def session_summary(
+    record: SessionRecord,
+    *,
+    profile: str,
+    device: str,
+    args,
+    workers,
+    optimizers: list[str],
+    tuning: dict,
+    expected_failures: str | None,
+) -> dict:
     """The session file's content before it is compared and saved (exit status and runs come last)."""
-    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    gpus = (
+        [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    )
     return {
         "profile": profile,
         "stamp": machine_stamp(device),
@@ -279,8 +311,9 @@ class SessionEnd:
 LOUD = {"yellow": True, "bold": True}  # terminal markup of a line that must not be missed
 
 
-def terminal_sections(record: SessionRecord, optimizers: list[str], folder,
-                      end: SessionEnd | None) -> list[tuple[str | None, dict, list[tuple[str, dict]]]]:
+def terminal_sections(
+    record: SessionRecord, optimizers: list[str], folder, end: SessionEnd | None
+) -> list[tuple[str | None, dict, list[tuple[str, dict]]]]:
     """The claims part of the terminal summary: (title or None to go on under the last, markup, [(line, markup)]).
 
     The claim figures and the runs; once the session is saved (`end`), the
@@ -301,8 +334,13 @@ def terminal_sections(record: SessionRecord, optimizers: list[str], folder,
         sections.append(("claims comparison", {}, [(f"no comparison: {end.compare_error}", {"yellow": True})]))
     elif end.comparison is not None:
         result = end.comparison
-        sections.append(("claims comparison", {"red": bool(result.regressions or result.hardware)},
-                         [_comparison_line(line) for line in format_comparison(result)]))
+        sections.append(
+            (
+                "claims comparison",
+                {"red": bool(result.regressions or result.hardware)},
+                [_comparison_line(line) for line in format_comparison(result)],
+            )
+        )
     if end.save_error:
         saved = (f"claim figures not saved: {end.save_error}", LOUD)
     else:

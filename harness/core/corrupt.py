@@ -29,6 +29,7 @@ class Corrupted:
 # so one seed means one draw in both tiers.
 LABEL_STREAM = 0xC0AA
 
+
 def corrupt_labels(labels: np.ndarray, p: float, num_classes: int, rng: np.random.Generator) -> np.ndarray:
     """With probability p, independently, replace a label by a uniform class.
 

@@ -4,7 +4,7 @@ Thin on purpose: training, storage and statistics live in the library; this
 module only wires them into pytest. The optimizer checks wire in three more
 library modules: `tuning` (--tune-lr), `sessions` (numbered session files,
 --claims-xfail, --claims-compare and its failure rules) and `matrix` (the
-claims matrix printed when two optimizers or more ran); `claims_summary`
+claims matrix printed when two optimizers or more ran); `summary`
 gathers the session's figures, test outcomes and runs from the reports and
 makes the summary lines and the session file of them. Claim tests call
 `require_fitted` so that a run that diverged or ran out of budget fails its
@@ -33,29 +33,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from . import claims_summary, plan, sessions, tuning
-from .claims_summary import CLAIM_PROPERTY, OPTIMIZER_PROPERTY, RUN_PROPERTY
-from .config import PROFILES, RunConfig, get_profile
-from .data import DataError, find_data_spec
-from .formatting import BEYOND_THE_PAPER
-from .optim import OptimizerSpecError, describe, resolve, spec_id, spec_kwargs
-from .plan import PLAN_FILE_VARIABLE, PLAN_PROPERTY
-from .store import results_dir
+from harness.core.config import PROFILES, RunConfig, get_profile
+from harness.core.data import DataError, find_data_spec
+from harness.core.formatting import BEYOND_THE_PAPER
+from harness.core.optim import OptimizerSpecError, describe, resolve, spec_id, spec_kwargs
+from harness.core.store import results_dir
+from harness.suite import plan, sessions, tuning
+from harness.suite import summary as claims_summary
+from harness.suite.plan import PLAN_FILE_VARIABLE, PLAN_PROPERTY
+from harness.suite.summary import CLAIM_PROPERTY, OPTIMIZER_PROPERTY, RUN_PROPERTY
 
 _SESSION = claims_summary.SessionRecord()  # filled on the controller from every worker's reports
-
-try:  # hypothesis profiles: "ci" by default, "nightly" for the long runs
-    from hypothesis import HealthCheck, settings
-
-    settings.register_profile(
-        "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-    )
-    settings.register_profile(
-        "nightly", max_examples=2_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-    )
-    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-except ImportError:  # hypothesis is a test extra; the claims that need it import it themselves
-    pass
 
 
 def pytest_addoption(parser):
@@ -73,12 +61,6 @@ def pytest_addoption(parser):
         help="folder holding the datasets (torchvision layout or arrays files); default $HARNESS_DATA_DIR or ./data",
     )
     group.addoption("--results-dir", default=None, help="where run records go; default $HARNESS_RESULTS_DIR")
-    group.addoption(
-        "--claims-report",
-        default=None,
-        metavar="DIR",
-        help="at the end of the session, render the report (Markdown, JSON, figures) of the results folder into DIR",
-    )
     group.addoption("--claims-fresh", action="store_true", help="retrain every run instead of reusing records")
     group.addoption(
         "--claims-export",
@@ -86,7 +68,7 @@ def pytest_addoption(parser):
         metavar="FILE.csv",
         help="at the end of the session, write each claim figure of this session as one CSV row (session, date, "
         "profile, commit, optimizer, claim, test, figure, measured, threshold, holds, scope, outcome); the same "
-        "as `python -m harness.sessions export`",
+        "as `python -m harness sessions export`",
     )
     group.addoption(
         "--claims-extended",
@@ -155,11 +137,14 @@ def pytest_addoption(parser):
 @pytest.hookimpl(tryfirst=True)  # before anything can initialise CUDA in this process
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "paper_scope(*models, source): the models the paper shows a claim for, and where "
-        "(figure or table); the profile's other models run only under --claims-extended")
+        "markers",
+        "paper_scope(*models, source): the models the paper shows a claim for, and where "
+        "(figure or table); the profile's other models run only under --claims-extended",
+    )
     config.addinivalue_line(
-        "markers", "beyond_paper(reason): a claim test the paper does not make (an extension); runs only "
-        "under --claims-extended")
+        "markers",
+        "beyond_paper(reason): a claim test the paper does not make (an extension); runs only under --claims-extended",
+    )
     _pin_worker_gpu(config)
     if config.getoption("--data-dir"):
         os.environ["HARNESS_DATA_DIR"] = config.getoption("--data-dir")
@@ -189,7 +174,9 @@ def pytest_configure(config):
     except (ValueError, sessions.SessionError) as error:
         raise pytest.UsageError(str(error)) from None
     if config._fail_rules and not config.getoption("--claims-compare"):
-        raise pytest.UsageError("--claims-compare-fail needs --claims-compare=REF (a session number or a baseline file)")
+        raise pytest.UsageError(
+            "--claims-compare-fail needs --claims-compare=REF (a session number or a baseline file)"
+        )
     _configure_plan_and_progress(config)
 
 
@@ -278,7 +265,7 @@ def _pin_worker_gpu(config) -> str | None:
     if count <= 1:
         return None
     if torch.cuda.is_initialized():
-        warnings.warn(f"CUDA already started in xdist worker {worker}: cannot give it a GPU of its own")
+        warnings.warn(f"CUDA already started in xdist worker {worker}: cannot give it a GPU of its own", stacklevel=2)
         return None
     os.environ["CUDA_VISIBLE_DEVICES"] = choice = worker_gpu(worker, os.environ.get("CUDA_VISIBLE_DEVICES"), count)
     return choice
@@ -304,8 +291,9 @@ def pytest_sessionstart(session):
         _plan_with_recorded_tuning(config, specs, base)
         return
     try:
-        config._tuning = tuning.tune_session(specs, base, grid=config._tune_grid,
-                                             fresh=config.getoption("--claims-fresh"), say=say)
+        config._tuning = tuning.tune_session(
+            specs, base, grid=config._tune_grid, fresh=config.getoption("--claims-fresh"), say=say
+        )
     except tuning.TuningError as error:
         raise pytest.UsageError(str(error)) from None
     config._tuned_lr.update({spec: entry["lr"] for spec, entry in config._tuning.items()})
@@ -320,9 +308,11 @@ def _plan_with_recorded_tuning(config, specs, base) -> None:
             config._plan.notes.append(f"{spec_id(spec)}: lr {choice['lr']:g}, recorded by --tune-lr")
         else:
             trials = len(tuning.tuning_grid(spec, config._tune_grid))
-            config._plan.notes.append(f"{spec_id(spec)}: not tuned yet; --tune-lr tunes it first ({trials} short "
-                                      "runs at the smoke scale, not in this plan), so its runs are planned at its "
-                                      "default lr")
+            config._plan.notes.append(
+                f"{spec_id(spec)}: not tuned yet; --tune-lr tunes it first ({trials} short "
+                "runs at the smoke scale, not in this plan), so its runs are planned at its "
+                "default lr"
+            )
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -339,7 +329,7 @@ def _optimizer_specs(config) -> list[str]:
     step in the wrong mode, an error in the author's code) stops the session
     with one line (pytest's usage error, exit status 4), not inside every claim.
     """
-    from .train import first_step_error
+    from harness.core.train import first_step_error
 
     specs = config.getoption("--optimizer") or [
         spec.strip() for spec in os.environ.get("HARNESS_OPTIMIZERS", "paper_sgd").split(";") if spec.strip()
@@ -375,8 +365,10 @@ def pytest_generate_tests(metafunc):
             if scope is None or model in scope.args:
                 params.append(model)
             else:
-                why = f"{model} is beyond the paper's scope for this claim ({', '.join(scope.args)}: " \
-                      f"{scope.kwargs.get('source', 'the paper')})"
+                why = (
+                    f"{model} is beyond the paper's scope for this claim ({', '.join(scope.args)}: "
+                    f"{scope.kwargs.get('source', 'the paper')})"
+                )
                 params.append(pytest.param(model, marks=pytest.mark.beyond_paper(reason=why)))
         metafunc.parametrize("model", params)
     if "claim_run" in metafunc.fixturenames:
@@ -501,8 +493,12 @@ def _mark_expected_failures(config, items) -> None:
         if entry is not None:
             item.add_marker(pytest.mark.xfail(reason=f"{entry.reason} [{entry.where}]", strict=False))
     for entry in unmatched:
-        warnings.warn_explicit(f"'{entry.optimizer}: {entry.pattern}' matches no collected test",
-                               sessions.ExpectedFailureWarning, entry.path, entry.line)
+        warnings.warn_explicit(
+            f"'{entry.optimizer}: {entry.pattern}' matches no collected test",
+            sessions.ExpectedFailureWarning,
+            entry.path,
+            entry.line,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -533,7 +529,7 @@ def claim_run(request, profile, data_spec, optimizer_spec):
     Runs use the optimizer under test (the test's `optimizer_spec` parameter),
     at the learning rate --tune-lr chose for it where it chose one.
 
-    Under --claims-plan nothing trains: the run is planned (harness.plan.plan_run)
+    Under --claims-plan nothing trains: the run is planned (harness.suite.plan.plan_run)
     and the test goes on with its record if one is recorded, else with a
     stand-in record of a fitted run, so its later claim_run calls are planned too.
     """
@@ -574,8 +570,14 @@ def _planned_run(request, profile, model: str, dataset: str, record_fields, chan
     config = profile.config(model, data=spec or dataset, **changes)
     label = plan.run_label(config, profile.config(model, data=config.data), dataset)
     try:
-        entry, record = plan.plan_run(config, dataset, label, data_missing=None if spec else why,
-                                      required=tuple(record_fields), fresh=request.config._fresh_since is not None)
+        entry, record = plan.plan_run(
+            config,
+            dataset,
+            label,
+            data_missing=None if spec else why,
+            required=tuple(record_fields),
+            fresh=request.config._fresh_since is not None,
+        )
     except DataError as error:
         pytest.fail(f"data error: {error}", pytrace=False)
     request.node.user_properties.append((PLAN_PROPERTY, entry))
@@ -594,8 +596,13 @@ def require_fitted(record: dict, what: str) -> None:
         pytest.fail(unfitted_run_line(record, what), pytrace=False)
 
 
-_OUTCOME_WORDS = {"diverged": "diverged", "out_of_budget": "did not fit", "interrupted": "was interrupted",
-                  "not_fittable": "is not fittable", "stalled": "stalled"}
+_OUTCOME_WORDS = {
+    "diverged": "diverged",
+    "out_of_budget": "did not fit",
+    "interrupted": "was interrupted",
+    "not_fittable": "is not fittable",
+    "stalled": "stalled",
+}
 
 
 def unfitted_run_line(record: dict, what: str) -> str:
@@ -616,7 +623,7 @@ def unfitted_run_line(record: dict, what: str) -> str:
 @pytest.fixture(scope="session")
 def mnist_arrays(data_spec):
     """MNIST as uint8 numpy arrays (train_x (60000, 28, 28), ...), for the theory claims."""
-    from .prepare import load_raw_cached
+    from harness.core.prepare import load_raw_cached
 
     raw = load_raw_cached(data_spec("mnist"))
     return {
@@ -643,8 +650,9 @@ def claim_figure(request, record_property):
             context.setdefault("scope", BEYOND_THE_PAPER)
         callspec = getattr(request.node, "callspec", None)
         optimizer = callspec.params.get("optimizer_spec") if callspec else None
-        record_property(CLAIM_PROPERTY,
-                        claims_summary.figure_entry(claim, figure, measured, threshold, holds, optimizer, context))
+        record_property(
+            CLAIM_PROPERTY, claims_summary.figure_entry(claim, figure, measured, threshold, holds, optimizer, context)
+        )
         print(claims_summary.declared_line(claim, figure, measured, threshold, holds))
 
     return declare
@@ -661,10 +669,18 @@ def pytest_sessionfinish(session, exitstatus):
         Path(os.environ[PLAN_FILE_VARIABLE]).write_text(json.dumps(config._plan.to_json()))
     if hasattr(config, "workerinput") or not _SESSION.figures or _planning(config):
         return
-    summary = sessions.plain(claims_summary.session_summary(
-        _SESSION, profile=active_profile(config).name, device=_device(config), args=config.invocation_params.args,
-        workers=getattr(config.option, "numprocesses", None), optimizers=config._optimizers,
-        tuning=config._tuning, expected_failures=config.getoption("--claims-xfail")))
+    summary = sessions.plain(
+        claims_summary.session_summary(
+            _SESSION,
+            profile=active_profile(config).name,
+            device=_device(config),
+            args=config.invocation_params.args,
+            workers=getattr(config.option, "numprocesses", None),
+            optimizers=config._optimizers,
+            tuning=config._tuning,
+            expected_failures=config.getoption("--claims-xfail"),
+        )
+    )
     end = claims_summary.SessionEnd(summary)
     reference = config.getoption("--claims-compare")
     if reference:
@@ -677,7 +693,7 @@ def pytest_sessionfinish(session, exitstatus):
         try:
             sessions.write_csv(sessions.export_rows([end.summary]), export)
         except OSError as error:  # the verdicts still stand; say why the file is missing
-            warnings.warn(f"--claims-export: cannot write {export}: {error.strerror or error}")
+            warnings.warn(f"--claims-export: cannot write {export}: {error.strerror or error}", stacklevel=2)
     config._session_end = end
 
 
@@ -697,9 +713,3 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             terminalreporter.section(title, **markup)
         for line, line_markup in lines:
             terminalreporter.write_line(line, **line_markup)
-    report_dir = config.getoption("--claims-report")
-    if end is not None and report_dir:
-        from .report import render_report
-
-        terminalreporter.write_line(f"report written to {render_report(results_dir(), Path(report_dir))}")
-

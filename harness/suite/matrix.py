@@ -1,13 +1,13 @@
 """The claims matrix: which claims hold for which optimizer, as Markdown.
 
-Built from a claims session file (``harness.sessions``): one column per
+Built from a claims session file (``harness.suite.sessions``): one column per
 optimizer, the paper's SGD first as the reference, one row per claim; each
 cell gives the verdict, how many of the claim's figures hold and their
 measured values. A second table lines up every figure across optimizers.
 Claims that train nothing (the theory claims) do not depend on the optimizer
 and are listed once, below.
 
-    from harness.matrix import claims_matrix
+    from harness.suite.matrix import claims_matrix
     text = claims_matrix(json.load(open("RESULTS/sessions/<file>.json")))
 """
 
@@ -16,10 +16,19 @@ from __future__ import annotations
 import textwrap
 from collections import defaultdict
 
-from .formatting import BEYOND_THE_PAPER, fmt_value
-from .optim import spec_id
-from .sessions import (
-    REFERENCE_OPTIMIZER, claim_of_test, claim_order, entry_optimizer, figure_row, find_reference, session_optimizers,
+from harness.core.formatting import BEYOND_THE_PAPER, fmt_value
+from harness.core.optim import spec_id
+from harness.suite.sessions import (
+    REFERENCE_OPTIMIZER,
+    claim_of_test,
+    claim_order,
+    entry_optimizer,
+    figure_row,
+    find_reference,
+    replace_optimizer_param,
+    session_date,
+    session_name,
+    session_optimizers,
 )
 
 FAILED = ("failed", "error")
@@ -51,8 +60,13 @@ def claims_matrix(session: dict, *, reference: dict | None = None) -> str:
     else:
         lines.append("No training claim ran in this session.")
     if theory:
-        lines += ["", "Claims that train nothing (the same for every optimizer):", "",
-                  "| claim | verdict |", "|---|---|"]
+        lines += [
+            "",
+            "Claims that train nothing (the same for every optimizer):",
+            "",
+            "| claim | verdict |",
+            "|---|---|",
+        ]
         lines += [f"| {claim} | {_cell(theory[claim])} |" for claim in sorted(theory, key=claim_order)]
     return "\n".join(lines) + "\n"
 
@@ -66,8 +80,11 @@ def session_matrix(summary: dict, optimizers: list[str], baseline: dict | None =
     """
     reference = None
     if REFERENCE_OPTIMIZER not in optimizers:
-        if baseline and REFERENCE_OPTIMIZER in session_optimizers(baseline) \
-                and baseline.get("profile") == summary["profile"]:
+        if (
+            baseline
+            and REFERENCE_OPTIMIZER in session_optimizers(baseline)
+            and baseline.get("profile") == summary["profile"]
+        ):
             reference = baseline
         else:
             reference = find_reference(summary["profile"], before=summary.get("number"))
@@ -107,13 +124,19 @@ def _notes(session: dict, columns) -> list[str]:
     tuning = session.get("tuning") or {}
     for _, spec, source in columns:
         if source is None:
-            notes.append(f"{REFERENCE_OPTIMIZER} did not run in this session and no reference session was given; "
-                         "run it with `--optimizer=paper_sgd` beside yours")
+            notes.append(
+                f"{REFERENCE_OPTIMIZER} did not run in this session and no reference session was given; "
+                "run it with `--optimizer=paper_sgd` beside yours"
+            )
         elif spec in tuning:
-            notes.append(f"{spec_id(spec)}: learning rate {tuning[spec]['lr']:g}, chosen by the tuning step "
-                         f"({tuning[spec].get('file', 'RESULTS/tuning')})")
-    notes.append("holds: every figure of the claim holds and its tests passed; FAILS: a figure or test failed; "
-                 "FAILS (expected): listed in the expected-failures file; skipped: could not run here")
+            notes.append(
+                f"{spec_id(spec)}: learning rate {tuning[spec]['lr']:g}, chosen by the tuning step "
+                f"({tuning[spec].get('file', 'RESULTS/tuning')})"
+            )
+    notes.append(
+        "holds: every figure of the claim holds and its tests passed; FAILS: a figure or test failed; "
+        "FAILS (expected): listed in the expected-failures file; skipped: could not run here"
+    )
     return notes
 
 
@@ -188,8 +211,10 @@ def _figures_table(columns) -> list[str]:
         for entry in source.get("figures", []):
             if entry_optimizer(entry, source) == spec:
                 rows[figure_row(entry, source)][name] = entry
-    lines = ["| claim | figure | " + " | ".join(name for name, _, _ in columns) + " |",
-             "|---" * (len(columns) + 2) + "|"]
+    lines = [
+        "| claim | figure | " + " | ".join(name for name, _, _ in columns) + " |",
+        "|---" * (len(columns) + 2) + "|",
+    ]
     for key in sorted(rows, key=lambda k: (claim_order(k[0]), k[1], k[2])):
         claim, _, label = key
         if any(entry.get("scope") == BEYOND_THE_PAPER for entry in rows[key].values()):
@@ -197,12 +222,122 @@ def _figures_table(columns) -> list[str]:
         cells = []
         for name, _, _ in columns:
             entry = rows[key].get(name)
-            cells.append("-" if entry is None else
-                         f"{fmt_value(entry.get('measured'), none='None')} "
-                         f"{'holds' if entry.get('holds') else '**FAILS**'}")
+            cells.append(
+                "-"
+                if entry is None
+                else f"{fmt_value(entry.get('measured'), none='None')} {'holds' if entry.get('holds') else '**FAILS**'}"
+            )
         lines.append(f"| {claim} | {_escape(label)} | " + " | ".join(_escape(c) for c in cells) + " |")
     return lines
 
 
 def _escape(text: str) -> str:
     return str(text).replace("|", "\\|")
+
+
+def merged_session(sessions: list[dict]) -> tuple[dict, dict | None]:
+    """(one session with each optimizer of each of `sessions` as a column, the session giving paper_sgd's).
+
+    The first session that ran the paper's SGD gives the reference column
+    (for `matrix.claims_matrix`'s `reference`, so the column says which
+    session it is; None where none ran it). Every other optimizer of every
+    session is a column named by its spec (the matrix shows its id), or
+    ``SPEC (session NNNN)`` where two columns would show the same id: one
+    spec in two sessions, a second paper_sgd. Figures and test outcomes are
+    copied with their optimizer renamed to the column's name, and the
+    optimizer parameter of their test ids with it, so that the figures
+    table lines every column up. Claims that train nothing keep the figures
+    of every session; a test id that two sessions share gets the second's
+    name appended.
+    """
+    reference = next((s for s in sessions if REFERENCE_OPTIMIZER in session_optimizers(s)), None)
+    columns = [
+        (index, spec)
+        for index, session in enumerate(sessions)
+        for spec in session_optimizers(session)
+        if not (session is reference and spec == REFERENCE_OPTIMIZER)
+    ]
+    id_counts: dict[str, int] = {REFERENCE_OPTIMIZER: 1} if reference is not None else {}
+    for _, spec in columns:
+        id_counts[spec_id(spec)] = id_counts.get(spec_id(spec), 0) + 1
+    names = {
+        (index, spec): spec if id_counts[spec_id(spec)] == 1 else f"{spec} ({session_name(sessions[index])})"
+        for index, spec in columns
+    }
+    profiles = list(dict.fromkeys(str(session.get("profile", "?")) for session in sessions))
+    merged = {
+        "profile": " + ".join(profiles),
+        "stamp": {},
+        "optimizers": [names[column] for column in columns],
+        "tuning": {},
+        "figures": [],
+        "tests": {},
+    }
+    theory_ids_taken: set[str] = set()
+    for index, session in enumerate(sessions):
+        column_of = {spec: names.get((index, spec)) for spec in session_optimizers(session)}
+        tests = session.get("tests") or {}
+        figures = session.get("figures", [])
+        for spec, entry in (session.get("tuning") or {}).items():
+            if column_of.get(spec):
+                merged["tuning"][column_of[spec]] = entry
+        own_theory_ids = {nodeid for nodeid, test in tests.items() if test.get("optimizer") is None}
+        own_theory_ids |= {entry.get("test", "") for entry in figures if entry_optimizer(entry, session) is None}
+        theory_id = {
+            nodeid: nodeid if nodeid not in theory_ids_taken else f"{nodeid} ({session_name(session)})"
+            for nodeid in own_theory_ids
+        }
+        theory_ids_taken |= set(theory_id.values())
+
+        def renamed(nodeid: str, spec: str | None, theory_id=theory_id, column_of=column_of) -> str:
+            if spec is None:
+                return theory_id[nodeid]
+            return replace_optimizer_param(nodeid, spec, spec_id(column_of[spec]))
+
+        for nodeid, test in tests.items():
+            spec = test.get("optimizer")
+            if spec is None or column_of.get(spec):  # the reference's own runs stay in the reference session
+                merged["tests"][renamed(nodeid, spec)] = {**test, "optimizer": column_of.get(spec) if spec else None}
+        for entry in figures:
+            spec = entry_optimizer(entry, session)
+            if spec is None or column_of.get(spec):
+                merged["figures"].append(
+                    {
+                        **entry,
+                        "optimizer": column_of.get(spec) if spec else None,
+                        "test": renamed(entry.get("test", ""), spec),
+                    }
+                )
+    return merged, reference
+
+
+def sessions_matrix(sessions: list[dict], reference: dict | None = None) -> str:
+    """The claims matrix (Markdown) of one session, or of several as one matrix (`merged_session`).
+
+    reference: a session or baseline giving the paper_sgd column where none
+    of `sessions` ran it. Several sessions add a line each under the title
+    (name, date, commit, profile, optimizers), and a warning where their
+    profiles differ.
+    """
+    if len(sessions) == 1:
+        return claims_matrix(sessions[0], reference=reference)
+    merged, own_reference = merged_session(sessions)
+    title, _, rest = claims_matrix(merged, reference=own_reference or reference).partition("\n\n")
+    lines = []
+    for session in sessions:
+        commit = (session.get("stamp") or {}).get("commit")
+        details = [
+            session_date(session)[:10],
+            f"commit {commit[:12]}" if commit else "",
+            f"profile {session.get('profile', '?')}",
+        ]
+        lines.append(
+            f"- {session_name(session)} ({', '.join(d for d in details if d)}): "
+            f"{', '.join(session_optimizers(session))}"
+        )
+    if " + " in merged["profile"]:
+        lines.append(
+            f"- **profiles differ** ({merged['profile']}): their runs differ in scale; "
+            "read the columns' verdicts side by side, not their values"
+        )
+    return f"{title}\n\n" + "\n".join(lines) + "\n" + rest

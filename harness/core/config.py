@@ -31,7 +31,7 @@ PAPER_LEARNING_RATES = {
 }
 
 DEFAULT_MOMENTUM = 0.9  # the paper's SGD momentum; on any other optimizer the value that means "not set"
-# The optimizers the CUDA-graph loop implements itself (harness.graph_step), exactly as named.
+# The optimizers the CUDA-graph loop implements itself (harness.core.graph_step), exactly as named.
 GRAPH_OPTIMIZERS = ("paper_sgd", "sgd")
 # The config fields a built-in optimizer takes, with the value that means "not set" (the spec may set them).
 OPTIMIZER_SETTINGS = {"lr": None, "momentum": DEFAULT_MOMENTUM, "weight_decay": 0.0}
@@ -56,7 +56,7 @@ class RunConfig:
     which rate ran. Exceptions, kept for the run keys of existing records:
     `train_check_fraction` below 1 stays as given on partially corrupted
     labels (0 < p < 1), whose runs check the whole set every pass anyway
-    (harness.train_check); `test_every` above `max_passes` means "test at the
+    (harness.core.train_check); `test_every` above `max_passes` means "test at the
     last pass only"; `momentum` stays at its default 0.9 on optimizers
     without one.
     """
@@ -68,11 +68,11 @@ class RunConfig:
     corruption: float = 0.0  # label corruption level p of variant "partial"; 0 for every other variant
     model: str = "mlp_1x512"
     init: str = "default"  # "default" (PyTorch's) or "he"
-    optimizer: str = "paper_sgd"  # optimizer spec, resolved by harness.optim
+    optimizer: str = "paper_sgd"  # optimizer spec, resolved by harness.core.optim
     lr: float | None = None  # initial learning rate; None = PAPER_LEARNING_RATES
     momentum: float = DEFAULT_MOMENTUM  # paper_sgd's (or a spec's own, e.g. sgd(momentum=0.5)); others leave 0.9
     # L2 coefficient; the paper's runs with it on use 0.0005 (unconfirmed). An imported factory
-    # is given it when nonzero (harness.optim).
+    # is given it when nonzero (harness.core.optim).
     weight_decay: float = 0.0
     dropout: float = 0.0  # dropout after hidden layers (MLPs, AlexNet's FC layers; Inception has none)
     augment: str = "none"  # "none" or "crop": random 28x28 crop of the image padded by 2 px, per image, on the device
@@ -84,14 +84,14 @@ class RunConfig:
     test_every: int = 1  # passes between test-set evaluations (the last pass always)
     # Share of the training set classified after each pass: 1.0 is the whole set; below it, a
     # fixed sample whose errors gate the whole-set check, so "fitted" and passes to fit stay
-    # exact while most passes cost the sample (harness.train_check says how and what it records).
+    # exact while most passes cost the sample (harness.core.train_check says how and what it records).
     train_check_fraction: float = 1.0
     seed: int = 0
     device: str = "cpu"  # "cpu", "cuda", "cuda:1", ...
-    loop: str = "auto"  # "eager", "graph" (whole step as one CUDA graph), "auto" (graph where it applies), "batched" (set by harness.batched)
+    loop: str = "auto"  # "eager", "graph" (whole step as one CUDA graph), "auto" (graph where it applies), "batched" (set by harness.core.batched)
     precision: str = "fp32"  # "fp32", "tf32" (TF32 matmuls and convolutions) or "bf16" (autocast); GPU only but fp32
     # Deterministic kernels (torch.use_deterministic_algorithms, cuDNN deterministic, no
-    # benchmark): what it does and does not make reproducible on a GPU is in harness.train's
+    # benchmark): what it does and does not make reproducible on a GPU is in harness.core.train's
     # docstring. On the CPU runs are bitwise reproducible without it.
     deterministic: bool = False
 
@@ -105,7 +105,7 @@ class RunConfig:
 
     def _check_values(self) -> None:
         """Each field on its own: a known name, a value in range."""
-        from .models import INIT_NAMES, MODEL_NAMES
+        from harness.core.models import INIT_NAMES, MODEL_NAMES
 
         if self.model not in MODEL_NAMES:
             raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODEL_NAMES)}")
@@ -168,9 +168,9 @@ class RunConfig:
 
         Raises OptimizerSpecError (a ValueError) for a malformed spec, and a
         built-in's keywords are checked against its torch class; an imported
-        factory is not imported here (that is harness.optim.resolve's job).
+        factory is not imported here (that is harness.core.optim.resolve's job).
         """
-        from .optim import builtin_name, resolve, spec_kwargs
+        from harness.core.optim import builtin_name, resolve, spec_kwargs
 
         keywords = spec_kwargs(self.optimizer)
         builtin = builtin_name(self.optimizer)
@@ -187,18 +187,19 @@ class RunConfig:
             raise ValueError(self._momentum_fix(builtin))
 
     def _momentum_fix(self, builtin: str | None) -> str:
-        from .optim import builtin_takes
+        from harness.core.optim import builtin_takes
 
         problem = f"momentum applies only to paper_sgd; optimizer {self.optimizer!r} is not given the config's momentum"
         if builtin and not builtin_takes(builtin, "momentum"):
-            return (f"{problem} and has none: leave momentum at {DEFAULT_MOMENTUM}, "
-                    "or use paper_sgd for SGD with momentum")
+            return (
+                f"{problem} and has none: leave momentum at {DEFAULT_MOMENTUM}, or use paper_sgd for SGD with momentum"
+            )
         own = _with_keyword(self.optimizer, "momentum", self.momentum)
         return f"{problem}: leave momentum at {DEFAULT_MOMENTUM} and give the optimizer its own in the spec: {own}"
 
     def _fill_from_builtin_spec(self) -> None:
         """`adam(lr=3e-4)` sets lr to 3e-4: the record then names the rate, momentum, weight decay that ran."""
-        from .optim import builtin_name, spec_kwargs
+        from harness.core.optim import builtin_name, spec_kwargs
 
         if builtin_name(self.optimizer) is None:
             return  # an imported factory's keywords stay its own: the config's fields are what the harness passes
@@ -215,7 +216,7 @@ class RunConfig:
         Unset, the paper's SGD takes the paper's rate for the model, the other
         built-ins their usual 1e-3, and an imported factory its own default.
         """
-        from .optim import builtin_name
+        from harness.core.optim import builtin_name
 
         if self.lr is not None:
             return self.lr
@@ -228,7 +229,7 @@ class RunConfig:
 
     @property
     def uses_graph(self) -> bool:
-        """Whether the training step runs as a CUDA graph (see harness.graph_step).
+        """Whether the training step runs as a CUDA graph (see harness.core.graph_step).
 
         It applies to the built-in SGD optimizers on CUDA, random crops
         included; "auto" takes it there, "graph" insists on it (and is
@@ -249,7 +250,7 @@ class RunConfig:
             return self.corruption
         return 0.0
 
-    def replace(self, **changes) -> "RunConfig":
+    def replace(self, **changes) -> RunConfig:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise ValueError(f"unknown config field(s): {', '.join(sorted(unknown))}")
@@ -259,7 +260,7 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "RunConfig":
+    def from_dict(cls, values: dict) -> RunConfig:
         """A stored record's config, read as written.
 
         Unknown fields are dropped and missing ones take their defaults. Only
@@ -287,7 +288,7 @@ class RunConfig:
         weight decay with an imported factory adds a mark: such runs were once
         trained without it, and their records stay under the old key.
         """
-        from .optim import builtin_name
+        from harness.core.optim import builtin_name
 
         values = self.to_dict()
         if not self.deterministic:
@@ -339,7 +340,7 @@ class Profile:
 
 
 # The convnets' training-set check on the paper tier: a 10% sample (5,000
-# images) gates the whole-set check (harness.train_check), so verdicts and
+# images) gates the whole-set check (harness.core.train_check), so verdicts and
 # passes to fit stay exact. Why: checking all 50,000 images after every pass
 # was 42% of Inception's and 29% of AlexNet's time to fit random labels on an
 # H100 (56 of 134 s, 12 of 40 s); a sampled pass costs a tenth of that, and

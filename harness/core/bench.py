@@ -8,14 +8,14 @@ fp32, batch 128, one step per batch.
 Ours ("resident"): the harness's eager loop. The preprocessed training set
 lives on the device; a pass is a device-side permutation and slices, with
 one host synchronisation per pass. Ours ("graph", CUDA only): the same with
-the whole step captured as one CUDA graph (harness.graph_step).
+the whole step captured as one CUDA graph (harness.core.graph_step).
 
 With --fit, the time to zero training error on random labels (the paper
 profile's settings for the model) for the eager and the graph loop (CUDA;
 the eager loop alone on a CPU, over the CPU-sized training set), measured
 in the same run, evaluation included. --fit-check-fractions times the
 training-set check after each pass: 1.0 (the whole set every pass) is the
-baseline of a sampled check (harness.train_check), which must fit at the
+baseline of a sampled check (harness.core.train_check), which must fit at the
 same pass.
 
 Both train the same model with the paper's SGD for the same number of steps
@@ -35,11 +35,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import DataError, standardise_per_image
-from .formatting import fmt_train_reading
-from .models import MODEL_NAMES, build_model
-from .prepare import load_raw_cached
-from .train import CONVNETS, matmul_precision
+from harness.core.data import DataError, standardise_per_image
+from harness.core.formatting import fmt_train_reading
+from harness.core.models import MODEL_NAMES, build_model
+from harness.core.prepare import load_raw_cached
+from harness.core.train import CONVNETS, matmul_precision
 
 BATCH = 128
 
@@ -122,8 +122,13 @@ def _sync(device) -> None:
 def usual_images_per_second(name, images, labels, device, steps, workers) -> float:
     model, optimizer = _model_and_optimizer(name, device, images.shape[-1])
     loader = torch.utils.data.DataLoader(
-        _UsualDataset(images, labels), batch_size=BATCH, shuffle=True, num_workers=workers,
-        pin_memory=device.type == "cuda", drop_last=True, persistent_workers=workers > 0,
+        _UsualDataset(images, labels),
+        batch_size=BATCH,
+        shuffle=True,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        drop_last=True,
+        persistent_workers=workers > 0,
     )
     seen, started, batches = 0, None, iter(loader)
     warmup = max(3, steps // 10)
@@ -170,12 +175,20 @@ def resident_images_per_second(name, images, labels, device, steps, precision="f
 
 
 def graph_images_per_second(name, images, labels, device, steps, precision="fp32") -> float:
-    from .graph_step import GraphedSGDStep
+    from harness.core.graph_step import GraphedSGDStep
 
     model, _ = _model_and_optimizer(name, device, images.shape[-1])
     x_all, y_all = _resident(name, images, labels, device)
-    step = GraphedSGDStep(model, x_all, y_all, batch_size=BATCH, lr=0.01, momentum=0.9, weight_decay=0.0,
-                          autocast_dtype=torch.bfloat16 if precision == "bf16" else None)
+    step = GraphedSGDStep(
+        model,
+        x_all,
+        y_all,
+        batch_size=BATCH,
+        lr=0.01,
+        momentum=0.9,
+        weight_decay=0.0,
+        autocast_dtype=torch.bfloat16 if precision == "bf16" else None,
+    )
     generator = torch.Generator(device=device).manual_seed(0)
     timed = min(steps, len(y_all) // BATCH) * BATCH  # full batches only: one graph
     step.run_pass(torch.randperm(len(y_all), device=device, generator=generator)[:timed], 0.01)  # warm
@@ -212,15 +225,19 @@ def fit_benchmark(
     fractions to time (None: the profile's own); 1.0 is the baseline the
     others are compared with. n_train: a subset (None: the whole set).
     """
-    from .config import get_profile
-    from .train import fit
+    from harness.core.config import get_profile
+    from harness.core.train import fit
 
     chosen = "paper profile precision" if precision is None else precision
     scale = "all training images" if n_train is None else f"{n_train} training images"
-    print(f"\ntime to fit random labels (paper profile settings, {chosen}, {data_spec}, {scale}); "
-          "seconds include evaluation")
-    print(f"{'model':<16}{'loop':<7}{'check':>6}{'precision':>10} {'outcome':<15}{'passes':>7}{'whole':>6}"
-          f"{'train acc':>10}{'train s':>9}{'eval s':>8}{'setup s':>8}{'total s':>9}{'img/s':>10}")
+    print(
+        f"\ntime to fit random labels (paper profile settings, {chosen}, {data_spec}, {scale}); "
+        "seconds include evaluation"
+    )
+    print(
+        f"{'model':<16}{'loop':<7}{'check':>6}{'precision':>10} {'outcome':<15}{'passes':>7}{'whole':>6}"
+        f"{'train acc':>10}{'train s':>9}{'eval s':>8}{'setup s':>8}{'total s':>9}{'img/s':>10}"
+    )
     for name in models:
         totals, passes = {}, {}
         profile_config = get_profile("paper").config(name)
@@ -229,25 +246,42 @@ def fit_benchmark(
                 changes = {} if precision is None else {"precision": precision}
                 if n_train is not None:
                     changes["n_train"] = n_train
-                config = get_profile("paper").config(name, data=data_spec, variant="random", device=str(device),
-                                                     loop=loop, train_check_fraction=fraction, **changes)
+                config = get_profile("paper").config(
+                    name,
+                    data=data_spec,
+                    variant="random",
+                    device=str(device),
+                    loop=loop,
+                    train_check_fraction=fraction,
+                    **changes,
+                )
                 record = fit(config, progress=_every_tenth_pass(f"{name} {loop} check {fraction:g}"))
                 total = record["train_seconds"] + record["eval_seconds"] + record["setup_seconds"]
                 totals[loop, fraction], passes[loop, fraction] = total, record["passes_to_fit"]
-                print(f"{name:<16}{loop:<7}{fraction:>6g}{config.precision:>10} {record['outcome']:<15}"
-                      f"{record['passes']:>7}{record['whole_set_checks']:>6}{record['train_accuracy']:>10.4%}"
-                      f"{record['train_seconds']:>9.1f}{record['eval_seconds']:>8.1f}{record['setup_seconds']:>8.1f}"
-                      f"{total:>9.1f}{record['images_per_second']:>10,.0f}", flush=True)
+                print(
+                    f"{name:<16}{loop:<7}{fraction:>6g}{config.precision:>10} {record['outcome']:<15}"
+                    f"{record['passes']:>7}{record['whole_set_checks']:>6}{record['train_accuracy']:>10.4%}"
+                    f"{record['train_seconds']:>9.1f}{record['eval_seconds']:>8.1f}{record['setup_seconds']:>8.1f}"
+                    f"{total:>9.1f}{record['images_per_second']:>10,.0f}",
+                    flush=True,
+                )
         for fraction in {f for _, f in totals}:
             if ("eager", fraction) in totals and ("graph", fraction) in totals:
-                print(f"{name:<16}graph/eager speed-up (check {fraction:g}): "
-                      f"{totals['eager', fraction] / totals['graph', fraction]:.2f}x")
+                print(
+                    f"{name:<16}graph/eager speed-up (check {fraction:g}): "
+                    f"{totals['eager', fraction] / totals['graph', fraction]:.2f}x"
+                )
         for loop, fraction in totals:
             if fraction < 1.0 and (loop, 1.0) in totals:
-                same = "same pass to fit" if passes[loop, fraction] == passes[loop, 1.0] else (
-                    f"PASSES TO FIT DIFFER: {passes[loop, fraction]} vs {passes[loop, 1.0]}")
-                print(f"{name:<16}{loop} loop: check {fraction:g} vs whole set every pass: "
-                      f"{totals[loop, 1.0] / totals[loop, fraction]:.2f}x faster in total, {same}")
+                same = (
+                    "same pass to fit"
+                    if passes[loop, fraction] == passes[loop, 1.0]
+                    else (f"PASSES TO FIT DIFFER: {passes[loop, fraction]} vs {passes[loop, 1.0]}")
+                )
+                print(
+                    f"{name:<16}{loop} loop: check {fraction:g} vs whole set every pass: "
+                    f"{totals[loop, 1.0] / totals[loop, fraction]:.2f}x faster in total, {same}"
+                )
 
 
 def _every_tenth_pass(label: str):
@@ -255,8 +289,11 @@ def _every_tenth_pass(label: str):
 
     def show(state: dict) -> None:
         if state["pass"] % 10 == 0:
-            print(f"  {label}: pass {state['pass']}/{state['max_passes']}, train {fmt_train_reading(state)}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  {label}: pass {state['pass']}/{state['max_passes']}, train {fmt_train_reading(state)}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     return show
 
@@ -267,14 +304,23 @@ def batched_benchmark(data_spec: str, runs: int, passes: int, n_train: int, devi
     The baselines are the single-run loops: eager everywhere, and the CUDA
     graph loop on a GPU (the harness's fastest single run there).
     """
-    from .batched import fit_batched
-    from .config import RunConfig
-    from .train import fit
+    from harness.core.batched import fit_batched
+    from harness.core.config import RunConfig
+    from harness.core.train import fit
 
     def configs(loop):
         return [
-            RunConfig(data=data_spec, model="mlp_1x512", variant="random", seed=seed, n_train=n_train,
-                      max_passes=passes, device=str(device), loop=loop, test_every=passes)
+            RunConfig(
+                data=data_spec,
+                model="mlp_1x512",
+                variant="random",
+                seed=seed,
+                n_train=n_train,
+                max_passes=passes,
+                device=str(device),
+                loop=loop,
+                test_every=passes,
+            )
             for seed in range(runs)
         ]
 
@@ -290,32 +336,69 @@ def batched_benchmark(data_spec: str, runs: int, passes: int, n_train: int, devi
     fit_batched(configs("eager"))
     together = time.perf_counter() - started
     print(f"\n{runs} runs of mlp_1x512, {passes} passes over {n_train} images each ({data_spec})")
-    print(f"batched {together:.1f} s; " + "; ".join(
-        f"one by one ({loop}) {seconds:.1f} s: batched is {seconds / together:.2f}x" for loop, seconds in one_by_one.items()))
+    print(
+        f"batched {together:.1f} s; "
+        + "; ".join(
+            f"one by one ({loop}) {seconds:.1f} s: batched is {seconds / together:.2f}x"
+            for loop, seconds in one_by_one.items()
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default="cifar10",
-                        help="data spec (default cifar10 under $HARNESS_DATA_DIR), or 'synthetic' (uint8 noise of CIFAR-10's shape)")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default=None,
-                        help="precision of our loops (bf16 autocast, GPU; default fp32); the usual baseline "
-                             "stays fp32. With --fit it replaces the paper profile's precision of every model")
+    parser.add_argument(
+        "--data",
+        default="cifar10",
+        help="data spec (default cifar10 under $HARNESS_DATA_DIR), or 'synthetic' (uint8 noise of CIFAR-10's shape)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default=None,
+        help="precision of our loops (bf16 autocast, GPU; default fp32); the usual baseline "
+        "stays fp32. With --fit it replaces the paper profile's precision of every model",
+    )
     parser.add_argument("--models", nargs="+", default=None, choices=MODEL_NAMES)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps per loop (default 30 on CPU, 400 with --full)")
-    parser.add_argument("--workers", type=int, default=None, help="DataLoader workers of the baseline (default 2 on CPU, 8 on GPU)")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="timed steps per loop (default 30 on CPU, 400 with --full)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="DataLoader workers of the baseline (default 2 on CPU, 8 on GPU)"
+    )
     parser.add_argument("--full", action="store_true", help="GPU scale: all models, full training set, 400 steps")
-    parser.add_argument("--batched", type=int, default=None, metavar="R",
-                        help="also time R MLP 1x512 runs one by one against batched (harness.batched)")
-    parser.add_argument("--fit", nargs="*", default=None, metavar="MODEL",
-                        help="also time fitting random labels, eager vs graph loop (default model mlp_1x512; "
-                             "on a CPU the eager loop over the CPU-sized training set)")
-    parser.add_argument("--fit-loops", nargs="+", choices=("eager", "graph"), default=None,
-                        help="which loops --fit times (default both on CUDA; graph alone skips the slow eager runs)")
-    parser.add_argument("--fit-check-fractions", nargs="+", type=float, default=None, metavar="F",
-                        help="training-set check fractions --fit times, e.g. 1.0 0.1 (1.0, the whole set every "
-                             "pass, is the baseline; default the paper profile's own per model)")
+    parser.add_argument(
+        "--batched",
+        type=int,
+        default=None,
+        metavar="R",
+        help="also time R MLP 1x512 runs one by one against batched (harness.core.batched)",
+    )
+    parser.add_argument(
+        "--fit",
+        nargs="*",
+        default=None,
+        metavar="MODEL",
+        help="also time fitting random labels, eager vs graph loop (default model mlp_1x512; "
+        "on a CPU the eager loop over the CPU-sized training set)",
+    )
+    parser.add_argument(
+        "--fit-loops",
+        nargs="+",
+        choices=("eager", "graph"),
+        default=None,
+        help="which loops --fit times (default both on CUDA; graph alone skips the slow eager runs)",
+    )
+    parser.add_argument(
+        "--fit-check-fractions",
+        nargs="+",
+        type=float,
+        default=None,
+        metavar="F",
+        help="training-set check fractions --fit times, e.g. 1.0 0.1 (1.0, the whole set every "
+        "pass, is the baseline; default the paper profile's own per model)",
+    )
     args = parser.parse_args(argv)
     fit_precision, args.precision = args.precision, args.precision or "fp32"
 
@@ -337,32 +420,43 @@ def main(argv: list[str] | None = None) -> int:
     n = len(all_labels) if args.full else min(len(all_labels), 5_000)
     images, labels = all_images[:n], all_labels[:n]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; torch {torch.__version__}; data: {source}, {n} training images; batch {BATCH}, "
-          f"{steps} timed steps; ours in {args.precision}; baseline: DataLoader with {workers} workers, "
-          "per-image transforms, fp32")
+    print(
+        f"device: {name}; torch {torch.__version__}; data: {source}, {n} training images; batch {BATCH}, "
+        f"{steps} timed steps; ours in {args.precision}; baseline: DataLoader with {workers} workers, "
+        "per-image transforms, fp32"
+    )
     graphs = device.type == "cuda"
     peak_tflops = _peak_tflops(device, args.precision)
-    print(f"{'model':<16}{'usual img/s':>13}{'resident img/s':>16}{'ratio':>8}{'graph img/s':>13}{'ratio':>8}"
-          f"{'GFLOP/img':>10}{'TFLOP/s':>9}{'of peak':>9}{'peak MiB':>10}")
+    print(
+        f"{'model':<16}{'usual img/s':>13}{'resident img/s':>16}{'ratio':>8}{'graph img/s':>13}{'ratio':>8}"
+        f"{'GFLOP/img':>10}{'TFLOP/s':>9}{'of peak':>9}{'peak MiB':>10}"
+    )
     with matmul_precision("fp32"):
         for model_name in models:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             usual = usual_images_per_second(model_name, images, labels, device, steps, workers)
             resident = resident_images_per_second(model_name, images, labels, device, steps, args.precision)
-            graph = (graph_images_per_second(model_name, images, labels, device, steps, args.precision)
-                     if graphs else float("nan"))
+            graph = (
+                graph_images_per_second(model_name, images, labels, device, steps, args.precision)
+                if graphs
+                else float("nan")
+            )
             peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
             flops = training_flops_per_image(model_name, images.shape[-1])
             best = resident if math.isnan(graph) else max(resident, graph)  # our best loop
             achieved = best * flops / 1e12
             fraction = f"{achieved / peak_tflops:>9.1%}" if peak_tflops else f"{'-':>9}"
-            print(f"{model_name:<16}{usual:>13,.0f}{resident:>16,.0f}{resident / usual:>8.2f}"
-                  f"{graph:>13,.0f}{graph / usual:>8.2f}{flops / 1e9:>10.3f}{achieved:>9.2f}{fraction}{peak:>10,.0f}",
-                  flush=True)
+            print(
+                f"{model_name:<16}{usual:>13,.0f}{resident:>16,.0f}{resident / usual:>8.2f}"
+                f"{graph:>13,.0f}{graph / usual:>8.2f}{flops / 1e9:>10.3f}{achieved:>9.2f}{fraction}{peak:>10,.0f}",
+                flush=True,
+            )
     if peak_tflops:
-        print(f"of peak: our best loop's FLOP/s against the device's {args.precision} dense peak, "
-              f"{peak_tflops} TFLOP/s (data sheet)")
+        print(
+            f"of peak: our best loop's FLOP/s against the device's {args.precision} dense peak, "
+            f"{peak_tflops} TFLOP/s (data sheet)"
+        )
     if args.batched:
         if args.data == "synthetic":
             print("--batched trains real runs and needs a data spec", file=sys.stderr)
@@ -376,8 +470,15 @@ def main(argv: list[str] | None = None) -> int:
         if any(not 0.0 < f <= 1.0 for f in args.fit_check_fractions or []):
             print("--fit-check-fractions must lie in (0, 1]", file=sys.stderr)
             return 2
-        fit_benchmark(args.fit or ["mlp_1x512"], args.data, device, loops, "fp32" if cpu else fit_precision,
-                      args.fit_check_fractions, n if cpu and not args.full else None)
+        fit_benchmark(
+            args.fit or ["mlp_1x512"],
+            args.data,
+            device,
+            loops,
+            "fp32" if cpu else fit_precision,
+            args.fit_check_fractions,
+            n if cpu and not args.full else None,
+        )
     return 0
 
 

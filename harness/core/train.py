@@ -5,11 +5,11 @@ with one host synchronisation per pass. After every pass the training set is
 classified in eval mode (fp32, no autograd, batches sized per device) and the run stops
 at the first pass whose whole training set reaches the target accuracy (with
 `train_check_fraction` below 1, a sample gates that whole-set check without
-changing the pass it stops at: harness.train_check). The outcome is a
+changing the pass it stops at: harness.core.train_check). The outcome is a
 value, never a lost traceback: "fitted", "out_of_budget", "diverged" or
 "interrupted", and the curves are kept in every case.
 
-Checkpoints: given a `RunCheckpoint` (harness.checkpoint), `fit` saves the
+Checkpoints: given a `RunCheckpoint` (harness.core.checkpoint), `fit` saves the
 run's state after every pass and, on start, resumes from a trustworthy
 checkpoint of the same run; on the CPU a resumed run ends with the record of
 an uninterrupted one (timings aside), `resumed_from_pass` says it resumed.
@@ -51,18 +51,18 @@ import math
 import os
 import time
 import weakref
+from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import RunCheckpoint
-from .config import RunConfig
-from .models import build_model, count_parameters
-from .optim import Hyper, resolve
-from .prepare import DeviceData, fitting_refusal, load_raw_cached, prepare
-from .train_check import TrainingSetCheck
+from harness.core.checkpoint import RunCheckpoint
+from harness.core.config import RunConfig
+from harness.core.models import build_model, count_parameters
+from harness.core.optim import Hyper, resolve
+from harness.core.prepare import DeviceData, fitting_refusal, load_raw_cached, prepare
+from harness.core.train_check import TrainingSetCheck
 
 # Images per evaluation batch, by device kind. On a GPU large batches pay, since
 # no activations are kept; on a CPU they spill the caches: measured on 2 cores,
@@ -73,6 +73,7 @@ EVAL_BATCHES = {"cuda": 4096, "cpu": 128}
 
 def eval_batch(device: torch.device) -> int:
     return EVAL_BATCHES.get(device.type, EVAL_BATCHES["cuda"])
+
 
 CONVNETS = ("inception", "inception_no_bn", "alexnet")
 
@@ -104,11 +105,12 @@ def fit(
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"config asks for device {config.device!r} but CUDA is not available")
     if config.loop == "batched":
-        raise ValueError("loop 'batched' is harness.batched.fit_batched's; fit trains one run")
+        raise ValueError("loop 'batched' is harness.core.batched.fit_batched's; fit trains one run")
     if config.precision != "fp32" and device.type != "cuda":
         raise ValueError(f"precision {config.precision} is a GPU setting; use precision fp32 on the CPU")
-    with matmul_precision(config.precision if device.type == "cuda" else "fp32"), _deterministic(
-        config.deterministic, device
+    with (
+        matmul_precision(config.precision if device.type == "cuda" else "fp32"),
+        _deterministic(config.deterministic, device),
     ):
         return _fit(config, device, data, progress, checkpoint)
 
@@ -167,7 +169,10 @@ def _fit(
 
     torch.manual_seed(config.seed)
     model = build_model(
-        config.model, in_channels=data.in_channels, num_classes=data.num_classes, init=config.init,
+        config.model,
+        in_channels=data.in_channels,
+        num_classes=data.num_classes,
+        init=config.init,
         dropout=config.dropout,
     ).to(device)
     train_x, test_x = data.train_x, data.test_x
@@ -186,17 +191,19 @@ def _fit(
     )
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if config.precision == "bf16" else nullcontext()
-    )
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if config.precision == "bf16" else nullcontext()
 
     augment = RandomCrop(train_x, generator) if config.augment == "crop" else None
     graphed, setup_started = None, time.perf_counter()
     if config.uses_graph:
-        from .graph_step import GraphedSGDStep
+        from harness.core.graph_step import GraphedSGDStep
 
         graphed = GraphedSGDStep(
-            model, train_x, data.train_y, batch_size=config.batch_size, lr=base_lrs[0],
+            model,
+            train_x,
+            data.train_y,
+            batch_size=config.batch_size,
+            lr=base_lrs[0],
             momentum=config.momentum if config.optimizer == "paper_sgd" else 0.0,
             weight_decay=config.weight_decay,
             autocast_dtype=torch.bfloat16 if config.precision == "bf16" else None,
@@ -211,8 +218,12 @@ def _fit(
     }
     track_noise = bool(data.label_changed.any()) and not bool(data.label_changed.all())
     training_set_check = TrainingSetCheck(
-        _predict, train_x, data.train_y, fraction=config.train_check_fraction,
-        target_accuracy=config.target_accuracy, seed=config.seed,
+        _predict,
+        train_x,
+        data.train_y,
+        fraction=config.train_check_fraction,
+        target_accuracy=config.target_accuracy,
+        seed=config.seed,
         whole_every_pass=0.0 < config.label_corruption < 1.0,
     )
     if track_noise:
@@ -243,7 +254,9 @@ def _fit(
             if graphed is not None:
                 loss_sum = graphed.run_pass(order, base_lrs[0] * factor)
             else:
-                loss_sum = _eager_pass(model, optimizer, train_x, data.train_y, order, config.batch_size, augment, autocast)
+                loss_sum = _eager_pass(
+                    model, optimizer, train_x, data.train_y, order, config.batch_size, augment, autocast
+                )
             mean_loss = float(loss_sum) / n  # the pass's one host synchronisation
             train_seconds = time.perf_counter() - started
 
@@ -276,15 +289,26 @@ def _fit(
                 curves["train_accuracy_corrupted"].append(_share(reading.correct[changed]))
             curves["eval_seconds"].append(time.perf_counter() - started)
             if progress:
-                progress({"pass": pass_index + 1, "max_passes": config.max_passes, "train_whole": reading.whole,
-                          **{k: v[-1] for k, v in curves.items()}})
+                progress(
+                    {
+                        "pass": pass_index + 1,
+                        "max_passes": config.max_passes,
+                        "train_whole": reading.whole,
+                        **{k: v[-1] for k, v in curves.items()},
+                    }
+                )
 
             if not math.isfinite(mean_loss):
                 outcome, message = "diverged", f"training loss became {mean_loss} in pass {pass_index + 1}"
                 break
             if exploded:
-                outcome, message = "diverged", (f"training loss {mean_loss:.3g} in pass {pass_index + 1} is over "
-                                                f"{MAX_LOSS_GROWTH:g} times its start {loss_ceiling / MAX_LOSS_GROWTH:.3g}")
+                outcome, message = (
+                    "diverged",
+                    (
+                        f"training loss {mean_loss:.3g} in pass {pass_index + 1} is over "
+                        f"{MAX_LOSS_GROWTH:g} times its start {loss_ceiling / MAX_LOSS_GROWTH:.3g}"
+                    ),
+                )
                 break
             if fitted:
                 outcome, passes_to_fit = "fitted", pass_index + 1
@@ -325,7 +349,7 @@ def test_counts(predictions: torch.Tensor | None, labels: torch.Tensor, num_clas
     measured at the end). Returns test_label_counts (K,), and with
     predictions test_prediction_counts (K,) and test_confusion (K x K counts,
     rows true class, columns predicted class): the relabelling test of "test
-    accuracy is chance" (harness.stats.relabelling_p_value) needs the whole
+    accuracy is chance" (harness.suite.stats.relabelling_p_value) needs the whole
     matrix, since test images are right or wrong in groups.
     """
     counts = {"test_label_counts": torch.bincount(labels, minlength=num_classes).tolist()}
@@ -348,7 +372,7 @@ def _initial_loss(model, images, labels, batch_size: int) -> float:
 
 
 def _snapshot(passes, model, optimizer, graphed, generator, curves) -> dict:
-    """Everything the next pass depends on, as plain tensors and lists (see harness.checkpoint)."""
+    """Everything the next pass depends on, as plain tensors and lists (see harness.core.checkpoint)."""
     rng = {"data_order": generator.get_state(), "torch_cpu": torch.get_rng_state()}
     if generator.device.type == "cuda":
         rng["torch_cuda"] = torch.cuda.get_rng_state(generator.device)  # dropout on CUDA draws from it
@@ -404,7 +428,7 @@ def _eager_pass(model, optimizer, images, labels, order, batch_size, augment, au
     return loss_sum
 
 
-def closure_step(model, optimizer, batch, labels, autocast=nullcontext()) -> torch.Tensor:
+def closure_step(model, optimizer, batch, labels, autocast=None) -> torch.Tensor:
     """One optimizer step through PyTorch's closure contract; returns the loss at the weights before it.
 
     The closure zeroes the gradients, recomputes the loss on the same batch
@@ -423,7 +447,7 @@ def closure_step(model, optimizer, batch, labels, autocast=nullcontext()) -> tor
     def closure():
         with torch.enable_grad():  # torch's own step() turns autograd off around a closure call
             optimizer.zero_grad(set_to_none=True)
-            with autocast:
+            with autocast or nullcontext():
                 loss = F.cross_entropy(model(batch), labels)
             loss.backward()
         losses.append(loss)
@@ -444,7 +468,7 @@ def closure_step(model, optimizer, batch, labels, autocast=nullcontext()) -> tor
 
 # Optimizers whose step(closure) never calls the closure (the closure is optional in
 # torch.optim's contract): closure_step gives them the plain form.
-IGNORES_CLOSURE: "weakref.WeakSet[torch.optim.Optimizer]" = weakref.WeakSet()
+IGNORES_CLOSURE: weakref.WeakSet[torch.optim.Optimizer] = weakref.WeakSet()
 
 
 def first_step_error(spec: str) -> str | None:
@@ -564,7 +588,7 @@ def _record(config, data, model, curves, outcome, message, passes_to_fit, steps_
         "best_test_accuracy": max((a for a in curves["test_accuracy"] if a is not None), default=None),
         "train_seconds": train_seconds,
         "eval_seconds": sum(curves["eval_seconds"]),
-        # Passes whose training accuracy is over the whole set (the others read a sample: harness.train_check).
+        # Passes whose training accuracy is over the whole set (the others read a sample: harness.core.train_check).
         "whole_set_checks": sum(count == n for count in curves["train_checked"]),
         "images_per_second": passes * n / train_seconds if train_seconds > 0 else None,
         "curves": curves,
@@ -573,11 +597,20 @@ def _record(config, data, model, curves, outcome, message, passes_to_fit, steps_
 
 
 def _not_fittable_record(config, data, model, reason: str) -> dict:
-    """The record of a run refused before training: its inputs cannot reach the target (harness.prepare)."""
-    curves = {key: [] for key in ("loss", "train_accuracy", "train_checked", "test_accuracy", "lr", "train_seconds",
-                                  "eval_seconds")}
-    record = _record(config, data, model, curves, "not_fittable", reason, None,
-                     math.ceil(len(data.train_y) / config.batch_size))
-    record.update(loop="none", setup_seconds=0.0, resumed_from_pass=None, checkpoint_seconds=0.0,
-                  model_sha256=state_digest(model), **test_counts(None, data.test_y, data.num_classes))
+    """The record of a run refused before training: its inputs cannot reach the target (harness.core.prepare)."""
+    curves = {
+        key: []
+        for key in ("loss", "train_accuracy", "train_checked", "test_accuracy", "lr", "train_seconds", "eval_seconds")
+    }
+    record = _record(
+        config, data, model, curves, "not_fittable", reason, None, math.ceil(len(data.train_y) / config.batch_size)
+    )
+    record.update(
+        loop="none",
+        setup_seconds=0.0,
+        resumed_from_pass=None,
+        checkpoint_seconds=0.0,
+        model_sha256=state_digest(model),
+        **test_counts(None, data.test_y, data.num_classes),
+    )
     return record

@@ -1,6 +1,6 @@
 """The run plan of a claims session: the runs the selected claims need, which are recorded, what the rest cost.
 
-Under ``--claims-plan`` (harness.plugin) every selected claim test runs with
+Under ``--claims-plan`` (harness.suite.plugin) every selected claim test runs with
 its `claim_run` calls answered by `plan_run` instead of by training: it
 works out the run's key, whether a record answers it and an estimate of its
 time, and hands the test a record to go on with (the recorded one, or a
@@ -37,7 +37,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import RunConfig
+from harness.core.config import RunConfig
 
 PLAN_PROPERTY = "claims_planned_run"  # a planned run, or a test that trains nothing, carried in its test's report
 # A planning pytest started by `plan_in_child_process` writes its plan (JSON) to the file this variable names.
@@ -155,19 +155,26 @@ def run_label(config: RunConfig, base: RunConfig, dataset: str) -> str:
     return " ".join(words)
 
 
-def plan_run(config: RunConfig, dataset: str, label: str, *, data_missing: str | None = None,
-             required: tuple[str, ...] = (), fresh: bool = False) -> tuple[dict, dict]:
+def plan_run(
+    config: RunConfig,
+    dataset: str,
+    label: str,
+    *,
+    data_missing: str | None = None,
+    required: tuple[str, ...] = (),
+    fresh: bool = False,
+) -> tuple[dict, dict]:
     """(planned entry, record the test goes on with) for one claim_run call under --claims-plan.
 
     data_missing: why the dataset is absent (None when present); the run is
     then listed with no key, as "data missing". required: the record fields
     the claim needs (a record without them does not count). fresh: records do
     not count (--claims-fresh). The record is the recorded run's, marked
-    reused, or a `stand_in_record`. Raises harness.data.DataError for data
+    reused, or a `stand_in_record`. Raises harness.core.data.DataError for data
     that is present but unreadable.
     """
-    from .prepare import load_raw_cached
-    from .store import latest_record, run_key
+    from harness.core.prepare import load_raw_cached
+    from harness.core.store import latest_record, run_key
 
     record, key = None, None
     if data_missing is None:
@@ -183,19 +190,46 @@ def plan_run(config: RunConfig, dataset: str, label: str, *, data_missing: str |
     n_train = min(config.n_train or whole_train, whole_train)
     n_test = min(config.n_test or n_test_all, n_test_all)
     cost = estimate(config, n_train, dataset)
-    entry = {"id": key or f"{label} ({status})", "key": key, "label": label, "status": status,
-             "why": data_missing, "passes": cost.passes, "seconds": cost.seconds, "device": cost.device,
-             "basis": cost.basis, "model": config.model, "n_train": n_train}
+    entry = {
+        "id": key or f"{label} ({status})",
+        "key": key,
+        "label": label,
+        "status": status,
+        "why": data_missing,
+        "passes": cost.passes,
+        "seconds": cost.seconds,
+        "device": cost.device,
+        "basis": cost.basis,
+        "model": config.model,
+        "n_train": n_train,
+    }
     if record is None:
-        record = stand_in_record(config, key, n_train=n_train, n_test=n_test, num_classes=num_classes,
-                                 source=source, passes=cost.passes, seconds=cost.seconds)
+        record = stand_in_record(
+            config,
+            key,
+            n_train=n_train,
+            n_test=n_test,
+            num_classes=num_classes,
+            source=source,
+            passes=cost.passes,
+            seconds=cost.seconds,
+        )
     else:
         record["reused"] = record["saved"] = True
     return entry, record
 
 
-def stand_in_record(config: RunConfig, key: str | None, *, n_train: int, n_test: int, num_classes: int,
-                    source: str, passes: int, seconds: float | None) -> dict:
+def stand_in_record(
+    config: RunConfig,
+    key: str | None,
+    *,
+    n_train: int,
+    n_test: int,
+    num_classes: int,
+    source: str,
+    passes: int,
+    seconds: float | None,
+) -> dict:
     """A record shaped like a run that fitted in `passes` passes: every field the claims read, nothing trained.
 
     Test accuracy: chance (1/K) when labels or inputs carry nothing of the
@@ -219,22 +253,40 @@ def stand_in_record(config: RunConfig, key: str | None, *, n_train: int, n_test:
         "loss": [math.log(num_classes) * (1.0 - i / passes) + 1e-3 for i in range(1, passes + 1)],
         "train_accuracy": _rising(chance, passes, passes),
         "train_checked": [n_train] * passes,
-        "test_accuracy": [test_accuracy if i % config.test_every == 0 or i == passes else None
-                          for i in range(1, passes + 1)],
+        "test_accuracy": [
+            test_accuracy if i % config.test_every == 0 or i == passes else None for i in range(1, passes + 1)
+        ],
     }
     if 0.0 < config.label_corruption < 1.0:
         curves["train_accuracy_clean"] = _rising(chance, max(1, passes // 2), passes)
         curves["train_accuracy_corrupted"] = _rising(chance, passes, passes)
     return {
-        "config": config.to_dict(), "key": key, "outcome": "fitted", "message": "", "planned": True,
-        "data_source": source, "n_train": n_train, "n_test": n_test, "num_classes": num_classes,
+        "config": config.to_dict(),
+        "key": key,
+        "outcome": "fitted",
+        "message": "",
+        "planned": True,
+        "data_source": source,
+        "n_train": n_train,
+        "n_test": n_test,
+        "num_classes": num_classes,
         "labels_changed": round(n_train * config.label_corruption * (1.0 - chance)),
-        "passes": passes, "passes_to_fit": passes, "steps_per_pass": steps_per_pass,
-        "steps_to_fit": passes * steps_per_pass, "train_accuracy": 1.0, "test_accuracy": test_accuracy,
-        "best_test_accuracy": test_accuracy, "curves": curves, "test_confusion": confusion,
+        "passes": passes,
+        "passes_to_fit": passes,
+        "steps_per_pass": steps_per_pass,
+        "steps_to_fit": passes * steps_per_pass,
+        "train_accuracy": 1.0,
+        "test_accuracy": test_accuracy,
+        "best_test_accuracy": test_accuracy,
+        "curves": curves,
+        "test_confusion": confusion,
         "test_prediction_counts": [sum(row[c] for row in confusion) for c in range(num_classes)],
         "test_label_counts": [sum(row) for row in confusion],
-        "train_seconds": seconds or 0.0, "eval_seconds": 0.0, "setup_seconds": 0.0, "reused": False, "saved": True,
+        "train_seconds": seconds or 0.0,
+        "eval_seconds": 0.0,
+        "setup_seconds": 0.0,
+        "reused": False,
+        "saved": True,
     }
 
 
@@ -249,8 +301,10 @@ def _confusion(n_test: int, num_classes: int, accuracy: float) -> list[list[int]
     matrix = []
     for c, total in enumerate(rows):
         right = round(total * accuracy)
-        others = [(total - right) // (num_classes - 1) + (j < (total - right) % (num_classes - 1))
-                  for j in range(num_classes - 1)]
+        others = [
+            (total - right) // (num_classes - 1) + (j < (total - right) % (num_classes - 1))
+            for j in range(num_classes - 1)
+        ]
         matrix.append(others[:c] + [right] + others[c:])
     return matrix
 
@@ -297,10 +351,12 @@ class Plan:
     def lines(self) -> list[str]:
         ordered = self.ordered()
         width = max((len(e["label"]) for e in ordered), default=0)
-        lines = [f"{i:>3}. {e['label']:<{width}}  {e['status']:<12} {_seconds_text(e):>10}  "
-                 f"{e['passes']} passes on {e['device']} ({e['basis']})  "
-                 f"key {e['key'] or '-'}, {len(e['tests'])} test{'s' if len(e['tests']) != 1 else ''}"
-                 for i, e in enumerate(ordered, 1)]
+        lines = [
+            f"{i:>3}. {e['label']:<{width}}  {e['status']:<12} {_seconds_text(e):>10}  "
+            f"{e['passes']} passes on {e['device']} ({e['basis']})  "
+            f"key {e['key'] or '-'}, {len(e['tests'])} test{'s' if len(e['tests']) != 1 else ''}"
+            for i, e in enumerate(ordered, 1)
+        ]
         lines += self._totals(ordered)
         lines += self._basis(ordered)
         missing = sorted({e["why"] for e in ordered if e["status"] == "data missing"})
@@ -309,8 +365,10 @@ class Plan:
             files: dict[str, int] = {}
             for nodeid in self.untrained:
                 files[nodeid.split("::")[0]] = files.get(nodeid.split("::")[0], 0) + 1
-            lines.append("no training (tests without claim_run, not run now): "
-                         + ", ".join(f"{name} ({count})" for name, count in files.items()))
+            lines.append(
+                "no training (tests without claim_run, not run now): "
+                + ", ".join(f"{name} ({count})" for name, count in files.items())
+            )
         return lines + self.notes
 
     def _totals(self, ordered: list[dict]) -> list[str]:
@@ -318,9 +376,11 @@ class Plan:
         reused = sum(e["status"] == "recorded" for e in ordered)
         times = {device: sum(e["seconds"] or 0.0 for e in train if e["device"] == device) for device in ("GPU", "CPU")}
         unknown = sum(e["seconds"] is None for e in train)
-        line = (f"runs: {len(ordered)}, reused {reused}, to train {len(train)}"
-                + (f", data missing {len(ordered) - reused - len(train)}" if len(ordered) > reused + len(train) else "")
-                + f"; estimated GPU time {duration(times['GPU'])}, CPU time {duration(times['CPU'])}")
+        line = (
+            f"runs: {len(ordered)}, reused {reused}, to train {len(train)}"
+            + (f", data missing {len(ordered) - reused - len(train)}" if len(ordered) > reused + len(train) else "")
+            + f"; estimated GPU time {duration(times['GPU'])}, CPU time {duration(times['CPU'])}"
+        )
         if unknown:
             line += f" (+ {unknown} run{'s' if unknown > 1 else ''} without an estimate)"
         return [line + " (summed over the runs: parallel workers divide it)"]
@@ -328,19 +388,27 @@ class Plan:
     @staticmethod
     def _basis(ordered: list[dict]) -> list[str]:
         used = sorted({(e["device"], e["model"]) for e in ordered})
-        lines = ["estimate basis: expected passes x seconds per pass x n_train / the measurement's images "
-                 "(an estimate, on the path where every run fits; harness/plan.py)"]
+        lines = [
+            "estimate basis: expected passes x seconds per pass x n_train / the measurement's images "
+            "(an estimate, on the path where every run fits; harness/plan.py)"
+        ]
         for device, model in used:
             cost = (GPU_PASS_SECONDS if device == "GPU" else CPU_PASS_SECONDS).get(model)
-            lines.append(f"  {device} {model}: " + (f"{cost.seconds:g} s per pass over {cost.images:,} images "
-                                                      f"({cost.source})" if cost else "no measurement"))
+            lines.append(
+                f"  {device} {model}: "
+                + (
+                    f"{cost.seconds:g} s per pass over {cost.images:,} images ({cost.source})"
+                    if cost
+                    else "no measurement"
+                )
+            )
         return lines
 
     def to_json(self) -> dict:
         return {"runs": list(self.runs.values()), "untrained": self.untrained, "notes": self.notes}
 
     @classmethod
-    def from_json(cls, values: dict) -> "Plan":
+    def from_json(cls, values: dict) -> Plan:
         return cls(runs={e["id"]: e for e in values["runs"]}, untrained=values["untrained"], notes=values["notes"])
 
 
@@ -353,8 +421,13 @@ def plan_in_child_process(pytest_arguments: list[str], cwd) -> tuple[Plan | None
     """
     with tempfile.TemporaryDirectory() as folder:
         plan_file = Path(folder) / "plan.json"
-        finished = subprocess.run([sys.executable, "-m", "pytest", *pytest_arguments], cwd=cwd, capture_output=True,
-                                  text=True, env={**os.environ, PLAN_FILE_VARIABLE: str(plan_file)})
+        finished = subprocess.run(
+            [sys.executable, "-m", "pytest", *pytest_arguments],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            env={**os.environ, PLAN_FILE_VARIABLE: str(plan_file)},
+        )
         if not plan_file.exists():
             tail = (finished.stdout + finished.stderr).strip().splitlines()[-5:]
             return None, f"planning exited with status {finished.returncode}: {' / '.join(tail)}"
@@ -375,7 +448,7 @@ class Progress:
     done: dict = field(default_factory=dict)  # run key -> measured seconds, each run trained so far
 
     def finished(self, entry: dict, now: float) -> str | None:
-        """The line for a run entry (harness.claims_summary.run_entry, with its "label"), or None.
+        """The line for a run entry (harness.suite.summary.run_entry, with its "label"), or None.
 
         None for a reused run and for a run already counted (several tests
         use one run; each is counted once, when its first trainer finishes).
@@ -387,8 +460,10 @@ class Progress:
         count = len(self.done)
         total = len(self.planned) if self.planned is not None else None
         head = f"run {count}/{total} done" if total is not None and count <= total else f"run {count} done"
-        line = (f"{head}: {entry.get('label') or entry['key']} ({entry.get('reason')}, {duration(measured)}); "
-                f"elapsed {duration(now - self.started)}")
+        line = (
+            f"{head}: {entry.get('label') or entry['key']} ({entry.get('reason')}, {duration(measured)}); "
+            f"elapsed {duration(now - self.started)}"
+        )
         left = self.seconds_left()
         return line if left is None else f"{line}, about {duration(left)} left"
 

@@ -10,7 +10,7 @@ folder, edited by hand, not a record) is skipped with a
 ``.harness-results`` in the working directory. Beside the records, while a
 run trains: ``locks/<key>.lock`` (one trainer per run across processes),
 ``live/<key>.log`` (its progress) and ``checkpoints/<key>.pt`` (its state
-after the last pass, see harness.checkpoint; a run killed hard resumes
+after the last pass, see harness.core.checkpoint; a run killed hard resumes
 from it).
 
 A results folder that cannot be written (read-only, full) never costs the
@@ -39,17 +39,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import RunCheckpoint, checkpoint_path
-from .config import RunConfig
-from .formatting import fmt_train_reading
-from .prepare import load_raw_cached
+from harness.core.checkpoint import RunCheckpoint, checkpoint_path
+from harness.core.config import RunConfig
+from harness.core.formatting import fmt_train_reading
+from harness.core.prepare import load_raw_cached
 
 # "interrupted" is kept but never reused; "stalled" (no parameter moved in a pass) and "not_fittable"
 # (identical inputs with different labels, refused before training) are: the same config and data give
 # the same outcome.
 REUSABLE = ("fitted", "out_of_budget", "diverged", "stalled", "not_fittable")
 OUTCOMES = REUSABLE + ("interrupted",)
-# On a GPU a pass can be shorter than writing its checkpoint (see harness.checkpoint).
+# On a GPU a pass can be shorter than writing its checkpoint (see harness.core.checkpoint).
 GPU_CHECKPOINT_SECONDS = 10.0
 
 
@@ -186,7 +186,7 @@ def save_record(record: dict, root: Path | None = None) -> Path:
 
 
 @contextmanager
-def _run_lock(key: str, root: Path, problems: "_WriteProblems"):
+def _run_lock(key: str, root: Path, problems: _WriteProblems):
     """One trainer per run key across processes (xdist workers share runs).
 
     Yields whether the lock is held. When the lock file cannot be made the
@@ -233,8 +233,8 @@ def record_key(record: dict) -> str:
 
 
 def _identity(data_fingerprint: str, optimizer: str) -> str:
-    from . import RUN_SEMANTICS_VERSION
-    from .optim import code_fingerprint
+    from harness import RUN_SEMANTICS_VERSION
+    from harness.core.optim import code_fingerprint
 
     return f"{data_fingerprint}|{code_fingerprint(optimizer)}|semantics {RUN_SEMANTICS_VERSION}"
 
@@ -304,9 +304,8 @@ def cached_fit(
     for the next attempt, and the interrupt raised again.
     A results folder that cannot be written: see the module docstring.
     """
-    from .train import fit  # imported here: the store is usable without the training stack
-
-    from .optim import resolve
+    from harness.core.optim import resolve
+    from harness.core.train import fit  # imported here: the store is usable without the training stack
 
     resolve(config.optimizer)  # a bad optimizer spec fails before any data is read
     if checkpoint_every < 1:
@@ -375,7 +374,7 @@ class _WriteProblems:
         return not self.errors
 
     def add(self, error: OSError | RuntimeError | None, part: str | None = None) -> None:
-        """Note a failed write; a RuntimeError is torch.save's (harness.checkpoint), without an errno."""
+        """Note a failed write; a RuntimeError is torch.save's (harness.core.checkpoint), without an errno."""
         if error is not None:
             self.errors.append(error)
             if part and part not in self.parts:
@@ -504,7 +503,7 @@ def machine_stamp(device: str = "cpu") -> dict:
 def _static_stamp() -> dict:
     import torchvision
 
-    from . import __version__
+    from harness import __version__
 
     return {
         "host_platform": platform.platform(),
@@ -526,7 +525,11 @@ def _git_commit() -> str:
             ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=5
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"

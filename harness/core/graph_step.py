@@ -55,9 +55,10 @@ class GraphedSGDStep:
 
     WARMUP_STEPS = 3
 
-    def __init__(self, model, images, labels, *, batch_size, lr, momentum, weight_decay, autocast_dtype=None,
-                 augment=None):
-        """augment: None, or harness.train.RandomCrop (its crop(rows, shifts) is captured, its draw is not)."""
+    def __init__(
+        self, model, images, labels, *, batch_size, lr, momentum, weight_decay, autocast_dtype=None, augment=None
+    ):
+        """augment: None, or harness.core.train.RandomCrop (its crop(rows, shifts) is captured, its draw is not)."""
         self.model, self.images, self.labels = model, images, labels
         self.augment = augment
         self.batch_size = batch_size

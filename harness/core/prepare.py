@@ -23,9 +23,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .config import RunConfig
-from .corrupt import apply_variant
-from .data import (
+from harness.core.config import RunConfig
+from harness.core.corrupt import apply_variant
+from harness.core.data import (
     DataError,
     RawDataset,
     default_data_dir,
@@ -48,7 +48,7 @@ class DeviceData:
     num_classes: int
     source: str
     fingerprint: str
-    collisions: "Collisions"  # identical training inputs and the attainable training accuracy
+    collisions: Collisions  # identical training inputs and the attainable training accuracy
 
     @property
     def in_channels(self) -> int:

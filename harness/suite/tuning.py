@@ -41,8 +41,8 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .config import RunConfig, get_profile
-from .optim import BUILTINS, OptimizerSpecError, builtin_name, code_fingerprint, spec_id, spec_kwargs
+from harness.core.config import RunConfig, get_profile
+from harness.core.optim import BUILTINS, OptimizerSpecError, builtin_name, code_fingerprint, spec_id, spec_kwargs
 
 GRID = (1e-4, 1e-3, 1e-2, 1e-1)  # initial learning rates tried, one per decade
 # Passes per trial at most: about twice the 27 passes the paper's SGD needs to fit
@@ -105,7 +105,7 @@ def needs_tuning(spec: str) -> bool:
 
 
 def tuning_path(spec: str, root: Path | None = None) -> Path:
-    from .store import results_dir
+    from harness.core.store import results_dir
 
     safe = re.sub(r"[^\w.=-]+", "_", spec_id(spec)).strip("_") or "optimizer"
     return (root or results_dir()) / "tuning" / f"{safe}.json"
@@ -120,9 +120,16 @@ def base_config(data: str, device: str | None = None) -> RunConfig:
 
 def trial_config(base: RunConfig, spec: str, lr: float, passes: int = PASSES) -> RunConfig:
     """The run of one grid value: `base` on true labels, short, with this optimizer and lr."""
-    return base.replace(optimizer=spec, lr=float(lr), variant="true", corruption=0.0, seed=SEED,
-                        max_passes=passes, test_every=passes,
-                        n_test=min(N_TEST, base.n_test) if base.n_test else N_TEST)
+    return base.replace(
+        optimizer=spec,
+        lr=float(lr),
+        variant="true",
+        corruption=0.0,
+        seed=SEED,
+        max_passes=passes,
+        test_every=passes,
+        n_test=min(N_TEST, base.n_test) if base.n_test else N_TEST,
+    )
 
 
 def _scale(base: RunConfig, passes: int) -> dict:
@@ -139,8 +146,12 @@ def load_choice(spec: str, base: RunConfig, grid=GRID, passes: int = PASSES, roo
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    same = (record.get("optimizer") == spec and record.get("grid") == [float(v) for v in grid]
-            and record.get("scale") == _scale(base, passes) and record.get("code") == code_fingerprint(spec))
+    same = (
+        record.get("optimizer") == spec
+        and record.get("grid") == [float(v) for v in grid]
+        and record.get("scale") == _scale(base, passes)
+        and record.get("code") == code_fingerprint(spec)
+    )
     return record if same else None
 
 
@@ -148,8 +159,9 @@ def _trial(lr: float, run: dict) -> dict:
     """What the tuning record keeps of one trial run."""
     losses = (run.get("curves") or {}).get("loss") or []
     loss = losses[-1] if losses else None
-    usable = run.get("outcome") not in ("diverged", "stalled", "not_fittable") and loss is not None \
-        and math.isfinite(loss)
+    usable = (
+        run.get("outcome") not in ("diverged", "stalled", "not_fittable") and loss is not None and math.isfinite(loss)
+    )
     return {
         "lr": float(lr),
         "outcome": run["outcome"],
@@ -181,15 +193,23 @@ def _describe_trial(spec: str, trial: dict) -> str:
     return f"tuning {spec_id(spec)}: lr {trial['lr']:g} {what}{loss}"
 
 
-def tune(spec: str, base: RunConfig, *, grid=GRID, passes: int = PASSES, fresh: bool = False,
-         root: Path | None = None, progress=None) -> dict:
+def tune(
+    spec: str,
+    base: RunConfig,
+    *,
+    grid=GRID,
+    passes: int = PASSES,
+    fresh: bool = False,
+    root: Path | None = None,
+    progress=None,
+) -> dict:
     """Choose `spec`'s learning rate (see the module docstring); returns the tuning record, saved.
 
     A record made with the same grid, budget and scale is reused unless `fresh`.
     `progress(text)` hears one line per trial. Warns (TuningWarning) when the
     choice sits at the edge of the values tried or does not fit true labels.
     """
-    from .store import cached_fit, machine_stamp, write_json_atomic
+    from harness.core.store import cached_fit, machine_stamp, write_json_atomic
 
     if not fresh:
         record = load_choice(spec, base, grid, passes, root)
@@ -219,8 +239,8 @@ def tune(spec: str, base: RunConfig, *, grid=GRID, passes: int = PASSES, fresh: 
         "lr": chosen["lr"],
         "fits_true_labels": chosen["outcome"] == "fitted",
         "criterion": "fewest passes to fit true labels (100% training accuracy), trials capped at the best so far; "
-                     "ties and unfitted grids: lowest last-pass training loss, then smaller lr; diverged and "
-                     "stalled runs excluded",
+        "ties and unfitted grids: lowest last-pass training loss, then smaller lr; diverged and "
+        "stalled runs excluded",
         "grid": [float(v) for v in grid],
         "values_tried": list(values),
         "default_lr": own,
@@ -244,11 +264,15 @@ def choice_warnings(record: dict) -> list[str]:
     lines = []
     values, lr = record.get("values_tried") or record["grid"], record["lr"]
     if len(values) > 1 and lr in (min(values), max(values)):
-        lines.append(f"{record['id']}: the chosen lr {lr:g} is at the edge of the values tried "
-                     f"({min(values):g}..{max(values):g}); widen --tune-lr-grid to see past it")
+        lines.append(
+            f"{record['id']}: the chosen lr {lr:g} is at the edge of the values tried "
+            f"({min(values):g}..{max(values):g}); widen --tune-lr-grid to see past it"
+        )
     if not record.get("fits_true_labels", True):
-        lines.append(f"{record['id']}: no lr tried fits true labels within {record['passes']} passes at the "
-                     f"tuning scale; the claims will run at lr {lr:g}, chosen by loss")
+        lines.append(
+            f"{record['id']}: no lr tried fits true labels within {record['passes']} passes at the "
+            f"tuning scale; the claims will run at lr {lr:g}, chosen by loss"
+        )
     return lines
 
 
@@ -258,7 +282,7 @@ def tune_session(specs, base: RunConfig, *, grid=GRID, fresh: bool = False, say=
     `say(text)` hears each trial and each choice. A failure raises TuningError
     naming the optimizer.
     """
-    from .data import DataError
+    from harness.core.data import DataError
 
     chosen = {}
     for spec in specs:
@@ -267,8 +291,13 @@ def tune_session(specs, base: RunConfig, *, grid=GRID, fresh: bool = False, say=
         except (TuningError, DataError, OptimizerSpecError) as error:
             raise TuningError(f"learning-rate tuning of {spec!r} failed: {error}") from None
         path = tuning_path(spec)
-        chosen[spec] = {"lr": record["lr"], "grid": record["grid"], "passes": record["passes"],
-                        "file": str(path), "reused": record["reused"]}
+        chosen[spec] = {
+            "lr": record["lr"],
+            "grid": record["grid"],
+            "passes": record["passes"],
+            "file": str(path),
+            "reused": record["reused"],
+        }
         say(f"{spec_id(spec)} uses lr {record['lr']:g} ({'recorded' if record['reused'] else 'chosen now'}, {path})")
         for line in choice_warnings(record):
             say(f"warning: {line}")

@@ -183,7 +183,9 @@ def _load_torchvision(kind: str, root: Path, allow_download: bool) -> RawDataset
     # has none for its idx files, so only the decoded content can earn it.
     name = "CIFAR-10 (torchvision)" if kind == "cifar10" else UNKNOWN_MNIST_FOLDER
     raw = _validated(
-        dict(zip(ARRAY_NAMES, arrays)), name, origin=f"{kind} under {root}",
+        dict(zip(ARRAY_NAMES, arrays)),
+        name,
+        origin=f"{kind} under {root}",
         declared_classes=(len(train.classes), f"{DATASET_NAMES[kind]}'s {len(train.classes)} classes"),
     )
     if kind == "mnist":
@@ -213,8 +215,11 @@ def _diagnose_cifar10_folder(root: Path) -> str | None:
     folder = root / cifar.CIFAR10.base_folder
     if not folder.is_dir():
         return _cifar10_elsewhere(root)
-    expected = [*cifar.CIFAR10.train_list, *cifar.CIFAR10.test_list,
-                [cifar.CIFAR10.meta["filename"], cifar.CIFAR10.meta["md5"]]]
+    expected = [
+        *cifar.CIFAR10.train_list,
+        *cifar.CIFAR10.test_list,
+        [cifar.CIFAR10.meta["filename"], cifar.CIFAR10.meta["md5"]],
+    ]
     missing = [name for name, _ in expected if not (folder / name).is_file()]
     if missing:
         return (
@@ -380,8 +385,7 @@ def load_arrays_file(path: Path) -> RawDataset:
             missing = [name for name in ARRAY_NAMES if name not in archive.files]
             if missing:
                 raise DataError(
-                    f"arrays file {path} lacks {', '.join(missing)}; it needs uint8 arrays "
-                    f"{', '.join(ARRAY_NAMES)}"
+                    f"arrays file {path} lacks {', '.join(missing)}; it needs uint8 arrays {', '.join(ARRAY_NAMES)}"
                 )
             arrays = {name: archive[name] for name in ARRAY_NAMES}
             declared = archive["num_classes"] if "num_classes" in archive.files else None
@@ -428,7 +432,11 @@ def file_sha256(path: Path) -> str:
 
 
 def _validated(
-    arrays: dict, name: str, *, origin: str, digest: str | None = None,
+    arrays: dict,
+    name: str,
+    *,
+    origin: str,
+    digest: str | None = None,
     declared_classes: tuple[int, str] | None = None,
 ) -> RawDataset:
     """Shapes, dtypes and labels checked, grey images given a channel axis; a DataError naming the fix otherwise.
@@ -475,9 +483,7 @@ def _refuse_channels_first(shape: tuple, array: str, origin: str) -> None:
         )
 
 
-def _class_count(
-    train_y: np.ndarray, test_y: np.ndarray, origin: str, declared: tuple[int, str] | None
-) -> int:
+def _class_count(train_y: np.ndarray, test_y: np.ndarray, origin: str, declared: tuple[int, str] | None) -> int:
     """The number of classes K, after checking every label against it; a DataError naming stray labels.
 
     A label outside the classes (a negative one, a sentinel such as 255 or
@@ -586,7 +592,7 @@ def standardise_per_image(images: torch.Tensor) -> torch.Tensor:
     # A uniform image is exactly zero: its mean, summed in floating point, can
     # miss the pixel value by an ulp, which would leave uniform images of
     # different brightness as different specks of rounding noise instead of
-    # the one input they are (harness.prepare counts such collisions).
+    # the one input they are (harness.core.prepare counts such collisions).
     lowest, highest = torch.aminmax(flat, dim=1)
     centred[lowest == highest] = 0.0
     return centred.div_(std.clamp_min(floor)).view_as(images)

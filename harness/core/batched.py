@@ -29,16 +29,34 @@ import time
 import torch
 import torch.nn.functional as F
 
-from .config import RunConfig
-from .models import build_model
-from .prepare import fitting_refusal, load_raw_cached, prepare
-from .train import _record, eval_batch, test_counts
+from harness.core.config import RunConfig
+from harness.core.models import build_model
+from harness.core.prepare import fitting_refusal, load_raw_cached, prepare
+from harness.core.train import _record, eval_batch, test_counts
 
 # Settings that must agree for runs to share one batched computation.
 SHARED_FIELDS = (
-    "data", "n_train", "n_test", "model", "init", "optimizer", "lr", "momentum", "weight_decay", "dropout",
-    "augment", "lr_decay", "decay_every", "batch_size", "max_passes", "target_accuracy", "test_every",
-    "device", "precision", "deterministic", "train_check_fraction",
+    "data",
+    "n_train",
+    "n_test",
+    "model",
+    "init",
+    "optimizer",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "dropout",
+    "augment",
+    "lr_decay",
+    "decay_every",
+    "batch_size",
+    "max_passes",
+    "target_accuracy",
+    "test_every",
+    "device",
+    "precision",
+    "deterministic",
+    "train_check_fraction",
 )
 
 
@@ -48,14 +66,21 @@ def check_batchable(configs: list[RunConfig]) -> None:
     first = configs[0]
     if not first.model.startswith("mlp"):
         raise ValueError(f"batched runs are for the MLPs; got {first.model}")
-    if first.optimizer not in ("paper_sgd", "sgd") or first.augment != "none" or first.dropout or first.precision != "fp32":
+    if (
+        first.optimizer not in ("paper_sgd", "sgd")
+        or first.augment != "none"
+        or first.dropout
+        or first.precision != "fp32"
+    ):
         raise ValueError("batched runs support the built-in SGD, fp32, no augmentation and no dropout")
     if first.train_check_fraction != 1.0:
         raise ValueError("batched runs check the whole training set every pass (train_check_fraction 1.0)")
     for config in configs[1:]:
         differing = [name for name in SHARED_FIELDS if getattr(config, name) != getattr(first, name)]
         if differing:
-            raise ValueError(f"batched runs must agree on {', '.join(differing)}; they may differ in seed, variant, corruption")
+            raise ValueError(
+                f"batched runs must agree on {', '.join(differing)}; they may differ in seed, variant, corruption"
+            )
 
 
 def _stack_layers(models) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -108,7 +133,11 @@ def fit_batched(configs: list[RunConfig], *, progress=None) -> list[dict]:
     models = []
     for config, data in zip(configs, runs):
         torch.manual_seed(config.seed)  # the same initial weights as the single run
-        models.append(build_model(config.model, in_channels=data.in_channels, num_classes=data.num_classes, init=config.init).to(device))
+        models.append(
+            build_model(config.model, in_channels=data.in_channels, num_classes=data.num_classes, init=config.init).to(
+                device
+            )
+        )
     layers = _stack_layers(models)
     params = [tensor for layer in layers for tensor in layer]
     buffers = [torch.zeros_like(p) for p in params]
@@ -156,7 +185,8 @@ def fit_batched(configs: list[RunConfig], *, progress=None) -> list[dict]:
         test_due = (pass_index + 1) % first.test_every == 0 or pass_index + 1 == first.max_passes
         accuracies = train_correct.double().mean(dim=1).tolist()
         finishing = any(
-            active[i] and (accuracies[i] >= first.target_accuracy or not math.isfinite(mean_losses[i])) for i in range(r)
+            active[i] and (accuracies[i] >= first.target_accuracy or not math.isfinite(mean_losses[i]))
+            for i in range(r)
         )
         test_accuracies = (
             (_predict(layers, test_x) == test_y).double().mean(dim=1).tolist() if test_due or finishing else [None] * r
@@ -175,7 +205,11 @@ def fit_batched(configs: list[RunConfig], *, progress=None) -> list[dict]:
             curve["train_seconds"].append(train_seconds / int(active.sum()))  # shared time, split evenly
             curve["eval_seconds"].append(eval_seconds / int(active.sum()))
             if not math.isfinite(mean_losses[index]):
-                outcomes[index] = ("diverged", f"training loss became {mean_losses[index]} in pass {pass_index + 1}", None)
+                outcomes[index] = (
+                    "diverged",
+                    f"training loss became {mean_losses[index]} in pass {pass_index + 1}",
+                    None,
+                )
             elif accuracies[index] >= first.target_accuracy:
                 outcomes[index] = ("fitted", "", pass_index + 1)
             if finished:
@@ -194,7 +228,9 @@ def fit_batched(configs: list[RunConfig], *, progress=None) -> list[dict]:
     ):
         if outcome == "out_of_budget":
             message = f"training accuracy {curve['train_accuracy'][-1]:.4%} after {config.max_passes} passes"
-        record = _record(config.replace(loop="batched"), data, model, curve, outcome, message, passes_to_fit, steps_per_pass)
+        record = _record(
+            config.replace(loop="batched"), data, model, curve, outcome, message, passes_to_fit, steps_per_pass
+        )
         record["loop"] = "batched"
         record.update(test_counts(final_test[index], data.test_y, data.num_classes))
         records.append(record)

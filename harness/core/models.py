@@ -38,9 +38,7 @@ INIT_NAMES: tuple[str, ...] = ("default", "he")
 
 
 def _conv_module(in_ch: int, out_ch: int, kernel: int, stride: int, batch_norm: bool) -> nn.Sequential:
-    layers: list[nn.Module] = [
-        nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, bias=True)
-    ]
+    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, bias=True)]
     if batch_norm:
         # affine=False: BatchNorm adds no trainable parameters, which is what
         # makes Table 1 list the same count with and without BatchNorm.
@@ -78,9 +76,16 @@ def _downsample_block(in_ch: int, c: int, batch_norm: bool) -> _Concat:
 def _inception(in_channels: int, num_classes: int, batch_norm: bool) -> nn.Sequential:
     # (kind, c1, c3) for an Inception block, (kind, c) for a downsample block.
     plan = [
-        ("inc", 32, 32), ("inc", 32, 48), ("down", 80),
-        ("inc", 112, 48), ("inc", 96, 64), ("inc", 80, 80), ("inc", 48, 96), ("down", 96),
-        ("inc", 176, 160), ("inc", 176, 160),
+        ("inc", 32, 32),
+        ("inc", 32, 48),
+        ("down", 80),
+        ("inc", 112, 48),
+        ("inc", 96, 64),
+        ("inc", 80, 80),
+        ("inc", 48, 96),
+        ("down", 96),
+        ("inc", 176, 160),
+        ("inc", 176, 160),
     ]
     layers: list[nn.Module] = [_conv_module(in_channels, 96, 3, 1, batch_norm)]
     channels = 96
@@ -198,7 +203,4 @@ def count_parameters(model: nn.Module) -> int:
 
 def describe_models() -> list[tuple[str, int, int]]:
     """(name, measured count for 3x28x28 input, paper count) for each model."""
-    return [
-        (name, count_parameters(build_model(name)), PAPER_PARAMETER_COUNTS[name])
-        for name in MODEL_NAMES
-    ]
+    return [(name, count_parameters(build_model(name)), PAPER_PARAMETER_COUNTS[name]) for name in MODEL_NAMES]

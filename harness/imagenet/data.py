@@ -3,11 +3,11 @@
 Layout: ``ROOT/train/<class>/*.JPEG`` and ``ROOT/val/<class>/*.JPEG`` (torchvision's
 ImageFolder on each split; the class folders of the two splits must agree).
 
-Labels are corrupted as in the CIFAR-10 tier (``harness.corrupt.corrupt_labels``), over
+Labels are corrupted as in the CIFAR-10 tier (``harness.core.corrupt.corrupt_labels``), over
 ImageFolder's sample order, which is sorted by class and file name and so the same on
 every machine that holds the same files. Every rank draws the labels itself from the
 run's seed; nothing is broadcast. The checksums below let the ranks prove to each other
-that they hold the same files and the same labels (``harness.distributed`` compares them
+that they hold the same files and the same labels (``harness.imagenet.distributed`` compares them
 at start-up).
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 from torch.utils.data import Dataset
 from torchvision import datasets, transforms
 
-from .corrupt import LABEL_STREAM, corrupt_labels
+from harness.core.corrupt import LABEL_STREAM, corrupt_labels
 
 VARIANTS = ("true", "partial", "random")
 # ImageNet's per-channel statistics, as torchvision's reference recipes use them.
@@ -33,12 +33,14 @@ CENTRE_CROP_FRACTION = 0.875
 
 def eval_transform(image_size: int) -> transforms.Compose:
     """Resize, centre crop, tensor, normalise: what evaluation, and training without augmentation, see."""
-    return transforms.Compose([
-        transforms.Resize(round(image_size / CENTRE_CROP_FRACTION)),
-        transforms.CenterCrop(image_size),
-        transforms.ToTensor(),
-        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
+    return transforms.Compose(
+        [
+            transforms.Resize(round(image_size / CENTRE_CROP_FRACTION)),
+            transforms.CenterCrop(image_size),
+            transforms.ToTensor(),
+            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
 
 
 def train_transform(image_size: int, augment: bool) -> transforms.Compose:
@@ -48,12 +50,14 @@ def train_transform(image_size: int, augment: bool) -> transforms.Compose:
     """
     if not augment:
         return eval_transform(image_size)
-    return transforms.Compose([
-        transforms.RandomResizedCrop(image_size),
-        transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(),
-        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
+    return transforms.Compose(
+        [
+            transforms.RandomResizedCrop(image_size),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
 
 
 def draw_labels(targets: np.ndarray, variant: str, p: float, num_classes: int, seed: int) -> np.ndarray:
@@ -166,4 +170,3 @@ def load_folder(
         ),
         labels_checksum=labels_checksum(labels),
     )
-

@@ -21,11 +21,16 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from .report import label_level, regulariser_text, regularisers, setup_key, setup_text
+from harness.report.describe import label_level, regulariser_text, regularisers, setup_key, setup_text
 
 VARIANT_ORDER = ("true", "random", "shuffled_pixels", "random_pixels", "gaussian")
-VARIANT_LABELS = {"true": "true labels", "random": "random labels", "shuffled_pixels": "shuffled pixels",
-                  "random_pixels": "random pixels", "gaussian": "Gaussian"}
+VARIANT_LABELS = {
+    "true": "true labels",
+    "random": "random labels",
+    "shuffled_pixels": "shuffled pixels",
+    "random_pixels": "random pixels",
+    "gaussian": "Gaussian",
+}
 DPI = 110
 
 
@@ -68,8 +73,11 @@ def _first_seed(records: list[dict]) -> dict:
 
 def figure_1a(runs: list[dict], path: Path) -> Path | None:
     """Average training loss per pass against steps, one line per variant (first seed), one panel per setup."""
-    groups = {key: records for key, records in _groups(runs, _plain).items()
-              if len({_kind(r["config"]) for r in records} - {None}) >= 2}
+    groups = {
+        key: records
+        for key, records in _groups(runs, _plain).items()
+        if len({_kind(r["config"]) for r in records} - {None}) >= 2
+    }
     if not groups:
         return None
     figure, axes = _figure(len(groups))
@@ -108,8 +116,11 @@ def figure_1b(runs: list[dict], path: Path) -> Path | None:
     """Steps to fit at level p / steps to fit at p = 0 (same setup and seed); a miss plots its budget, hollow."""
     groups = {}
     for key, records in _level_runs(runs).items():
-        baseline = {r["config"].get("seed", 0): r["steps_to_fit"] for r in records
-                    if label_level(r["config"]) == 0.0 and r.get("steps_to_fit")}
+        baseline = {
+            r["config"].get("seed", 0): r["steps_to_fit"]
+            for r in records
+            if label_level(r["config"]) == 0.0 and r.get("steps_to_fit")
+        }
         if baseline:
             groups[key] = (records, baseline)
     if not groups:
@@ -124,13 +135,16 @@ def figure_1b(runs: list[dict], path: Path) -> Path | None:
                 continue
             steps = record.get("steps_to_fit")
             target = fitted if steps else missed
-            target.append((label_level(record["config"]), (steps or record["passes"] * record["steps_per_pass"])
-                           / baseline[seed]))
+            target.append(
+                (label_level(record["config"]), (steps or record["passes"] * record["steps_per_pass"]) / baseline[seed])
+            )
         mean = defaultdict(list)
         for level, ratio in fitted:
             mean[level].append(ratio)
         levels = sorted(mean)
-        line = ax.plot(levels, [sum(mean[l]) / len(mean[l]) for l in levels], marker="o", label=setup_text(records[0]))[0]
+        line = ax.plot(levels, [sum(mean[l]) / len(mean[l]) for l in levels], marker="o", label=setup_text(records[0]))[
+            0
+        ]
         if missed:
             ax.scatter(*zip(*missed), marker="^", facecolors="none", edgecolors=line.get_color())
     ax.set_xlabel("label corruption p")
@@ -150,8 +164,9 @@ def figure_1c(runs: list[dict], path: Path) -> Path | None:
     ax = axes[0]
     for records in groups.values():
         levels = _by_level(records)
-        errors = [_mean_of(1 - r["test_accuracy"] for r in rs if r.get("test_accuracy") is not None)
-                  for rs in levels.values()]
+        errors = [
+            _mean_of(1 - r["test_accuracy"] for r in rs if r.get("test_accuracy") is not None) for rs in levels.values()
+        ]
         ax.plot(list(levels), errors, marker="o", label=setup_text(records[0]))
     ax.axhline(0.9, color="grey", linestyle=":", linewidth=1, label="chance (90% error)")
     ax.set_xlabel("label corruption p")
@@ -165,8 +180,14 @@ def figure_1c(runs: list[dict], path: Path) -> Path | None:
 
 def memorisation_order(runs: list[dict], path: Path) -> Path | None:
     """Clean (solid) and corrupted (dashed) training accuracy per pass, one colour per level p."""
-    groups = _groups(runs, lambda r: _plain(r) and "train_accuracy_clean" in r.get("curves", {})
-                     and 0.0 < (label_level(r["config"]) or 0.0) < 1.0)
+    groups = _groups(
+        runs,
+        lambda r: (
+            _plain(r)
+            and "train_accuracy_clean" in r.get("curves", {})
+            and 0.0 < (label_level(r["config"]) or 0.0) < 1.0
+        ),
+    )
     if not groups:
         return None
     figure, axes = _figure(len(groups))
@@ -177,8 +198,9 @@ def memorisation_order(runs: list[dict], path: Path) -> Path | None:
             passes = range(1, len(curves["train_accuracy_clean"]) + 1)
             colour = f"C{index}"
             ax.plot(passes, curves["train_accuracy_clean"], color=colour, label=f"p={level:g} clean")
-            ax.plot(passes, curves["train_accuracy_corrupted"], color=colour, linestyle="--",
-                    label=f"p={level:g} corrupted")
+            ax.plot(
+                passes, curves["train_accuracy_corrupted"], color=colour, linestyle="--", label=f"p={level:g} corrupted"
+            )
         ax.set_title(setup_text(records[0]), fontsize=8)
         ax.set_xlabel("pass")
         ax.set_ylabel("training accuracy")
@@ -194,7 +216,11 @@ def early_stopping(runs: list[dict], path: Path) -> Path | None:
     by_model = defaultdict(list)
     for record in runs:
         config = record["config"]
-        if label_level(config) == 0.0 and not regularisers(config)["dropout"] and record.get("outcome") != "interrupted":
+        if (
+            label_level(config) == 0.0
+            and not regularisers(config)["dropout"]
+            and record.get("outcome") != "interrupted"
+        ):
             by_model[(config.get("model"), record.get("data_source"), record.get("n_train"))].append(record)
     if not by_model:
         return None
@@ -229,20 +255,40 @@ def _mean_of(values):
 
 
 FIGURES = (
-    ("figure1a.png", "Figure 1a: training loss against steps", figure_1a,
-     "Average training loss per pass, first seed of each variant, on the steps axis of the paper's Figure 1a. "
-     "One panel per setup (model, scale, schedule, precision)."),
-    ("figure1b.png", "Figure 1b: relative convergence time", figure_1b,
-     "Steps to 100% training accuracy at label corruption p over the steps at p = 0 (same setup and seed), "
-     "mean over seeds; hollow triangles: runs that spent their budget (the ratio is a lower bound)."),
-    ("figure1c.png", "Figure 1c: test error against label corruption", figure_1c,
-     "Final test error (mean over seeds) at each corruption level; chance is 90% error."),
-    ("memorisation.png", "Memorisation order (A1)", memorisation_order,
-     "Training accuracy of the examples whose label was kept (clean) and of those whose label was redrawn "
-     "(corrupted), after every pass; first seed of each level."),
-    ("figure2_early_stopping.png", "Figure 2: early stopping (C7)", early_stopping,
-     "Test accuracy at each reading along training and its cumulative best: the gap at the end is all that "
-     "early stopping on the test set could have gained. True labels; one line per regulariser setting."),
+    (
+        "figure1a.png",
+        "Figure 1a: training loss against steps",
+        figure_1a,
+        "Average training loss per pass, first seed of each variant, on the steps axis of the paper's Figure 1a. "
+        "One panel per setup (model, scale, schedule, precision).",
+    ),
+    (
+        "figure1b.png",
+        "Figure 1b: relative convergence time",
+        figure_1b,
+        "Steps to 100% training accuracy at label corruption p over the steps at p = 0 (same setup and seed), "
+        "mean over seeds; hollow triangles: runs that spent their budget (the ratio is a lower bound).",
+    ),
+    (
+        "figure1c.png",
+        "Figure 1c: test error against label corruption",
+        figure_1c,
+        "Final test error (mean over seeds) at each corruption level; chance is 90% error.",
+    ),
+    (
+        "memorisation.png",
+        "Memorisation order (A1)",
+        memorisation_order,
+        "Training accuracy of the examples whose label was kept (clean) and of those whose label was redrawn "
+        "(corrupted), after every pass; first seed of each level.",
+    ),
+    (
+        "figure2_early_stopping.png",
+        "Figure 2: early stopping (C7)",
+        early_stopping,
+        "Test accuracy at each reading along training and its cumulative best: the gap at the end is all that "
+        "early stopping on the test set could have gained. True labels; one line per regulariser setting.",
+    ),
 )
 
 

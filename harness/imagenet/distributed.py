@@ -2,7 +2,7 @@
 
 Launch (one node, 8 GPUs; several nodes: see docs/imagenet-runbook.md)::
 
-    torchrun --standalone --nproc_per_node=8 -m harness.distributed \\
+    torchrun --standalone --nproc_per_node=8 -m harness.imagenet.distributed \\
         --data /path/to/imagenet --variant random --seed 0 --epochs 100 \\
         --record results/imagenet-random.json --checkpoint results/imagenet-random.pt
 
@@ -10,7 +10,7 @@ Run without torchrun, it trains as a world of one process (same code path).
 
 What every rank does: join the process group (nccl on CUDA, gloo on the CPU, with an
 explicit timeout so that no collective waits forever), open the folder and draw the
-run's labels from the seed (``harness.imagenet``), prove to the other ranks that it holds
+run's labels from the seed (``harness.imagenet.data``), prove to the other ranks that it holds
 the same files and labels (checksums gathered and compared: a mismatch stops every rank
 with a message naming the ranks), then train with a ``DistributedSampler`` (seeded,
 ``set_epoch`` every epoch) and SGD. After each epoch the loss and running training
@@ -58,10 +58,10 @@ from torch.distributed.elastic.multiprocessing.errors import record as record_er
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
-from .checkpoint import save_atomic
-from .imagenet import VARIANTS, FolderData, load_folder
-from .models import MODEL_NAMES, build_model, count_parameters
-from .train import matmul_precision
+from harness.core.checkpoint import save_atomic
+from harness.core.models import MODEL_NAMES, build_model, count_parameters
+from harness.core.train import matmul_precision
+from harness.imagenet.data import VARIANTS, FolderData, load_folder
 
 FAIL_RANK_ENV = "HARNESS_DDP_FAIL_RANK"
 FAIL_STEP_ENV = "HARNESS_DDP_FAIL_AT_STEP"
@@ -73,7 +73,7 @@ AUX_LOSS_WEIGHT = 0.4  # torchvision's reference recipe weights the auxiliary he
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m harness.distributed", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m harness.imagenet.distributed", description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="folder with train/<class>/* and val/<class>/*")
     parser.add_argument("--record", type=Path, required=True, help="where rank 0 writes the run record (JSON)")
     parser.add_argument("--checkpoint", type=Path, help="saved after every epoch; resumed from when it exists")
@@ -95,8 +95,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=8, help="DataLoader worker processes per rank")
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
     parser.add_argument("--timeout-seconds", type=float, default=1800.0, help="longest wait in any collective")
-    parser.add_argument("--train-eval-every", type=int, default=0,
-                        help="evaluate the whole training set every N epochs (0: after the last epoch only)")
+    parser.add_argument(
+        "--train-eval-every",
+        type=int,
+        default=0,
+        help="evaluate the whole training set every N epochs (0: after the last epoch only)",
+    )
     args = parser.parse_args(argv)
     _check_args(parser, args)
     return args
@@ -133,7 +137,7 @@ class World:
     def say(self, text: str) -> None:
         """A progress line from rank 0 only, on stderr (stdout stays free for other tools)."""
         if self.rank == 0:
-            print(f"[harness.distributed] {text}", file=sys.stderr, flush=True)
+            print(f"[harness.imagenet.distributed] {text}", file=sys.stderr, flush=True)
 
 
 def start_world(args: argparse.Namespace) -> World:
@@ -178,21 +182,25 @@ class _Fault:
         self.rank, self.step = rank, step
 
     @classmethod
-    def from_env(cls) -> "_Fault":
+    def from_env(cls) -> _Fault:
         raw_rank, raw_step = os.environ.get(FAIL_RANK_ENV), os.environ.get(FAIL_STEP_ENV)
         if raw_rank is None and raw_step is None:
             return cls(None, None)
         try:
             return cls(int(raw_rank), int(raw_step))
         except (TypeError, ValueError):
-            raise ValueError(f"{FAIL_RANK_ENV} and {FAIL_STEP_ENV} must both be integers, "
-                             f"got {raw_rank!r} and {raw_step!r}") from None
+            raise ValueError(
+                f"{FAIL_RANK_ENV} and {FAIL_STEP_ENV} must both be integers, got {raw_rank!r} and {raw_step!r}"
+            ) from None
 
     def before_step(self, rank: int, step: int) -> None:
         if rank == self.rank and step == self.step:
-            print(f"[harness.distributed] rank {rank}: fault injected before step {step} "
-                  f"({FAIL_RANK_ENV}/{FAIL_STEP_ENV}); exiting with code {FAULT_EXIT_CODE}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[harness.imagenet.distributed] rank {rank}: fault injected before step {step} "
+                f"({FAIL_RANK_ENV}/{FAIL_STEP_ENV}); exiting with code {FAULT_EXIT_CODE}",
+                file=sys.stderr,
+                flush=True,
+            )
             os._exit(FAULT_EXIT_CODE)  # no clean-up: a crash, not a goodbye
 
 
@@ -240,8 +248,14 @@ class ShardSampler(Sampler):
 
 
 def _loader(dataset, batch: int, sampler, args, world: World) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=args.workers,
-                      pin_memory=world.device.type == "cuda", persistent_workers=args.workers > 0)
+    return DataLoader(
+        dataset,
+        batch_size=batch,
+        sampler=sampler,
+        num_workers=args.workers,
+        pin_memory=world.device.type == "cuda",
+        persistent_workers=args.workers > 0,
+    )
 
 
 @torch.no_grad()
@@ -254,7 +268,7 @@ def evaluate(model: nn.Module, loader: DataLoader, world: World, num_classes: in
 def _evaluate(model: nn.Module, loader: DataLoader, world: World, num_classes: int) -> dict:
     model.eval()
     # K x K counts, rows true class, columns predicted (float64 is exact for counts below 2^53).
-    # The relabelling test of chance accuracy needs the whole matrix (harness.stats).
+    # The relabelling test of chance accuracy needs the whole matrix (harness.suite.stats).
     confusion = torch.zeros(num_classes * num_classes, dtype=torch.float64, device=world.device)
     for images, labels in loader:
         images, labels = images.to(world.device, non_blocking=True), labels.to(world.device, non_blocking=True)
@@ -283,10 +297,27 @@ def _align_buffers(model: nn.Module) -> None:
 
 def _identity(args: argparse.Namespace, data: FolderData) -> dict:
     """What a checkpoint must share with the run that resumes it."""
-    keys = ("model", "variant", "p", "seed", "global_batch", "image_size", "augment", "aux_logits", "lr",
-            "momentum", "weight_decay", "lr_decay", "precision", "sync_bn")
-    return {**{key: getattr(args, key) for key in keys},
-            "files_checksum": data.files_checksum, "labels_checksum": data.labels_checksum}
+    keys = (
+        "model",
+        "variant",
+        "p",
+        "seed",
+        "global_batch",
+        "image_size",
+        "augment",
+        "aux_logits",
+        "lr",
+        "momentum",
+        "weight_decay",
+        "lr_decay",
+        "precision",
+        "sync_bn",
+    )
+    return {
+        **{key: getattr(args, key) for key in keys},
+        "files_checksum": data.files_checksum,
+        "labels_checksum": data.labels_checksum,
+    }
 
 
 def load_checkpoint(path: Path | None, identity: dict, world: World) -> dict | None:
@@ -298,8 +329,10 @@ def load_checkpoint(path: Path | None, identity: dict, world: World) -> dict | N
     state = box[0]
     if state is not None and state["identity"] != identity:
         differing = sorted(key for key in identity if state["identity"].get(key) != identity[key])
-        raise ValueError(f"checkpoint {path} belongs to another run (differs in {', '.join(differing)}); "
-                         "move it away or pass another --checkpoint")
+        raise ValueError(
+            f"checkpoint {path} belongs to another run (differs in {', '.join(differing)}); "
+            "move it away or pass another --checkpoint"
+        )
     return state
 
 
@@ -363,8 +396,9 @@ def _start_training(args, world: World, data: FolderData, identity: dict):
         model = model.to(memory_format=torch.channels_last)
     network = DistributedDataParallel(model, device_ids=[world.device.index] if world.device.type == "cuda" else None)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
-    curves = {key: [] for key in ("loss", "train_accuracy_running", "train_accuracy", "test_accuracy", "lr",
-                                  "epoch_seconds")}
+    curves = {
+        key: [] for key in ("loss", "train_accuracy_running", "train_accuracy", "test_accuracy", "lr", "epoch_seconds")
+    }
     if state is None:
         return model, network, optimizer, curves, 0
     optimizer.load_state_dict(state["optimizer"])
@@ -377,22 +411,26 @@ def _run(args: argparse.Namespace, world: World) -> dict | None:
     if args.global_batch % world.size:
         raise ValueError(f"--global-batch {args.global_batch} does not split over {world.size} ranks")
     per_rank_batch = args.global_batch // world.size
-    data = load_folder(args.data, variant=args.variant, p=args.p, seed=args.seed,
-                       image_size=args.image_size, augment=args.augment)
+    data = load_folder(
+        args.data, variant=args.variant, p=args.p, seed=args.seed, image_size=args.image_size, augment=args.augment
+    )
     rank_checksums = check_identical_across_ranks(
         {"file list": data.files_checksum, "training labels": data.labels_checksum}, world.device
     )
-    world.say(f"{world.size} rank(s), {world.backend}, {world.device.type}; {len(data.train)} train / "
-              f"{len(data.val)} val images, {data.num_classes} classes; {args.variant} labels "
-              f"({data.labels_changed} changed), identical on every rank (checksum {data.labels_checksum:016x})")
+    world.say(
+        f"{world.size} rank(s), {world.backend}, {world.device.type}; {len(data.train)} train / "
+        f"{len(data.val)} val images, {data.num_classes} classes; {args.variant} labels "
+        f"({data.labels_changed} changed), identical on every rank (checksum {data.labels_checksum:016x})"
+    )
 
     identity = _identity(args, data)
     model, network, optimizer, curves, first_epoch = _start_training(args, world, data, identity)
     sampler = DistributedSampler(data.train, num_replicas=world.size, rank=world.rank, shuffle=True, seed=args.seed)
     train_loader = _loader(data.train, per_rank_batch, sampler, args, world)
     val_loader = _loader(data.val, per_rank_batch, ShardSampler(len(data.val), world.rank, world.size), args, world)
-    train_eval_loader = _loader(data.train_eval, per_rank_batch,
-                                ShardSampler(len(data.train_eval), world.rank, world.size), args, world)
+    train_eval_loader = _loader(
+        data.train_eval, per_rank_batch, ShardSampler(len(data.train_eval), world.rank, world.size), args, world
+    )
     autocast = _precision_context(args, world)
     fault = _Fault.from_env()
 
@@ -403,29 +441,43 @@ def _run(args: argparse.Namespace, world: World) -> dict | None:
             group["lr"] = lr
         sampler.set_epoch(epoch)  # a new order every epoch, the same on every rank
         _seed_epoch(args.seed, epoch, world.rank)
-        loss_sum, correct, seen = _train_epoch(network, optimizer, train_loader, world, autocast, fault,
-                                               first_step=epoch * len(train_loader) + 1)
+        loss_sum, correct, seen = _train_epoch(
+            network, optimizer, train_loader, world, autocast, fault, first_step=epoch * len(train_loader) + 1
+        )
         _align_buffers(model)
         test = evaluate(model, val_loader, world, data.num_classes)
         last = epoch + 1 == args.epochs
         every = args.train_eval_every
-        train_eval = evaluate(model, train_eval_loader, world, data.num_classes) if last or (
-            every and (epoch + 1) % every == 0) else None
+        train_eval = (
+            evaluate(model, train_eval_loader, world, data.num_classes)
+            if last or (every and (epoch + 1) % every == 0)
+            else None
+        )
         curves["loss"].append(loss_sum / seen)
         curves["train_accuracy_running"].append(correct / seen)
         curves["train_accuracy"].append(train_eval["accuracy"] if train_eval else None)
         curves["test_accuracy"].append(test["accuracy"])
         curves["lr"].append(lr)
         curves["epoch_seconds"].append(time.perf_counter() - epoch_started)
-        world.say(f"epoch {epoch + 1}/{args.epochs} loss {curves['loss'][-1]:.4f} "
-                  f"train (running) {correct / seen:.4f}"
-                  + (f" train {train_eval['accuracy']:.4f}" if train_eval else "")
-                  + f" test {test['accuracy']:.4f} lr {lr:.4g} {curves['epoch_seconds'][-1]:.1f}s")
+        world.say(
+            f"epoch {epoch + 1}/{args.epochs} loss {curves['loss'][-1]:.4f} "
+            f"train (running) {correct / seen:.4f}"
+            + (f" train {train_eval['accuracy']:.4f}" if train_eval else "")
+            + f" test {test['accuracy']:.4f} lr {lr:.4g} {curves['epoch_seconds'][-1]:.1f}s"
+        )
         if not math.isfinite(curves["loss"][-1]):
             raise FloatingPointError(f"training loss became {curves['loss'][-1]} in epoch {epoch + 1}")
         if args.checkpoint is not None and world.rank == 0:
-            save_atomic(args.checkpoint, {"identity": identity, "epochs_done": epoch + 1, "curves": curves,
-                                              "model": model.state_dict(), "optimizer": optimizer.state_dict()})
+            save_atomic(
+                args.checkpoint,
+                {
+                    "identity": identity,
+                    "epochs_done": epoch + 1,
+                    "curves": curves,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                },
+            )
 
     if first_epoch >= args.epochs:  # resumed a finished run: measure the final network again
         _align_buffers(model)
@@ -433,18 +485,42 @@ def _run(args: argparse.Namespace, world: World) -> dict | None:
         train_eval = evaluate(model, train_eval_loader, world, data.num_classes)
     if world.rank != 0:
         return None
-    result = _record(args, world, data, model, curves, test, train_eval, rank_checksums, per_rank_batch,
-                     len(train_loader), first_epoch, time.perf_counter() - started)
-    from .store import write_json_atomic
+    result = _record(
+        args,
+        world,
+        data,
+        model,
+        curves,
+        test,
+        train_eval,
+        rank_checksums,
+        per_rank_batch,
+        len(train_loader),
+        first_epoch,
+        time.perf_counter() - started,
+    )
+    from harness.core.store import write_json_atomic
 
     write_json_atomic(args.record, result)
     world.say(f"record written to {args.record}")
     return result
 
 
-def _record(args, world, data, model, curves, test, train_eval, rank_checksums, per_rank_batch, steps_per_epoch,
-            first_epoch, seconds) -> dict:
-    from .store import machine_stamp
+def _record(
+    args,
+    world,
+    data,
+    model,
+    curves,
+    test,
+    train_eval,
+    rank_checksums,
+    per_rank_batch,
+    steps_per_epoch,
+    first_epoch,
+    seconds,
+) -> dict:
+    from harness.core.store import machine_stamp
 
     return {
         "kind": "imagenet-ddp",

@@ -8,7 +8,7 @@ so parallel sessions never share one; the time leads the name so that a
 listing sorted by name is oldest first.
 
 A baseline is a session file kept elsewhere (``ci/baselines/*.json``), made
-from a real session by ``python -m harness.sessions baseline``; it is never
+from a real session by ``python -m harness sessions baseline``; it is never
 written by hand.
 
 Comparing two sessions matches figures by a stable identity: optimizer, claim,
@@ -26,16 +26,15 @@ A session file names the code of each optimizer it ran
 (``optimizer_identity``: spec -> version and the code fingerprint its run
 keys hold), so a comparison says when the code itself changed.
 
-Several sessions make one claims matrix (`sessions_matrix`: a column per
+Several sessions make one claims matrix (`harness.suite.matrix.sessions_matrix`: a column per
 optimizer of each session) or one CSV file (`export_rows`, `write_csv`: a
 row per figure).
 
-Command line: ``python -m harness.sessions {list,show,compare,matrix,export,baseline}``.
+Command line: ``python -m harness sessions {list,show,compare,matrix,export,baseline}`` (`harness.suite.sessions_cli`).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import fcntl
 import json
@@ -47,8 +46,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .formatting import fmt_value
-from .optim import optimizer_identity, spec_id
+from harness.core.formatting import fmt_value
+from harness.core.optim import optimizer_identity, spec_id
 
 REFERENCE_OPTIMIZER = "paper_sgd"  # the paper's SGD: the reference column of every comparison
 SESSION_NAME = re.compile(r"^(?P<time>\d{8}T\d{6}Z)-(?P<number>\d{4,})-(?P<profile>[\w-]+)\.json$")
@@ -70,7 +69,7 @@ class SessionNotSavedError(OSError):
 
 
 def sessions_dir(root: Path | None = None) -> Path:
-    from .store import results_dir
+    from harness.core.store import results_dir
 
     return (root or results_dir()) / "sessions"
 
@@ -109,7 +108,7 @@ def save_session(summary: dict, root: Path | None = None) -> Path:
     with summary["number"] left unset: no number is taken by a file that does
     not exist.
     """
-    from .store import write_json_atomic
+    from harness.core.store import write_json_atomic
 
     if summary.get("optimizers") and "optimizer_identity" not in summary:
         summary["optimizer_identity"] = optimizer_identities(summary["optimizers"])
@@ -171,8 +170,9 @@ def load_session(ref: str | Path, root: Path | None = None, *, before: int | Non
     return session
 
 
-def find_reference(profile: str, root: Path | None = None, *, before: int | None = None,
-                   look_back: int = 50) -> dict | None:
+def find_reference(
+    profile: str, root: Path | None = None, *, before: int | None = None, look_back: int = 50
+) -> dict | None:
     """The newest numbered session of `profile` (older than `before`) that ran the paper's SGD."""
     candidates = [(n, p) for n, p in numbered_sessions(root) if before is None or n < before]
     for _, path in reversed(candidates[-look_back:]):
@@ -364,8 +364,11 @@ def machine_differences(a: dict, b: dict) -> tuple[list[str], list[str]]:
     ma, mb = machine_of(a), machine_of(b)
 
     def differ(fields):
-        return [f"{name}: {mb[name]!r} vs {ma[name]!r}" for name in fields
-                if ma[name] is not None and mb[name] is not None and ma[name] != mb[name]]
+        return [
+            f"{name}: {mb[name]!r} vs {ma[name]!r}"
+            for name in fields
+            if ma[name] is not None and mb[name] is not None and ma[name] != mb[name]
+        ]
 
     return differ(MACHINE_FIELDS), differ(SOFTWARE_FIELDS)
 
@@ -461,8 +464,11 @@ def match_expected_failures(entries: list[ExpectedFailure], tests, optimizers) -
         if entry is not None:
             entry.matched += 1
         listed.append(entry)
-    unmatched = [entry for entry in entries if not entry.matched
-                 and (entry.optimizer == "*" or any(entry.covers(spec) for spec in optimizers))]
+    unmatched = [
+        entry
+        for entry in entries
+        if not entry.matched and (entry.optimizer == "*" or any(entry.covers(spec) for spec in optimizers))
+    ]
     return listed, unmatched
 
 
@@ -486,8 +492,11 @@ def read_expected_failures(path: str | Path) -> list[ExpectedFailure]:
         match = re.fullmatch(r"(?P<optimizer>\S+?):\s+(?P<pattern>\S+)", body)
         if not match:
             raise SessionError(f"{path}:{number}: expected 'optimizer_id: test-id-glob  # reason', got {raw!r}")
-        entries.append(ExpectedFailure(match["optimizer"], match["pattern"],
-                                       reason.strip() or f"listed in {path}:{number}", str(path), number))
+        entries.append(
+            ExpectedFailure(
+                match["optimizer"], match["pattern"], reason.strip() or f"listed in {path}:{number}", str(path), number
+            )
+        )
     return entries
 
 
@@ -543,8 +552,10 @@ def parse_optimizer_pair(text: str) -> tuple[str, str]:
             if first and second:
                 return first, second
             break
-    raise SessionError(f"bad optimizer pair {text!r}: expected SPEC_A=SPEC_B, e.g. 'pkg:Lion(lr=1e-4)=pkg:Lion' "
-                       "(the session's optimizer, then the baseline's it is compared with)")
+    raise SessionError(
+        f"bad optimizer pair {text!r}: expected SPEC_A=SPEC_B, e.g. 'pkg:Lion(lr=1e-4)=pkg:Lion' "
+        "(the session's optimizer, then the baseline's it is compared with)"
+    )
 
 
 def _spec_named(name: str, session: dict, side: str) -> str:
@@ -553,8 +564,10 @@ def _spec_named(name: str, session: dict, side: str) -> str:
     found = [spec for spec in specs if name == spec] or [spec for spec in specs if name == spec_id(spec)]
     if len(found) != 1:
         problem = "names none" if not found else f"names {len(found)}"
-        raise SessionError(f"optimizer {name!r} {problem} of the {side}'s optimizers ({', '.join(specs)}); "
-                           "give one of them, as its spec or its id")
+        raise SessionError(
+            f"optimizer {name!r} {problem} of the {side}'s optimizers ({', '.join(specs)}); "
+            "give one of them, as its spec or its id"
+        )
     return found[0]
 
 
@@ -566,8 +579,9 @@ def optimizer_pairs(as_optimizer: dict[str, str], current: dict, baseline: dict)
     return {_spec_named(a, current, "session"): _spec_named(b, baseline, "baseline") for a, b in as_optimizer.items()}
 
 
-def compare(current: dict, baseline: dict, rules: list[FailRule] | tuple = (),
-            as_optimizer: dict[str, str] | None = None) -> Comparison:
+def compare(
+    current: dict, baseline: dict, rules: list[FailRule] | tuple = (), as_optimizer: dict[str, str] | None = None
+) -> Comparison:
     """Figures of `current` against `baseline`, matched by identity; regressions flagged.
 
     as_optimizer: {optimizer of `current`: optimizer of `baseline`}, each by
@@ -586,8 +600,10 @@ def compare(current: dict, baseline: dict, rules: list[FailRule] | tuple = (),
     pairs = optimizer_pairs(as_optimizer or {}, current, baseline)
     for spec in sorted(set(pairs.values()) - set(pairs)):
         if spec in session_optimizers(current):
-            result.notes.append(f"{spec_id(spec)} of this session is left out: "
-                                f"{', '.join(spec_id(a) for a, b in pairs.items() if b == spec)} takes its place")
+            result.notes.append(
+                f"{spec_id(spec)} of this session is left out: "
+                f"{', '.join(spec_id(a) for a, b in pairs.items() if b == spec)} takes its place"
+            )
     result.notes += _code_changes(current, baseline, pairs)
     before_index, after_index = indexed_figures(baseline), indexed_figures(current, pairs)
     compared_optimizers = {key[0] for key in before_index} & {key[0] for key in after_index}
@@ -648,8 +664,9 @@ def _code_changes(current: dict, baseline: dict, pairs: dict[str, str]) -> list[
         old, new = (before.get(other) or {}).get("code"), (after.get(spec) or {}).get("code")
         unread = any(code.startswith("unhashable") for code in (old or "", new or ""))  # says nothing of the code
         if old and new and old != new and not unread:
-            notes.append(f"code of {spec_id(spec)} differs: {old} in the baseline, {new} now; its deltas "
-                         "include that change")
+            notes.append(
+                f"code of {spec_id(spec)} differs: {old} in the baseline, {new} now; its deltas include that change"
+            )
     return notes
 
 
@@ -666,9 +683,11 @@ def format_comparison(result: Comparison, *, all_rows: bool = False) -> list[str
     counts: dict[str, int] = {}
     for row in result.rows:
         counts[row.status] = counts.get(row.status, 0) + 1
-    lines.append(f"against {result.baseline_name}: "
-                 + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) if counts else
-                 f"against {result.baseline_name}: no figures in common")
+    lines.append(
+        f"against {result.baseline_name}: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        if counts
+        else f"against {result.baseline_name}: no figures in common"
+    )
     for row in result.rows:
         if row.status == "same" and not all_rows:
             continue
@@ -692,8 +711,23 @@ def format_comparison(result: Comparison, *, all_rows: bool = False) -> list[str
 
 # One CSV row per figure; these names are the header, in this order.
 EXPORT_COLUMNS = (
-    "session", "date", "profile", "commit", "optimizer_spec", "optimizer_id", "optimizer_version", "optimizer_code",
-    "claim", "test", "figure", "label", "measured", "threshold", "holds", "scope", "outcome",
+    "session",
+    "date",
+    "profile",
+    "commit",
+    "optimizer_spec",
+    "optimizer_id",
+    "optimizer_version",
+    "optimizer_code",
+    "claim",
+    "test",
+    "figure",
+    "label",
+    "measured",
+    "threshold",
+    "holds",
+    "scope",
+    "outcome",
 )
 PAPER_SCOPE = "paper"  # the scope of a figure that does not say it is beyond the paper
 
@@ -716,28 +750,33 @@ def export_rows(sessions: list[dict]) -> list[dict]:
         number = session.get("number")
         identities = session.get("optimizer_identity") or {}
         tests = session.get("tests") or {}
-        common = {"session": f"{int(number):04d}" if number else session_name(session),
-                  "date": session_date(session), "profile": session.get("profile", ""),
-                  "commit": (session.get("stamp") or {}).get("commit", "")}
+        common = {
+            "session": f"{int(number):04d}" if number else session_name(session),
+            "date": session_date(session),
+            "profile": session.get("profile", ""),
+            "commit": (session.get("stamp") or {}).get("commit", ""),
+        }
         for entry in session.get("figures", []):
             optimizer = entry_optimizer(entry, session)
             identity = (identities.get(optimizer) or {}) if optimizer else {}
-            rows.append({
-                **common,
-                "optimizer_spec": optimizer or "",
-                "optimizer_id": spec_id(optimizer) if optimizer else "",
-                "optimizer_version": identity.get("version") or "",
-                "optimizer_code": identity.get("code") or "",
-                "claim": entry.get("claim", "?"),
-                "test": entry.get("test", ""),
-                "figure": entry.get("figure", ""),
-                "label": figure_row(entry, session)[2],
-                "measured": _csv_value(entry.get("measured")),
-                "threshold": entry.get("threshold", ""),
-                "holds": bool(entry.get("holds")),
-                "scope": entry.get("scope") or PAPER_SCOPE,
-                "outcome": (tests.get(entry.get("test", "")) or {}).get("outcome", ""),
-            })
+            rows.append(
+                {
+                    **common,
+                    "optimizer_spec": optimizer or "",
+                    "optimizer_id": spec_id(optimizer) if optimizer else "",
+                    "optimizer_version": identity.get("version") or "",
+                    "optimizer_code": identity.get("code") or "",
+                    "claim": entry.get("claim", "?"),
+                    "test": entry.get("test", ""),
+                    "figure": entry.get("figure", ""),
+                    "label": figure_row(entry, session)[2],
+                    "measured": _csv_value(entry.get("measured")),
+                    "threshold": entry.get("threshold", ""),
+                    "holds": bool(entry.get("holds")),
+                    "scope": entry.get("scope") or PAPER_SCOPE,
+                    "outcome": (tests.get(entry.get("test", "")) or {}).get("outcome", ""),
+                }
+            )
     return rows
 
 
@@ -769,189 +808,3 @@ def _write_rows(rows: list[dict], stream) -> None:
 
 
 # --- one matrix of several sessions ----------------------------------------------
-
-
-def merged_session(sessions: list[dict]) -> tuple[dict, dict | None]:
-    """(one session with each optimizer of each of `sessions` as a column, the session giving paper_sgd's).
-
-    The first session that ran the paper's SGD gives the reference column
-    (for `matrix.claims_matrix`'s `reference`, so the column says which
-    session it is; None where none ran it). Every other optimizer of every
-    session is a column named by its spec (the matrix shows its id), or
-    ``SPEC (session NNNN)`` where two columns would show the same id: one
-    spec in two sessions, a second paper_sgd. Figures and test outcomes are
-    copied with their optimizer renamed to the column's name, and the
-    optimizer parameter of their test ids with it, so that the figures
-    table lines every column up. Claims that train nothing keep the figures
-    of every session; a test id that two sessions share gets the second's
-    name appended.
-    """
-    reference = next((s for s in sessions if REFERENCE_OPTIMIZER in session_optimizers(s)), None)
-    columns = [(index, spec) for index, session in enumerate(sessions) for spec in session_optimizers(session)
-               if not (session is reference and spec == REFERENCE_OPTIMIZER)]
-    id_counts: dict[str, int] = {REFERENCE_OPTIMIZER: 1} if reference is not None else {}
-    for _, spec in columns:
-        id_counts[spec_id(spec)] = id_counts.get(spec_id(spec), 0) + 1
-    names = {(index, spec): spec if id_counts[spec_id(spec)] == 1 else f"{spec} ({session_name(sessions[index])})"
-             for index, spec in columns}
-    profiles = list(dict.fromkeys(str(session.get("profile", "?")) for session in sessions))
-    merged = {"profile": " + ".join(profiles), "stamp": {}, "optimizers": [names[column] for column in columns],
-              "tuning": {}, "figures": [], "tests": {}}
-    theory_ids_taken: set[str] = set()
-    for index, session in enumerate(sessions):
-        column_of = {spec: names.get((index, spec)) for spec in session_optimizers(session)}
-        tests = session.get("tests") or {}
-        figures = session.get("figures", [])
-        for spec, entry in (session.get("tuning") or {}).items():
-            if column_of.get(spec):
-                merged["tuning"][column_of[spec]] = entry
-        own_theory_ids = {nodeid for nodeid, test in tests.items() if test.get("optimizer") is None}
-        own_theory_ids |= {entry.get("test", "") for entry in figures if entry_optimizer(entry, session) is None}
-        theory_id = {nodeid: nodeid if nodeid not in theory_ids_taken else f"{nodeid} ({session_name(session)})"
-                     for nodeid in own_theory_ids}
-        theory_ids_taken |= set(theory_id.values())
-
-        def renamed(nodeid: str, spec: str | None) -> str:
-            if spec is None:
-                return theory_id[nodeid]
-            return replace_optimizer_param(nodeid, spec, spec_id(column_of[spec]))
-
-        for nodeid, test in tests.items():
-            spec = test.get("optimizer")
-            if spec is None or column_of.get(spec):  # the reference's own runs stay in the reference session
-                merged["tests"][renamed(nodeid, spec)] = {**test, "optimizer": column_of.get(spec) if spec else None}
-        for entry in figures:
-            spec = entry_optimizer(entry, session)
-            if spec is None or column_of.get(spec):
-                merged["figures"].append({**entry, "optimizer": column_of.get(spec) if spec else None,
-                                          "test": renamed(entry.get("test", ""), spec)})
-    return merged, reference
-
-
-def sessions_matrix(sessions: list[dict], reference: dict | None = None) -> str:
-    """The claims matrix (Markdown) of one session, or of several as one matrix (`merged_session`).
-
-    reference: a session or baseline giving the paper_sgd column where none
-    of `sessions` ran it. Several sessions add a line each under the title
-    (name, date, commit, profile, optimizers), and a warning where their
-    profiles differ.
-    """
-    from .matrix import claims_matrix
-
-    if len(sessions) == 1:
-        return claims_matrix(sessions[0], reference=reference)
-    merged, own_reference = merged_session(sessions)
-    title, _, rest = claims_matrix(merged, reference=own_reference or reference).partition("\n\n")
-    lines = []
-    for session in sessions:
-        commit = (session.get("stamp") or {}).get("commit")
-        details = [session_date(session)[:10], f"commit {commit[:12]}" if commit else "",
-                   f"profile {session.get('profile', '?')}"]
-        lines.append(f"- {session_name(session)} ({', '.join(d for d in details if d)}): "
-                     f"{', '.join(session_optimizers(session))}")
-    if " + " in merged["profile"]:
-        lines.append(f"- **profiles differ** ({merged['profile']}): their runs differ in scale; "
-                     "read the columns' verdicts side by side, not their values")
-    return f"{title}\n\n" + "\n".join(lines) + "\n" + rest
-
-
-# --- command line --------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.sessions", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--results-dir", type=Path, default=None, help="default $HARNESS_RESULTS_DIR")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="numbered sessions: number, profile, optimizers, exit status")
-    show = commands.add_parser("show", help="one session's figures")
-    show.add_argument("ref", nargs="?", default="last")
-    matrix = commands.add_parser("matrix", help="the claims matrix (Markdown) of a session, or one of several sessions")
-    matrix.add_argument("refs", nargs="*", default=["last"], metavar="REF",
-                        help="sessions ('last', numbers or files); several make one matrix, a column per optimizer "
-                        "of each (default: last)")
-    matrix.add_argument("--reference", default=None, help="session or baseline supplying paper_sgd if the sessions lack it")
-    comp = commands.add_parser("compare", help="figure deltas of a session against a baseline; exit 1 on a regression")
-    comp.add_argument("ref", help="the session: 'last', a number, or a file")
-    comp.add_argument("baseline", help="the baseline: a number or a file")
-    comp.add_argument("--fail", action="append", default=[], metavar="CLAIM:TOL", help="failure rule, repeatable")
-    comp.add_argument("--all", action="store_true", help="list unchanged figures too")
-    comp.add_argument("--as-optimizer", action="append", default=[], metavar="SPEC_A=SPEC_B",
-                      help="compare the session's optimizer SPEC_A with the baseline's SPEC_B (specs or ids, e.g. "
-                      "'Lion(lr=0.0001)=Lion'): two specs of one optimizer; repeatable")
-    export = commands.add_parser("export", help="every figure of the sessions as CSV, one row per figure")
-    export.add_argument("refs", nargs="+", metavar="REF", help="sessions: 'last', numbers or files")
-    export.add_argument("--csv", default="-", metavar="FILE", help="where the CSV goes (default: standard output)")
-    base = commands.add_parser("baseline", help="copy a real session into a baseline file")
-    base.add_argument("ref", help="the session: 'last', a number, or a file")
-    base.add_argument("out", type=Path)
-    base.add_argument("--note", default=None, help="what the baseline covers, kept in the file")
-    args = parser.parse_args(argv)
-    root = args.results_dir
-    try:
-        if args.command == "list":
-            return _list_sessions(root)
-        if args.command == "show":
-            session = load_session(args.ref, root)
-            for spec, identity in (session.get("optimizer_identity") or {}).items():
-                print(f"optimizer {spec}: version {identity.get('version') or 'none'}, code {identity.get('code')}")
-            for entry in sorted(session["figures"], key=lambda e: (claim_order(e.get("claim", "")), e.get("test", ""))):
-                verdict = "holds" if entry.get("holds") else "FAILS"
-                print(f"{entry.get('claim', '?'):<4} {verdict:<6} {entry.get('figure')}: {fmt_value(entry.get('measured'))}"
-                      f"  [{entry.get('threshold')}]")
-            return 0
-        if args.command == "matrix":
-            reference = load_session(args.reference, root) if args.reference else None
-            print(sessions_matrix(_load_sessions(args.refs, root), reference=reference))
-            return 0
-        if args.command == "export":
-            rows = export_rows(_load_sessions(args.refs, root))
-            try:
-                write_csv(rows, args.csv)
-            except OSError as error:
-                raise SessionError(f"cannot write {args.csv}: {error.strerror or error}") from None
-            if args.csv != "-":
-                print(f"{len(rows)} figures of {len(args.refs)} session(s) written to {args.csv}")
-            return 0
-        if args.command == "compare":
-            rules = [parse_fail_rule(text) for text in args.fail]
-            pairs = dict(parse_optimizer_pair(text) for text in args.as_optimizer)
-            result = compare(load_session(args.ref, root), load_session(args.baseline, root), rules, pairs)
-            print("\n".join(format_comparison(result, all_rows=args.all)))
-            return 1 if result.regressions else 0
-        if args.command == "baseline":
-            path = resolve_reference(args.ref, root)
-            session = load_session(path)
-            from .store import write_json_atomic
-
-            source = str(path) if not path.is_absolute() else path.name  # no machine paths in a committed file
-            write_json_atomic(args.out, make_baseline(session, source=source, note=args.note))
-            print(f"baseline {args.out} from {path.name}: {len(session['figures'])} figures")
-            return 0
-    except SessionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 2
-
-
-def _load_sessions(refs: list[str], root: Path | None) -> list[dict]:
-    """The sessions `refs` name, each once, in the order given (SessionError for one that cannot be read)."""
-    paths = list(dict.fromkeys(resolve_reference(ref, root).resolve() for ref in refs))
-    return [load_session(path) for path in paths]
-
-
-def _list_sessions(root: Path | None) -> int:
-    """One line per numbered session; a file that cannot be read is skipped with a warning on stderr."""
-    for number, path in numbered_sessions(root):
-        try:
-            session = load_session(path)
-        except SessionError as error:
-            print(f"warning: skipped {path.name}: {error}; remove it, or restore it from a copy", file=sys.stderr)
-            continue
-        optimizers = ", ".join(spec_id(s) for s in session_optimizers(session))
-        print(f"{number:04d}  {session.get('profile')}  exit {session.get('exit_status')}  "
-              f"{len(session.get('figures', []))} figures  [{optimizers}]  {path.name}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

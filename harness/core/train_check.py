@@ -33,8 +33,8 @@ generator, so it leaves the training trajectory untouched.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

@@ -9,7 +9,7 @@ schedule; an optimizer is anything that turns parameters into a
 What reaches the optimizer from the run's config:
 - a built-in takes the config's ``lr``, ``weight_decay`` and, for
   ``paper_sgd``, ``momentum``; its spec's keywords add to them (a keyword that
-  names one of those settings fills it in the config: harness.config);
+  names one of those settings fills it in the config: harness.core.config);
 - an imported factory is called with the parameters, ``lr`` when the run sets
   one, ``weight_decay`` when the run sets a nonzero one, and the spec's
   keywords; the config's momentum never reaches it (set it in the spec).
@@ -33,9 +33,9 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import torch
 
@@ -146,7 +146,7 @@ def _dotted_path_hint(spec: str, target: str | None) -> str:
     if not target or ":" in target or "." not in target:
         return ""
     module, _, name = target.rpartition(".")
-    return f"; did you mean {module + ':' + name + spec[len(target):]!r}?"
+    return f"; did you mean {module + ':' + name + spec[len(target) :]!r}?"
 
 
 def spec_kwargs(spec: str) -> dict:
@@ -182,8 +182,10 @@ def _keywords(spec: str, target: str, text: str) -> dict:
 
 
 def _keywords_message(spec: str, target: str, error: Exception) -> str:
-    return (f"optimizer {spec!r}: keyword arguments must be name=literal, e.g. {target}(lr=0.1, betas=(0.9, 0.99)) "
-            f"({error})")
+    return (
+        f"optimizer {spec!r}: keyword arguments must be name=literal, e.g. {target}(lr=0.1, betas=(0.9, 0.99)) "
+        f"({error})"
+    )
 
 
 def _positional_message(spec: str, target: str, source: str, call: ast.Call) -> str:
@@ -193,8 +195,10 @@ def _positional_message(spec: str, target: str, source: str, call: ast.Call) -> 
     written = [f"{name}={ast.get_source_segment(source, value)}" for name, value in zip(names, call.args)]
     written += [ast.get_source_segment(source, keyword) for keyword in call.keywords]
     them = "it" if len(call.args) == 1 else "them"
-    return (f"optimizer {spec!r}: positional arguments are not passed to the factory, which takes the parameters "
-            f"first; name {them}: {target}({', '.join(written)})")
+    return (
+        f"optimizer {spec!r}: positional arguments are not passed to the factory, which takes the parameters "
+        f"first; name {them}: {target}({', '.join(written)})"
+    )
 
 
 def _parameter_names(target: str) -> list[str]:
@@ -221,8 +225,9 @@ def _import_factory(spec: str, target: str) -> Factory:
         ) from None
     problem = _not_a_factory(factory)
     if problem:
-        raise OptimizerSpecError(f"optimizer {spec!r} names {target}, {problem}, which is not an optimizer factory; "
-                                 f"name {FACTORY_SHAPE}")
+        raise OptimizerSpecError(
+            f"optimizer {spec!r} names {target}, {problem}, which is not an optimizer factory; name {FACTORY_SHAPE}"
+        )
     return factory
 
 
@@ -347,8 +352,14 @@ class CodeIdentity:
 
     def as_dict(self) -> dict:
         """The identity as a session file stores it: {package, distribution, version, source, files, code}."""
-        return {"package": self.package, "distribution": self.distribution, "version": self.version,
-                "source": self.source, "files": self.files, "code": self.fingerprint}
+        return {
+            "package": self.package,
+            "distribution": self.distribution,
+            "version": self.version,
+            "source": self.source,
+            "files": self.files,
+            "code": self.fingerprint,
+        }
 
 
 def optimizer_identity(spec: str) -> dict:
@@ -358,8 +369,14 @@ def optimizer_identity(spec: str) -> dict:
     built-in is torch's: ``{"package": "torch", "version": "2.4.0", ...}``.
     """
     if builtin_name(spec):
-        return {"package": "torch", "distribution": "torch", "version": torch.__version__, "source": "",
-                "files": 0, "code": code_fingerprint(spec)}
+        return {
+            "package": "torch",
+            "distribution": "torch",
+            "version": torch.__version__,
+            "source": "",
+            "files": 0,
+            "code": code_fingerprint(spec),
+        }
     return code_identity(spec).as_dict()
 
 

@@ -1,0 +1,1 @@
+"""The run core: configs, data, variants, preparation, models, optimizers, the training loops, checkpoints and run records."""

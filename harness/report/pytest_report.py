@@ -1,0 +1,35 @@
+"""The report at the end of a claims session, as a pytest plugin beside ``harness.suite.plugin``.
+
+``--claims-report=DIR`` renders the results folder's report (Markdown, JSON,
+figures; `harness.report.render`) into DIR once the session's file is saved.
+A plugin of its own so that the claims suite never imports the report,
+which reads the suite's session files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.core.store import results_dir
+
+
+def pytest_addoption(parser):
+    parser.getgroup("claims").addoption(
+        "--claims-report",
+        default=None,
+        metavar="DIR",
+        help="at the end of the session, render the report (Markdown, JSON, figures) of the results folder into DIR",
+    )
+
+
+@pytest.hookimpl(trylast=True)  # after the claims summary, which saves the session the report reads
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    report_dir = config.getoption("--claims-report")
+    saved = getattr(config, "_session_end", None)  # set by the suite's plugin when it saved a session file
+    if not report_dir or saved is None or hasattr(config, "workerinput"):
+        return
+    from harness.report.render import render_report
+
+    terminalreporter.write_line(f"report written to {render_report(results_dir(), Path(report_dir))}")
