@@ -22,15 +22,8 @@ import torchvision.datasets.cifar
 from arrays_files import write_arrays_file
 
 from harness.core import data
-from harness.core.data import (
-    DataError,
-    centre_crop,
-    load_arrays_file,
-    load_raw,
-    standardise_per_image,
-    subset_indices,
-    to_unit_float,
-)
+from harness.core.data import DataError, load_arrays_file, load_raw, subset_indices
+from harness.core.prepare import centre_crop, standardise_per_image, to_unit_float
 
 CIFAR_TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 CIFAR_LABEL_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

@@ -16,7 +16,7 @@ import torch
 from arrays_files import write_arrays_file
 
 from harness.core.config import RunConfig
-from harness.core.data import load_raw, standardise_per_image
+from harness.core.data import load_raw
 from harness.core.prepare import (
     Collisions,
     attainable_accuracy,
@@ -24,6 +24,7 @@ from harness.core.prepare import (
     fitting_refusal,
     identical_input_groups,
     prepare,
+    standardise_per_image,
 )
 
 CPU = torch.device("cpu")

@@ -35,10 +35,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.core.data import DataError, standardise_per_image
+from harness.core.data import DataError
 from harness.core.formatting import fmt_train_reading
 from harness.core.models import MODEL_NAMES, build_model
-from harness.core.prepare import load_raw_cached
+from harness.core.prepare import load_raw_cached, standardise_per_image
 from harness.core.train import CONVNETS, matmul_precision
 
 BATCH = 128

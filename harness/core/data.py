@@ -1,4 +1,4 @@
-"""Datasets: where they come from, how they are checked, how they are prepared.
+"""Datasets: where they come from and how they are checked (their preprocessing is `harness.core.prepare`'s).
 
 Three sources, named by a data spec:
 
@@ -32,7 +32,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ARRAY_NAMES = ("train_x", "train_y", "test_x", "test_y")
 
@@ -563,45 +562,6 @@ def _value_counts(values: np.ndarray, shown: int = 5) -> str:
     if len(unique) > shown:
         parts.append(f"and {len(unique) - shown} more value(s)")
     return ", ".join(parts)
-
-
-# --- preprocessing -------------------------------------------------------
-
-
-def centre_crop(images: np.ndarray, size: int) -> np.ndarray:
-    """Centre crop (N, H, W, C) to size x size; images already that small pass."""
-    height, width = images.shape[1:3]
-    if height < size or width < size:
-        raise DataError(f"images of {height}x{width} are smaller than the {size}x{size} crop")
-    top, left = (height - size) // 2, (width - size) // 2
-    return images[:, top : top + size, left : left + size]
-
-
-def standardise_per_image(images: torch.Tensor) -> torch.Tensor:
-    """(x - mean(x)) / max(std(x), 1/sqrt(numel(x))) per image, as the paper; (N, C, H, W) in and out.
-
-    The floor on the std keeps uniform images finite (TensorFlow's
-    per_image_standardization, which the paper used); a uniform image
-    comes out exactly zero, whatever its brightness.
-    """
-    flat = images.flatten(1)
-    mean = flat.mean(dim=1, keepdim=True)
-    std = flat.std(dim=1, unbiased=False, keepdim=True)
-    floor = 1.0 / flat.shape[1] ** 0.5
-    centred = flat - mean
-    # A uniform image is exactly zero: its mean, summed in floating point, can
-    # miss the pixel value by an ulp, which would leave uniform images of
-    # different brightness as different specks of rounding noise instead of
-    # the one input they are (harness.core.prepare counts such collisions).
-    lowest, highest = torch.aminmax(flat, dim=1)
-    centred[lowest == highest] = 0.0
-    return centred.div_(std.clamp_min(floor)).view_as(images)
-
-
-def to_unit_float(images: np.ndarray, crop: int = 28) -> torch.Tensor:
-    """uint8 (N, H, W, C) -> float32 (N, C, crop, crop) in [0, 1]."""
-    cropped = centre_crop(images, crop)
-    return torch.from_numpy(np.ascontiguousarray(cropped)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
 def subset_indices(n_total: int, n_wanted: int | None, seed: int) -> np.ndarray:
