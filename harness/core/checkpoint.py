@@ -28,14 +28,14 @@ starts again from its first pass.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from harness.core.record import replace_atomically
 
 # Bumped when the saved fields change: older checkpoints are then ignored.
 # 2: curves gained "train_checked" (harness.core.train_check).
@@ -153,15 +153,4 @@ def save_atomic(path: Path, value) -> None:
     # unexpected pos") instead of the OSError, so the disk's state is lost.
     serialised = io.BytesIO()
     torch.save(value, serialised)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(serialised.getbuffer())
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)  # as the records: another user of a shared results folder may resume it
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    replace_atomically(path, serialised.getvalue())

@@ -43,6 +43,7 @@ from harness.core.checkpoint import RunCheckpoint, checkpoint_path
 from harness.core.config import RunConfig
 from harness.core.formatting import fmt_train_reading
 from harness.core.prepare import load_raw_cached
+from harness.core.record import write_json_atomic
 
 # "interrupted" is kept but never reused; "stalled" (no parameter moved in a pass) and "not_fittable"
 # (identical inputs with different labels, refused before training) are: the same config and data give
@@ -63,22 +64,6 @@ class RecordIgnoredWarning(UserWarning):
 
 def results_dir() -> Path:
     return Path(os.environ.get("HARNESS_RESULTS_DIR", ".harness-results"))
-
-
-def write_json_atomic(path: Path, value) -> None:
-    """Write to a temporary file beside `path`, then rename: never a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(value, stream, indent=1, sort_keys=True)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide records from other users
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def latest_record(key: str, root: Path | None = None, required: tuple[str, ...] = ()) -> dict | None:

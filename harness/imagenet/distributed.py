@@ -499,7 +499,7 @@ def _run(args: argparse.Namespace, world: World) -> dict | None:
         first_epoch,
         time.perf_counter() - started,
     )
-    from harness.core.store import write_json_atomic
+    from harness.core.record import write_json_atomic
 
     write_json_atomic(args.record, result)
     world.say(f"record written to {args.record}")

@@ -13,8 +13,6 @@ more than the expected spread the report says so, and adjusts nothing.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import sys
 from collections import defaultdict
@@ -22,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from harness.core.formatting import fmt_seconds, fmt_value, shown_figure
+from harness.core.record import json_value
 from harness.report.describe import (
     EXPECTED_SPREAD,
     PAPER_N_TRAIN,
@@ -203,9 +202,9 @@ def render_report(results_dir: Path, out_dir: Path) -> Path:
         "figures": [{**f, "path": Path(f["path"]).name} for f in figure_files],  # relative to the report
         "figures_note": figure_note,
     }
-    from harness.core.store import write_json_atomic
+    from harness.core.record import write_json_atomic
 
-    write_json_atomic(out_dir / "report.json", _finite(json.loads(json.dumps(report, default=str))))
+    write_json_atomic(out_dir / "report.json", json_value(report, strict=True))
     path = out_dir / "report.md"
     path.write_text(_markdown(report, figure_files, out_dir))
     return path
@@ -334,17 +333,6 @@ def _pct(value) -> str:
 
 def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _finite(value):
-    """Strict JSON: a non-finite number (a run that never reached a level) becomes its name."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 # --- command line ------------------------------------------------------------

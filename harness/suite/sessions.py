@@ -48,6 +48,7 @@ from pathlib import Path
 
 from harness.core.formatting import fmt_value
 from harness.core.optim import optimizer_identity, spec_id
+from harness.core.record import json_value
 
 REFERENCE_OPTIMIZER = "paper_sgd"  # the paper's SGD: the reference column of every comparison
 SESSION_NAME = re.compile(r"^(?P<time>\d{8}T\d{6}Z)-(?P<number>\d{4,})-(?P<profile>[\w-]+)\.json$")
@@ -108,7 +109,7 @@ def save_session(summary: dict, root: Path | None = None) -> Path:
     with summary["number"] left unset: no number is taken by a file that does
     not exist.
     """
-    from harness.core.store import write_json_atomic
+    from harness.core.record import write_json_atomic
 
     if summary.get("optimizers") and "optimizer_identity" not in summary:
         summary["optimizer_identity"] = optimizer_identities(summary["optimizers"])
@@ -130,13 +131,8 @@ def save_session(summary: dict, root: Path | None = None) -> Path:
 
 
 def plain(value):
-    """`value` as JSON would give it back: numpy scalars become numbers, other objects strings."""
-    return json.loads(json.dumps(value, default=_jsonable))
-
-
-def _jsonable(value):
-    item = getattr(value, "item", None)  # numpy scalars
-    return item() if callable(item) else str(value)
+    """`value` as JSON would give it back (`harness.core.record.json_value`)."""
+    return json_value(value)
 
 
 def resolve_reference(ref: str, root: Path | None = None, *, before: int | None = None) -> Path:

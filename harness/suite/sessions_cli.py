@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "baseline":
             path = resolve_reference(args.ref, root)
             session = load_session(path)
-            from harness.core.store import write_json_atomic
+            from harness.core.record import write_json_atomic
 
             source = str(path) if not path.is_absolute() else path.name  # no machine paths in a committed file
             write_json_atomic(args.out, make_baseline(session, source=source, note=args.note))
