@@ -20,25 +20,29 @@ LOOPS = ("auto", "eager", "graph", "batched")
 VARIANTS = ("true", "partial", "random", "shuffled_pixels", "random_pixels", "gaussian")
 PRECISIONS = ("fp32", "tf32", "bf16")
 
-# The paper's learning rates: 0.1 for Inception (from reproductions), 0.01 for
-# AlexNet and the MLPs. Used when a config leaves `lr` unset.
-PAPER_LEARNING_RATES = {
-    "inception": 0.1,
-    "inception_no_bn": 0.1,
-    "alexnet": 0.01,
-    "mlp_3x512": 0.01,
-    "mlp_1x512": 0.01,
-}
-
 DEFAULT_MOMENTUM = 0.9  # the paper's SGD momentum; on any other optimizer the value that means "not set"
-# The optimizers the CUDA-graph loop implements itself (harness.core.graph_step), exactly as named.
-GRAPH_OPTIMIZERS = ("paper_sgd", "sgd")
 # The config fields a built-in optimizer takes, with the value that means "not set" (the spec may set them).
 OPTIMIZER_SETTINGS = {"lr": None, "momentum": DEFAULT_MOMENTUM, "weight_decay": 0.0}
 
 # True while a stored record's config is read back (RunConfig.from_dict): records are history,
 # read as written; only new configs are held to the checks that a setting applies.
 _READING_RECORD = contextvars.ContextVar("reading_record", default=False)
+
+
+def __getattr__(name: str):
+    # Kept for their users, read from the registries at each access (so a model registered
+    # later is in them) and lazily (importing this module does not import torch):
+    # PAPER_LEARNING_RATES, model -> the paper's learning rate (harness.core.models.MODELS);
+    # GRAPH_OPTIMIZERS, the optimizers the CUDA-graph loop implements (harness.core.optim).
+    if name == "PAPER_LEARNING_RATES":
+        from harness.core.models import MODELS
+
+        return {model: entry.paper_lr for model, entry in MODELS.items()}
+    if name == "GRAPH_OPTIMIZERS":
+        from harness.core.optim import graph_optimizers
+
+        return graph_optimizers()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class RunConfig:
     model: str = "mlp_1x512"
     init: str = "default"  # "default" (PyTorch's) or "he"
     optimizer: str = "paper_sgd"  # optimizer spec, resolved by harness.core.optim
-    lr: float | None = None  # initial learning rate; None = PAPER_LEARNING_RATES
+    lr: float | None = None  # initial learning rate; None = the optimizer's default (the model's paper lr for SGD)
     momentum: float = DEFAULT_MOMENTUM  # paper_sgd's (or a spec's own, e.g. sgd(momentum=0.5)); others leave 0.9
     # L2 coefficient; the paper's runs with it on use 0.0005 (unconfirmed). An imported factory
     # is given it when nonzero (harness.core.optim).
@@ -105,10 +109,10 @@ class RunConfig:
 
     def _check_values(self) -> None:
         """Each field on its own: a known name, a value in range."""
-        from harness.core.models import INIT_NAMES, MODEL_NAMES
+        from harness.core.models import INIT_NAMES, MODELS
 
-        if self.model not in MODEL_NAMES:
-            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODEL_NAMES)}")
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
         if self.init not in INIT_NAMES:
             raise ValueError(f"unknown init {self.init!r}; choose one of {', '.join(INIT_NAMES)}")
         if self.variant not in VARIANTS:
@@ -144,22 +148,28 @@ class RunConfig:
                 f"corruption {self.corruption:g} applies only to variant 'partial', not {self.variant!r}: use variant "
                 "'partial' to redraw that share of the labels, or leave corruption at 0"
             )
-        if self.dropout > 0 and self.model.startswith("inception"):
+        from harness.core.models import MODELS
+
+        if self.dropout > 0 and not MODELS[self.model].takes_dropout:
+            with_dropout = ", ".join(name for name, entry in MODELS.items() if entry.takes_dropout)
             raise ValueError(
-                f"model {self.model} has no dropout layer (dropout applies to alexnet and the MLPs); "
+                f"model {self.model} has no dropout layer (dropout applies to {with_dropout}); "
                 f"leave dropout at 0 for {self.model}"
             )
 
     def _check_device_settings(self) -> None:
         """Precision and the graph loop exist on CUDA only."""
+        from harness.core.optim import graph_optimizers
+
         on_cuda = self.device.startswith("cuda")
         if self.precision != "fp32" and not on_cuda:
             raise ValueError(
                 f"precision {self.precision} is a GPU setting; use precision fp32 on the CPU, or a cuda device"
             )
-        if self.loop == "graph" and not (on_cuda and self.optimizer in GRAPH_OPTIMIZERS):
+        if self.loop == "graph" and not (on_cuda and self.optimizer in graph_optimizers()):
             raise ValueError(
-                "loop 'graph' needs a CUDA device and the paper_sgd or sgd optimizer (without keywords); "
+                f"loop 'graph' needs a CUDA device and the {' or '.join(graph_optimizers())} optimizer "
+                "(without keywords); "
                 "use loop 'auto' (the graph where it applies) or 'eager'"
             )
 
@@ -213,19 +223,20 @@ class RunConfig:
     def learning_rate(self) -> float | None:
         """The initial learning rate actually used; None = the optimizer factory's own default.
 
-        Unset, the paper's SGD takes the paper's rate for the model, the other
-        built-ins their usual 1e-3, and an imported factory its own default.
+        Unset, a built-in takes its registry entry's default
+        (harness.core.optim.BUILTIN_OPTIMIZERS): the paper's SGD and plain SGD
+        the model's paper rate (harness.core.models.MODELS), the others their
+        usual 1e-3; an imported factory its own default.
         """
-        from harness.core.optim import builtin_name
+        from harness.core.models import MODELS
+        from harness.core.optim import builtin_default_lr, builtin_name
 
         if self.lr is not None:
             return self.lr
         builtin = builtin_name(self.optimizer)
-        if builtin in ("paper_sgd", "sgd"):
-            return PAPER_LEARNING_RATES.get(self.model, 0.01)
-        if builtin in ("adam", "adamw", "rmsprop"):
-            return 1e-3
-        return None
+        if builtin is None:
+            return None
+        return builtin_default_lr(builtin, MODELS[self.model].paper_lr)
 
     @property
     def uses_graph(self) -> bool:
@@ -235,7 +246,9 @@ class RunConfig:
         included; "auto" takes it there, "graph" insists on it (and is
         refused where it does not apply, when the config is made).
         """
-        applies = self.device.startswith("cuda") and self.optimizer in GRAPH_OPTIMIZERS
+        from harness.core.optim import graph_optimizers
+
+        applies = self.device.startswith("cuda") and self.optimizer in graph_optimizers()
         return applies and self.loop in ("auto", "graph")
 
     @property

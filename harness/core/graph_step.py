@@ -17,7 +17,8 @@ that overhead. What it takes:
   same computation on different crops, drawn per pass instead of per batch;
   the run key names the loop, so neither reuses the other's records).
 
-Only CUDA; used for the built-in SGD optimizers. Random crops (augment) are
+Only CUDA; used for the built-in optimizers whose entry in
+harness.core.optim.BUILTIN_OPTIMIZERS sets graph_step (the SGDs). Random crops (augment) are
 gathered inside the graph too: their shifts for the whole pass are drawn
 before the pass from the run's generator (a draw cannot be captured), and
 each replay reads its batch's slice, as it reads its rows. The remainder

@@ -1,4 +1,9 @@
-"""The five CIFAR-10 models of the paper's Table 1, with their exact sizes.
+"""The five CIFAR-10 models of the paper's Table 1, with their exact sizes, in one registry.
+
+`MODELS` holds one `ModelEntry` per model: its builder, Table 1 parameter
+count, the paper's learning rate and whether it is a convnet. Everything else
+(the config's checks and default lr, the training loop's memory format, the
+report's order) asks the registry, so a new model is one `register_model` call.
 
 The parameter counts are part of the model definition: a network that misses
 them is a different network, so every layout choice below (conv biases,
@@ -11,27 +16,76 @@ ops, so the models can be captured in CUDA graphs and run in channels_last.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-MODEL_NAMES: tuple[str, ...] = (
-    "inception",
-    "inception_no_bn",
-    "alexnet",
-    "mlp_3x512",
-    "mlp_1x512",
-)
-
-# Table 1, for 3x28x28 input and 10 classes.
-PAPER_PARAMETER_COUNTS: dict[str, int] = {
-    "inception": 1_649_402,
-    "inception_no_bn": 1_649_402,
-    "alexnet": 1_387_786,
-    "mlp_3x512": 1_735_178,
-    "mlp_1x512": 1_209_866,
-}
-
 INIT_NAMES: tuple[str, ...] = ("default", "he")
+
+# build(in_channels, image_size, num_classes, dropout) -> a module taking
+# (N, in_channels, image_size, image_size) images and giving (N, num_classes) logits.
+ModelBuilder = Callable[[int, int, int, float], nn.Module]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """Everything the harness knows of one model, in one place.
+
+    name: the config's `model` value, and the name in reports.
+    build: `build(in_channels, image_size, num_classes, dropout) -> nn.Module`
+        for (N, in_channels, image_size, image_size) input and (N, num_classes)
+        logits, with PyTorch's default init (`build_model` applies "he").
+        It is only called with dropout 0 when `takes_dropout` is False.
+    table1_parameters: the paper's Table 1 parameter count for 3x28x28 input
+        and 10 classes; None for a model the paper does not have.
+    paper_lr: the initial learning rate of the paper's SGD for this model
+        (what a run with `lr` unset trains with under paper_sgd or sgd).
+    convnet: True for a convolutional model: trained in channels_last, and
+        expects an image_size divisible by 4.
+    takes_dropout: whether the model has hidden layers that dropout follows;
+        a config with dropout on a model without them is refused.
+    """
+
+    name: str
+    build: ModelBuilder
+    table1_parameters: int | None
+    paper_lr: float
+    convnet: bool
+    takes_dropout: bool = True
+
+
+# Name -> entry, in the paper's order (Table 1's rows); reports list models in this order.
+MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(entry: ModelEntry) -> ModelEntry:
+    """Adds a model to MODELS (at the end of the order); returns the entry.
+
+    Raises ValueError when a model of that name is registered already:
+    a second definition under one name would make two different networks
+    share run keys.
+    """
+    if entry.name in MODELS:
+        raise ValueError(f"model {entry.name!r} is registered already; register the new model under another name")
+    MODELS[entry.name] = entry
+    return entry
+
+
+def model_names() -> tuple[str, ...]:
+    """The registered model names, in the paper's order then in order of registration."""
+    return tuple(MODELS)
+
+
+def __getattr__(name: str):
+    # MODEL_NAMES and PAPER_PARAMETER_COUNTS are kept for their users, read from
+    # the registry at each access so that a model registered later is in them.
+    if name == "MODEL_NAMES":
+        return model_names()
+    if name == "PAPER_PARAMETER_COUNTS":
+        return {n: e.table1_parameters for n, e in MODELS.items() if e.table1_parameters is not None}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- Inception (small) -------------------------------------------------------
@@ -168,29 +222,24 @@ def build_model(
     init: str = "default",
     dropout: float = 0.0,
 ) -> nn.Module:
-    """Builds one of MODEL_NAMES for (N, in_channels, image_size, image_size) input.
+    """Builds the registered model `name` for (N, in_channels, image_size, image_size) input.
 
-    Convnets expect image_size divisible by 4. dropout > 0 adds nn.Dropout
-    after each hidden ReLU of the MLPs and of AlexNet's fully connected part.
+    Returns a module giving (N, num_classes) logits. Convnets expect
+    image_size divisible by 4. dropout > 0 adds nn.Dropout after each hidden
+    ReLU of the MLPs and of AlexNet's fully connected part. Raises ValueError
+    for a name not in MODELS, an init not in INIT_NAMES, and dropout on a
+    model without dropout layers.
     """
-    if name not in MODEL_NAMES:
-        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODEL_NAMES)}")
+    entry = MODELS.get(name)
+    if entry is None:
+        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODELS)}")
     if init not in INIT_NAMES:
         raise ValueError(f"unknown init {init!r}; valid inits: {', '.join(INIT_NAMES)}")
-    if dropout > 0 and name.startswith("inception"):
+    if dropout > 0 and not entry.takes_dropout:
         # Refused rather than ignored: a record must never claim dropout it did not have.
-        raise ValueError("the Inception models have no dropout layer; use dropout only with alexnet or the MLPs")
-
-    if name == "inception":
-        model = _inception(in_channels, num_classes, batch_norm=True)
-    elif name == "inception_no_bn":
-        model = _inception(in_channels, num_classes, batch_norm=False)
-    elif name == "alexnet":
-        model = _alexnet(in_channels, image_size, num_classes, dropout)
-    else:
-        hidden_layers = 3 if name == "mlp_3x512" else 1
-        model = _mlp(in_channels * image_size * image_size, hidden_layers, num_classes, dropout)
-
+        without = ", ".join(n for n, e in MODELS.items() if not e.takes_dropout)
+        raise ValueError(f"{without} have no dropout layer; use dropout only with the other models")
+    model = entry.build(in_channels, image_size, num_classes, dropout)
     if init == "he":
         _apply_he_init(model)
     return model
@@ -201,6 +250,40 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def describe_models() -> list[tuple[str, int, int]]:
-    """(name, measured count for 3x28x28 input, paper count) for each model."""
-    return [(name, count_parameters(build_model(name)), PAPER_PARAMETER_COUNTS[name]) for name in MODEL_NAMES]
+def describe_models() -> list[tuple[str, int, int | None]]:
+    """(name, measured count for 3x28x28 input and 10 classes, Table 1 count or None) per registered model."""
+    return [(name, count_parameters(build_model(name)), entry.table1_parameters) for name, entry in MODELS.items()]
+
+
+# --- The paper's models ------------------------------------------------------
+#
+# Each builder has the registry's signature (in_channels, image_size,
+# num_classes, dropout); the Inceptions ignore dropout (they refuse it through
+# takes_dropout) and, pooling globally, the image size.
+
+
+def _build_inception(in_channels: int, image_size: int, num_classes: int, dropout: float) -> nn.Module:
+    return _inception(in_channels, num_classes, batch_norm=True)
+
+
+def _build_inception_no_bn(in_channels: int, image_size: int, num_classes: int, dropout: float) -> nn.Module:
+    return _inception(in_channels, num_classes, batch_norm=False)
+
+
+def _build_mlp_3x512(in_channels: int, image_size: int, num_classes: int, dropout: float) -> nn.Module:
+    return _mlp(in_channels * image_size * image_size, 3, num_classes, dropout)
+
+
+def _build_mlp_1x512(in_channels: int, image_size: int, num_classes: int, dropout: float) -> nn.Module:
+    return _mlp(in_channels * image_size * image_size, 1, num_classes, dropout)
+
+
+# Learning rates: 0.1 for Inception (from reproductions), 0.01 for AlexNet and
+# the MLPs. Parameter counts: Table 1, for 3x28x28 input and 10 classes.
+register_model(ModelEntry("inception", _build_inception, 1_649_402, paper_lr=0.1, convnet=True, takes_dropout=False))
+register_model(
+    ModelEntry("inception_no_bn", _build_inception_no_bn, 1_649_402, paper_lr=0.1, convnet=True, takes_dropout=False)
+)
+register_model(ModelEntry("alexnet", _alexnet, 1_387_786, paper_lr=0.01, convnet=True))
+register_model(ModelEntry("mlp_3x512", _build_mlp_3x512, 1_735_178, paper_lr=0.01, convnet=False))
+register_model(ModelEntry("mlp_1x512", _build_mlp_1x512, 1_209_866, paper_lr=0.01, convnet=False))

@@ -51,30 +51,81 @@ class Hyper:
     weight_decay: float = 0.0
 
 
-# Built-in name -> (torch class, whether the config's momentum reaches it).
+@dataclass(frozen=True)
+class BuiltinOptimizer:
+    """One built-in optimizer: what it builds and what a run takes from the config for it.
+
+    name: the spec that names it (``adam``, or ``adam(lr=3e-4)`` with keywords).
+    torch_class: the torch.optim.Optimizer subclass it builds.
+    default_lr: the initial learning rate of a run that leaves ``lr`` unset:
+        a number, or PAPER_LR for the paper's rate of the run's model
+        (harness.core.models.ModelEntry.paper_lr).
+    takes_config_momentum: whether the config's ``momentum`` is passed to it
+        (only the paper's SGD; plain sgd runs without momentum unless its
+        spec sets one).
+    graph_step: whether the CUDA-graph loop implements its update itself
+        (harness.core.graph_step, SGD with momentum and weight decay); only
+        for the spec written as the bare name, since the graph step knows no
+        keywords.
+    """
+
+    name: str
+    torch_class: type
+    default_lr: float | str
+    takes_config_momentum: bool = False
+    graph_step: bool = False
+
+
+PAPER_LR = "paper"  # BuiltinOptimizer.default_lr: the paper's learning rate of the run's model
+
+# Name -> entry, in the order error messages list them.
+BUILTIN_OPTIMIZERS: dict[str, BuiltinOptimizer] = {
+    entry.name: entry
+    for entry in (
+        # SGD with the paper's momentum 0.9, and SGD without momentum: both at the paper's rates.
+        BuiltinOptimizer("paper_sgd", torch.optim.SGD, PAPER_LR, takes_config_momentum=True, graph_step=True),
+        BuiltinOptimizer("sgd", torch.optim.SGD, PAPER_LR, graph_step=True),
+        # The adaptive optimizers at their usual 1e-3 (a convention, not a choice: harness.suite.tuning tunes them).
+        BuiltinOptimizer("adam", torch.optim.Adam, 1e-3),
+        BuiltinOptimizer("adamw", torch.optim.AdamW, 1e-3),
+        BuiltinOptimizer("rmsprop", torch.optim.RMSprop, 1e-3),
+    )
+}
+
+# Built-in name -> (torch class, whether the config's momentum reaches it); kept for its users.
 BUILTIN_CLASSES: dict[str, tuple[type, bool]] = {
-    "paper_sgd": (torch.optim.SGD, True),  # SGD, momentum 0.9 (the paper's)
-    "sgd": (torch.optim.SGD, False),  # SGD without momentum
-    "adam": (torch.optim.Adam, False),
-    "adamw": (torch.optim.AdamW, False),
-    "rmsprop": (torch.optim.RMSprop, False),
+    name: (entry.torch_class, entry.takes_config_momentum) for name, entry in BUILTIN_OPTIMIZERS.items()
 }
 
 
+def graph_optimizers() -> tuple[str, ...]:
+    """The optimizer specs the CUDA-graph loop implements itself, exactly as written (no keywords)."""
+    return tuple(name for name, entry in BUILTIN_OPTIMIZERS.items() if entry.graph_step)
+
+
+def builtin_default_lr(name: str, paper_lr: float) -> float:
+    """The initial learning rate of built-in `name` when a run leaves lr unset; `paper_lr` is the model's.
+
+    Raises KeyError for a name that is no built-in.
+    """
+    default = BUILTIN_OPTIMIZERS[name].default_lr
+    return paper_lr if default == PAPER_LR else float(default)
+
+
 def _builtin(name: str) -> Callable[..., torch.optim.Optimizer]:
-    optimizer_class, takes_momentum = BUILTIN_CLASSES[name]
+    entry = BUILTIN_OPTIMIZERS[name]
 
     def build(params, hyper: Hyper, **options) -> torch.optim.Optimizer:
         settings = {"lr": hyper.lr, "weight_decay": hyper.weight_decay}
-        if takes_momentum:
+        if entry.takes_config_momentum:
             settings["momentum"] = hyper.momentum
-        return optimizer_class(params, **{**settings, **options})
+        return entry.torch_class(params, **{**settings, **options})
 
     build.__name__ = build.__qualname__ = f"_{name}"
     return build
 
 
-BUILTINS: dict[str, Callable[..., torch.optim.Optimizer]] = {name: _builtin(name) for name in BUILTIN_CLASSES}
+BUILTINS: dict[str, Callable[..., torch.optim.Optimizer]] = {name: _builtin(name) for name in BUILTIN_OPTIMIZERS}
 
 _SPEC = re.compile(r"^(?P<target>[\w.:]+?)(?:\((?P<arguments>.*)\))?$", re.S)
 _IMPORT_TARGET = re.compile(r"^(?P<module>[\w.]+):(?P<attr>[\w.]+)$")
@@ -109,7 +160,7 @@ def resolve(spec: str) -> Callable[[Iterable, Hyper], torch.optim.Optimizer]:
     if target in BUILTINS:
         _check_keywords(spec, target, BUILTIN_CLASSES[target][0], keywords)
         return functools.partial(BUILTINS[target], **keywords) if keywords else BUILTINS[target]
-    factory = _import_factory(spec, target)
+    factory = import_factory(spec, target)
     _check_keywords(spec, target, factory, keywords)
 
     def build(params, hyper: Hyper):
@@ -204,15 +255,23 @@ def _positional_message(spec: str, target: str, source: str, call: ast.Call) -> 
 def _parameter_names(target: str) -> list[str]:
     """The factory's parameter names after the parameters, where it can be looked up; [] where not."""
     try:
-        factory = BUILTIN_CLASSES[target][0] if target in BUILTINS else _import_factory(target, target)
+        factory = BUILTIN_CLASSES[target][0] if target in BUILTINS else import_factory(target, target)
         parameters = list(inspect.signature(factory).parameters.values())[1:]
     except (OptimizerSpecError, TypeError, ValueError):
         return []
     return [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
-def _import_factory(spec: str, target: str) -> Factory:
-    """The callable an import path names; OptimizerSpecError unless it can make an optimizer."""
+def import_factory(spec: str, target: str | None = None) -> Factory:
+    """The callable an import path names (``package.module:factory`` or ``package.module:Class.method``).
+
+    spec: the optimizer spec, as written (named in error messages).
+    target: its ``module:attribute`` part; None takes it from `spec`, keywords dropped.
+    Raises OptimizerSpecError, naming the fix, when the module or the name
+    cannot be imported, or names something that cannot make an optimizer.
+    """
+    if target is None:
+        target = spec.split("(", 1)[0]
     module_name, _, attribute = target.partition(":")
     try:
         factory = importlib.import_module(module_name)

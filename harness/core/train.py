@@ -59,8 +59,8 @@ import torch.nn.functional as F
 
 from harness.core.checkpoint import RunCheckpoint
 from harness.core.config import RunConfig
-from harness.core.models import build_model, count_parameters
-from harness.core.optim import Hyper, resolve
+from harness.core.models import MODELS, build_model, count_parameters
+from harness.core.optim import BUILTIN_OPTIMIZERS, Hyper, resolve
 from harness.core.prepare import DeviceData, fitting_refusal, load_raw_cached, prepare
 from harness.core.train_check import TrainingSetCheck
 
@@ -75,7 +75,13 @@ def eval_batch(device: torch.device) -> int:
     return EVAL_BATCHES.get(device.type, EVAL_BATCHES["cuda"])
 
 
-CONVNETS = ("inception", "inception_no_bn", "alexnet")
+def __getattr__(name: str):
+    # CONVNETS, the convolutional models (trained in channels_last), kept for its users;
+    # read from the model registry at each access, so a model registered later is in it.
+    if name == "CONVNETS":
+        return tuple(model for model, entry in MODELS.items() if entry.convnet)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # A finite loss counts as diverged once a pass's mean exceeds this multiple of the
 # run's start: the larger of the initial network's loss on the first batch and ln K
@@ -176,7 +182,7 @@ def _fit(
         dropout=config.dropout,
     ).to(device)
     train_x, test_x = data.train_x, data.test_x
-    if config.model in CONVNETS:
+    if MODELS[config.model].convnet:
         # channels_last: measured 1.4x for AlexNet on a CPU, and what bf16
         # convolutions want on a GPU.
         model = model.to(memory_format=torch.channels_last)
@@ -204,7 +210,8 @@ def _fit(
             data.train_y,
             batch_size=config.batch_size,
             lr=base_lrs[0],
-            momentum=config.momentum if config.optimizer == "paper_sgd" else 0.0,
+            # Only an optimizer that takes the config's momentum (paper_sgd) runs with it; plain sgd has none.
+            momentum=config.momentum if BUILTIN_OPTIMIZERS[config.optimizer].takes_config_momentum else 0.0,
             weight_decay=config.weight_decay,
             autocast_dtype=torch.bfloat16 if config.precision == "bf16" else None,
             augment=augment,

@@ -10,7 +10,8 @@ import warnings
 from collections import defaultdict
 from pathlib import Path
 
-from harness.core.config import PAPER_LEARNING_RATES, RunConfig
+from harness.core.config import RunConfig
+from harness.core.models import MODELS
 from harness.core.optim import spec_id
 from harness.core.store import RecordIgnoredWarning, latest_record
 from harness.suite.paper import RANDOM_LABELS_WEIGHT_DECAY_TRAIN, TABLE_1
@@ -165,7 +166,8 @@ def setup_text(record: dict) -> str:
     try:
         lr = RunConfig.from_dict(config).learning_rate  # what the run really used, per optimizer
     except (TypeError, ValueError):
-        lr = config.get("lr") or PAPER_LEARNING_RATES.get(config.get("model"))
+        model = MODELS.get(config.get("model"))
+        lr = config.get("lr") or (model.paper_lr if model else None)
     parts = [config.get("model", "?"), f"n={record.get('n_train')}"]
     if config.get("optimizer", "paper_sgd") != "paper_sgd":
         parts.append(spec_id(config["optimizer"]))
@@ -194,7 +196,7 @@ def device_text(stamp: dict | None, config: dict | None = None) -> str:
 
 def _run_order(record: dict) -> tuple:
     config = record.get("config", {})
-    models = ("inception", "inception_no_bn", "alexnet", "mlp_3x512", "mlp_1x512")
+    models = list(MODELS)  # the registry's order: the paper's, then models registered later
     model = config.get("model")
     level = label_level(config)
     return (

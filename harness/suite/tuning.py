@@ -32,7 +32,6 @@ some tens of passes in all, under a minute of CPU).
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 import math
@@ -42,7 +41,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from harness.core.config import RunConfig, get_profile
-from harness.core.optim import BUILTINS, OptimizerSpecError, builtin_name, code_fingerprint, spec_id, spec_kwargs
+from harness.core.optim import (
+    BUILTIN_OPTIMIZERS,
+    BUILTINS,
+    PAPER_LR,
+    OptimizerSpecError,
+    builtin_name,
+    code_fingerprint,
+    import_factory,
+    spec_id,
+    spec_kwargs,
+)
 
 GRID = (1e-4, 1e-3, 1e-2, 1e-1)  # initial learning rates tried, one per decade
 # Passes per trial at most: about twice the 27 passes the paper's SGD needs to fit
@@ -51,7 +60,8 @@ GRID = (1e-4, 1e-3, 1e-2, 1e-1)  # initial learning rates tried, one per decade
 PASSES = 60
 N_TEST = 1_000  # test images evaluated once per trial (the choice ignores them; kept small)
 SEED = 0
-GIVEN_LR = ("paper_sgd", "sgd")  # built-ins that use the paper's learning rates
+# Built-ins that use the paper's learning rates (their registry entry's default lr is the model's paper lr).
+GIVEN_LR = tuple(name for name, entry in BUILTIN_OPTIMIZERS.items() if entry.default_lr == PAPER_LR)
 
 
 class TuningError(RuntimeError):
@@ -69,13 +79,9 @@ def default_lr(spec: str) -> float | None:
     """
     if builtin_name(spec):
         return RunConfig(optimizer=builtin_name(spec)).learning_rate
-    module_name, _, attribute = spec.split("(")[0].partition(":")
     try:
-        factory = importlib.import_module(module_name)
-        for part in attribute.split("."):
-            factory = getattr(factory, part)
-        parameter = inspect.signature(factory).parameters.get("lr")
-    except (ImportError, AttributeError, TypeError, ValueError):
+        parameter = inspect.signature(import_factory(spec)).parameters.get("lr")
+    except (OptimizerSpecError, TypeError, ValueError):  # not importable, no optimizer factory, or no signature
         return None
     default = getattr(parameter, "default", None)
     if isinstance(default, (int, float)) and not isinstance(default, bool) and math.isfinite(default) and default > 0:
