@@ -15,9 +15,9 @@ import sys
 import pytest
 import torch
 
-from harness import RUN_SEMANTICS_VERSION
 from harness.core.config import RunConfig
 from harness.core.optim import code_fingerprint, code_identity, describe, optimizer_identity
+from harness.core.record import RUN_SEMANTICS_VERSION
 from harness.suite import sessions
 
 OPTIMIZER_SOURCE = "import torch\n\nclass Opt(torch.optim.SGD):\n    pass\n"

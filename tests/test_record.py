@@ -9,8 +9,20 @@ import numpy as np
 import pytest
 import torch
 
+from harness.core.batched import fit_batched
 from harness.core.checkpoint import save_atomic
-from harness.core.record import json_value, replace_atomically, write_json_atomic
+from harness.core.config import RunConfig
+from harness.core.models import build_model
+from harness.core.record import (
+    CURVES,
+    FIELDS,
+    NOISE_CURVES,
+    json_value,
+    replace_atomically,
+    state_digest,
+    write_json_atomic,
+)
+from harness.core.train import fit
 
 
 def test_json_value_gives_what_json_gives_back():
@@ -55,3 +67,43 @@ def test_files_are_readable_by_other_users(tmp_path):
     replace_atomically(tmp_path / "x.bin", b"abc")
     assert (tmp_path / "x.bin").read_bytes() == b"abc"
     assert (tmp_path / "x.bin").stat().st_mode & 0o777 == 0o644
+
+
+# --- one record for every loop ------------------------------------------------------
+
+FINAL_TEST_KEYS = {"test_prediction_counts", "test_confusion"}
+
+
+def missing_and_unknown(record: dict) -> tuple[set, set]:
+    """Keys of FIELDS a record lacks (the final test keys are optional), and keys FIELDS does not know."""
+    return set(FIELDS) - set(record) - FINAL_TEST_KEYS, set(record) - set(FIELDS)
+
+
+def test_every_loop_writes_the_same_keys(tiny_npz):
+    """Eager, batched, and a run refused before training: the keys of FIELDS, the curves of CURVES."""
+    base = RunConfig(data=f"npz:{tiny_npz}", model="mlp_1x512", max_passes=3, device="cpu", batch_size=32)
+    eager = fit(base)
+    partial = fit(base.replace(variant="partial", corruption=0.5, seed=2))
+    (batched,) = fit_batched([base.replace(seed=1)])
+    for record in (eager, batched, partial):
+        assert missing_and_unknown(record) == (set(), set())
+        assert set(CURVES) <= set(record["curves"]) <= set(CURVES) | set(NOISE_CURVES)
+        assert all(len(curve) == record["passes"] for curve in record["curves"].values())
+    assert set(NOISE_CURVES) <= set(partial["curves"])
+    assert (eager["loop"], batched["loop"]) == ("eager", "batched")
+    assert eager["initial_loss"] > 0 and batched["initial_loss"] is None
+
+
+def test_a_batched_record_digests_its_trained_weights_not_its_initial_ones(tiny_npz):
+    config = RunConfig(data=f"npz:{tiny_npz}", model="mlp_1x512", max_passes=2, device="cpu", batch_size=32)
+    (record,) = fit_batched([config])
+    torch.manual_seed(config.seed)
+    untrained = build_model(config.model, in_channels=1, num_classes=10, init=config.init)
+    assert record["model_sha256"] != state_digest(untrained)
+
+
+def test_the_key_check_finds_a_planted_missing_and_an_unknown_key():
+    record = {key: None for key in FIELDS}
+    del record["setup_seconds"]
+    record["stray"] = 1
+    assert missing_and_unknown(record) == ({"setup_seconds"}, {"stray"})

@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from harness.core.config import RunConfig
 from harness.core.models import build_model
 from harness.core.prepare import fitting_refusal, load_raw_cached, prepare
-from harness.core.train import _record, eval_batch, test_counts
+from harness.core.record import LoopFacts, empty_curves, run_record
+from harness.core.train import eval_batch
 
 # Settings that must agree for runs to share one batched computation.
 SHARED_FIELDS = (
@@ -92,6 +93,15 @@ def _stack_layers(models) -> list[tuple[torch.Tensor, torch.Tensor]]:
         bias = torch.stack([layer.bias.detach()[None, :] for layer in per_run]).contiguous().requires_grad_()
         stacked.append((weight, bias))
     return stacked
+
+
+@torch.no_grad()
+def _load_run_weights(model, layers, index: int) -> None:
+    """Copy run `index`'s slice of the stacked layers back into its own model (inverse of `_stack_layers`)."""
+    linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    for layer, (weight, bias) in zip(linear, layers, strict=True):
+        layer.weight.copy_(weight[index].t())
+        layer.bias.copy_(bias[index, 0])
 
 
 def _forward(layers, images: torch.Tensor) -> torch.Tensor:
@@ -154,8 +164,7 @@ def fit_batched(configs: list[RunConfig], *, progress=None) -> list[dict]:
     steps_per_pass = math.ceil(n / first.batch_size)
     run_index = torch.arange(r, device=device)[:, None]
     active = torch.ones(r, dtype=torch.bool, device=device)
-    curve_keys = ("loss", "train_accuracy", "train_checked", "test_accuracy", "lr", "train_seconds", "eval_seconds")
-    curves = [{key: [] for key in curve_keys} for _ in configs]
+    curves = [empty_curves() for _ in configs]
     outcomes = [("out_of_budget", "", None)] * r
     for index, (config, data) in enumerate(zip(configs, runs)):
         refusal = fitting_refusal(data.collisions, config.target_accuracy)
@@ -228,10 +237,18 @@ def fit_batched(configs: list[RunConfig], *, progress=None) -> list[dict]:
     ):
         if outcome == "out_of_budget":
             message = f"training accuracy {curve['train_accuracy'][-1]:.4%} after {config.max_passes} passes"
-        record = _record(
-            config.replace(loop="batched"), data, model, curve, outcome, message, passes_to_fit, steps_per_pass
+        _load_run_weights(model, layers, index)  # the record's model digest is of the trained weights
+        record = run_record(
+            config.replace(loop="batched"),
+            data,
+            model,
+            curve,
+            outcome=outcome,
+            message=message,
+            passes_to_fit=passes_to_fit,
+            steps_per_pass=steps_per_pass,
+            loop=LoopFacts("batched"),
+            test_predictions=final_test[index],
         )
-        record["loop"] = "batched"
-        record.update(test_counts(final_test[index], data.test_y, data.num_classes))
         records.append(record)
     return records

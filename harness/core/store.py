@@ -43,7 +43,7 @@ from harness.core.checkpoint import RunCheckpoint, checkpoint_path
 from harness.core.config import RunConfig
 from harness.core.formatting import fmt_train_reading
 from harness.core.prepare import load_raw_cached
-from harness.core.record import write_json_atomic
+from harness.core.record import RUN_SEMANTICS_VERSION, write_json_atomic
 
 # "interrupted" is kept but never reused; "stalled" (no parameter moved in a pass) and "not_fittable"
 # (identical inputs with different labels, refused before training) are: the same config and data give
@@ -218,7 +218,6 @@ def record_key(record: dict) -> str:
 
 
 def _identity(data_fingerprint: str, optimizer: str) -> str:
-    from harness import RUN_SEMANTICS_VERSION
     from harness.core.optim import code_fingerprint
 
     return f"{data_fingerprint}|{code_fingerprint(optimizer)}|semantics {RUN_SEMANTICS_VERSION}"

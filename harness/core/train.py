@@ -46,7 +46,6 @@ raises rather than run.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import time
@@ -59,9 +58,10 @@ import torch.nn.functional as F
 
 from harness.core.checkpoint import RunCheckpoint
 from harness.core.config import RunConfig
-from harness.core.models import MODELS, build_model, count_parameters
+from harness.core.models import MODELS, build_model
 from harness.core.optim import BUILTIN_OPTIMIZERS, Hyper, resolve
 from harness.core.prepare import DeviceData, fitting_refusal, load_raw_cached, prepare
+from harness.core.record import LoopFacts, empty_curves, run_record
 from harness.core.train_check import TrainingSetCheck
 
 # Images per evaluation batch, by device kind. On a GPU large batches pay, since
@@ -191,7 +191,19 @@ def _fit(
     refusal = fitting_refusal(data.collisions, config.target_accuracy)
     if refusal is not None:
         # Identical inputs carry different labels: no optimizer reaches the target, so none is blamed.
-        return _not_fittable_record(config, data, model, refusal)
+        steps_per_pass = math.ceil(len(data.train_y) / config.batch_size)
+        return run_record(
+            config,
+            data,
+            model,
+            empty_curves(),
+            outcome="not_fittable",
+            message=refusal,
+            passes_to_fit=None,
+            steps_per_pass=steps_per_pass,
+            loop=LoopFacts("none"),
+            test_predictions=None,
+        )
     optimizer = resolve(config.optimizer)(
         model.parameters(), Hyper(config.learning_rate, config.momentum, config.weight_decay)
     )
@@ -219,11 +231,8 @@ def _fit(
     setup_seconds = time.perf_counter() - setup_started  # graph warm-up and capture: counted, not hidden
     n = len(data.train_y)
     steps_per_pass = math.ceil(n / config.batch_size)
-    curves: dict[str, list] = {
-        key: []
-        for key in ("loss", "train_accuracy", "train_checked", "test_accuracy", "lr", "train_seconds", "eval_seconds")
-    }
     track_noise = bool(data.label_changed.any()) and not bool(data.label_changed.all())
+    curves = empty_curves(track_noise)
     training_set_check = TrainingSetCheck(
         _predict,
         train_x,
@@ -233,8 +242,6 @@ def _fit(
         seed=config.seed,
         whole_every_pass=0.0 < config.label_corruption < 1.0,
     )
-    if track_noise:
-        curves["train_accuracy_clean"], curves["train_accuracy_corrupted"] = [], []
     outcome, message, passes_to_fit = "out_of_budget", "", None
     test_predictions, checkpoint_seconds = None, 0.0
     config_values = config.to_dict()
@@ -335,37 +342,28 @@ def _fit(
         # sampled check may have taken over its sample (curves["train_checked"]).
         outcome, message = "interrupted", "stopped by the user"
 
-    record = _record(config, data, model, curves, outcome, message, passes_to_fit, steps_per_pass)
-    record["loop"] = "graph" if graphed is not None else "eager"
-    record["setup_seconds"] = setup_seconds
-    record["resumed_from_pass"] = first_pass or None  # passes taken from a checkpoint (None: trained from the start)
-    record["checkpoint_seconds"] = checkpoint_seconds  # time spent saving checkpoints, outside train_seconds
-    record["model_sha256"] = state_digest(model)
-    record["initial_loss"] = initial_loss
-    record["optimizer_modes"] = graphed is None and has_modes(optimizer)  # train()/eval() switched around evaluations
-    record["optimizer_closure"] = graphed is None and optimizer not in IGNORES_CLOSURE  # stepped as step(closure)
-    final_test = test_predictions if curves["test_accuracy"] and curves["test_accuracy"][-1] is not None else None
-    record.update(test_counts(final_test, data.test_y, data.num_classes))
-    return record
-
-
-def test_counts(predictions: torch.Tensor | None, labels: torch.Tensor, num_classes: int) -> dict:
-    """The final model's test predictions by class, for the record.
-
-    predictions, labels: (n_test,) class indices (predictions None: not
-    measured at the end). Returns test_label_counts (K,), and with
-    predictions test_prediction_counts (K,) and test_confusion (K x K counts,
-    rows true class, columns predicted class): the relabelling test of "test
-    accuracy is chance" (harness.suite.stats.relabelling_p_value) needs the whole
-    matrix, since test images are right or wrong in groups.
-    """
-    counts = {"test_label_counts": torch.bincount(labels, minlength=num_classes).tolist()}
-    if predictions is not None:
-        pairs = labels.to(torch.int64) * num_classes + predictions.to(torch.int64)
-        confusion = torch.bincount(pairs, minlength=num_classes * num_classes).view(num_classes, num_classes)
-        counts["test_prediction_counts"] = confusion.sum(0).tolist()
-        counts["test_confusion"] = confusion.tolist()
-    return counts
+    facts = LoopFacts(
+        loop="graph" if graphed is not None else "eager",
+        setup_seconds=setup_seconds,
+        resumed_from_pass=first_pass or None,
+        checkpoint_seconds=checkpoint_seconds,
+        initial_loss=initial_loss,
+        optimizer_modes=graphed is None and has_modes(optimizer),
+        optimizer_closure=graphed is None and optimizer not in IGNORES_CLOSURE,
+    )
+    measured_at_end = bool(curves["test_accuracy"]) and curves["test_accuracy"][-1] is not None
+    return run_record(
+        config,
+        data,
+        model,
+        curves,
+        outcome=outcome,
+        message=message,
+        passes_to_fit=passes_to_fit,
+        steps_per_pass=steps_per_pass,
+        loop=facts,
+        test_predictions=test_predictions if measured_at_end else None,
+    )
 
 
 @torch.no_grad()
@@ -411,15 +409,6 @@ def _restore(state, model, optimizer, graphed, generator, curves) -> None:
         torch.cuda.set_rng_state(state["rng"]["torch_cuda"], generator.device)
     for name, values in state["curves"].items():
         curves[name][:] = values
-
-
-def state_digest(model: torch.nn.Module) -> str:
-    """sha256 of the model's parameters and buffers, bit for bit: equal digests, identical final weights."""
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def _eager_pass(model, optimizer, images, labels, order, batch_size, augment, autocast) -> torch.Tensor:
@@ -569,55 +558,3 @@ def _share(correct: torch.Tensor) -> float | None:
 def _synchronise(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _record(config, data, model, curves, outcome, message, passes_to_fit, steps_per_pass) -> dict:
-    passes = len(curves["loss"])
-    train_seconds = sum(curves["train_seconds"])
-    n = len(data.train_y)
-    return {
-        "config": config.to_dict(),
-        "data_source": data.source,
-        "data_fingerprint": data.fingerprint,
-        "n_train": n,
-        "n_test": len(data.test_y),
-        "num_classes": data.num_classes,
-        "labels_changed": int(data.label_changed.sum()),
-        "parameters": count_parameters(model),
-        "outcome": outcome,
-        "message": message,
-        "passes": passes,
-        "steps_per_pass": steps_per_pass,
-        "passes_to_fit": passes_to_fit,
-        "steps_to_fit": passes_to_fit * steps_per_pass if passes_to_fit else None,
-        "train_accuracy": curves["train_accuracy"][-1] if passes else None,
-        "test_accuracy": curves["test_accuracy"][-1] if passes else None,
-        "best_test_accuracy": max((a for a in curves["test_accuracy"] if a is not None), default=None),
-        "train_seconds": train_seconds,
-        "eval_seconds": sum(curves["eval_seconds"]),
-        # Passes whose training accuracy is over the whole set (the others read a sample: harness.core.train_check).
-        "whole_set_checks": sum(count == n for count in curves["train_checked"]),
-        "images_per_second": passes * n / train_seconds if train_seconds > 0 else None,
-        "curves": curves,
-        **data.collisions.record_fields(),
-    }
-
-
-def _not_fittable_record(config, data, model, reason: str) -> dict:
-    """The record of a run refused before training: its inputs cannot reach the target (harness.core.prepare)."""
-    curves = {
-        key: []
-        for key in ("loss", "train_accuracy", "train_checked", "test_accuracy", "lr", "train_seconds", "eval_seconds")
-    }
-    record = _record(
-        config, data, model, curves, "not_fittable", reason, None, math.ceil(len(data.train_y) / config.batch_size)
-    )
-    record.update(
-        loop="none",
-        setup_seconds=0.0,
-        resumed_from_pass=None,
-        checkpoint_seconds=0.0,
-        model_sha256=state_digest(model),
-        **test_counts(None, data.test_y, data.num_classes),
-    )
-    return record
