@@ -1,12 +1,17 @@
 """Command line: `python -m harness {fit,models,bench,report,sessions,theory-bench}`.
 
-fit      train one configuration, show progress, print its summary (JSON with --json)
-models   list the paper's models with their parameter counts
-bench    training throughput of the harness's loop against the usual DataLoader loop
-report   render run records and claim figures as a report folder
-sessions list, show and compare claims sessions; the claims matrix
-theory-bench
-         time the finite-sample expressivity construction (C8)
+fit           train one configuration, show progress (optimizer, lr, time left), print its summary
+models        list the paper's models with their parameter counts
+bench         training throughput of the harness's loop against the usual DataLoader loop
+report        render run records and claim figures as a report folder (Markdown, JSON, PNG)
+sessions      list, show and compare claims sessions; print the claims matrix of one or several
+theory-bench  time the finite-sample expressivity construction (C8)
+
+Each `fit` progress line (stderr) gives the pass, loss, test accuracy, the
+pass's seconds, then the training accuracy, the optimizer and its lr, and
+the time left at most ("<= 3.1 min left": the mean pass time so far times
+the passes left to max_passes; a run that fits stops sooner). --json makes
+the summary one JSON line.
 
 Exit status of `fit`, so scripts can tell the outcomes apart: 0 fitted,
 3 out_of_budget, 4 diverged, 5 not_fittable (identical training inputs
@@ -174,8 +179,9 @@ def _models() -> int:
 
     print(f"{'model':<18}{'parameters':>12}{'paper':>12}")
     for name, measured, published in describe_models():
-        mark = "" if measured == published else "  MISMATCH"
-        print(f"{name:<18}{measured:>12,}{published:>12,}{mark}")
+        mark = "" if published is None or measured == published else "  MISMATCH"
+        paper = "-" if published is None else f"{published:,}"  # a registered model Table 1 does not have
+        print(f"{name:<18}{measured:>12,}{paper:>12}{mark}")
     return 0
 
 
@@ -202,7 +208,7 @@ def _fit(args, argv: list[str]) -> int:
     else:
         changes.setdefault("device", "cuda" if torch.cuda.is_available() else "cpu")
         config = RunConfig(**changes)
-    watch = _RunWatch(quiet=args.quiet)
+    watch = _RunWatch(quiet=args.quiet, optimizer=_optimizer_id(config.optimizer))
     try:
         with _stop_signals_interrupt(watch):
             record = cached_fit(config, fresh=args.fresh, progress=watch.progress)
@@ -235,15 +241,18 @@ def _check_corruption_flags(args) -> None:
 class _RunWatch:
     """What the command line knows of a run in progress: the last pass shown, and the signal that stopped it."""
 
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
+    def __init__(self, quiet: bool, optimizer: str = ""):
+        self.quiet, self.optimizer = quiet, optimizer
         self.last_pass, self.max_passes = 0, None
+        self.pass_seconds: list[float] = []  # each pass shown so far: the mean gives the time left
         self.signal_number = signal.SIGINT  # a KeyboardInterrupt without a signal we caught reads as Ctrl-C
 
     def progress(self, state: dict) -> None:
         self.last_pass, self.max_passes = state["pass"], state["max_passes"]
+        if isinstance(state.get("train_seconds"), (int, float)):
+            self.pass_seconds.append(state["train_seconds"])
         if not self.quiet:
-            _print_progress(state)
+            _print_progress(state, self.optimizer, self.pass_seconds)
 
     def stopped_line(self, config: RunConfig, interrupt: KeyboardInterrupt, argv: list[str]) -> str:
         """One line: where the run stopped, what was kept (the store's words), the command that resumes it."""
@@ -299,13 +308,27 @@ def _stop_signals_interrupt(watch: _RunWatch):
             signal.signal(number, handler)
 
 
-def _print_progress(state: dict) -> None:
+def _optimizer_id(spec: str) -> str:
+    from harness.core.optim import spec_id
+
+    try:
+        return spec_id(spec)
+    except (OptimizerSpecError, ValueError):
+        return spec
+
+
+def _print_progress(state: dict, optimizer: str, pass_seconds: list[float]) -> None:
+    """'pass    3/20  loss 2.2901  test 0.1010  0.21s  train 0.1375 · adam lr 0.001 · <= 3.6 s left'.
+
+    The time left is an upper bound: the mean pass time so far times the
+    passes left to max_passes (a run that fits stops sooner).
+    """
     test = state["test_accuracy"]
     test_text = f"{test:.4f}" if test is not None else "  -   "
+    reading = fmt_train_reading(state, optimizer=optimizer, pass_seconds=pass_seconds)
     print(
         f"pass {state['pass']:>4}/{state['max_passes']}  loss {state['loss']:.4f}  "
-        f"train {fmt_train_reading(state)}  test {test_text}  lr {state['lr']:.5f}  "
-        f"{state['train_seconds']:.2f}s",
+        f"test {test_text}  {state['train_seconds']:.2f}s  train {reading}",
         file=sys.stderr,
         flush=True,
     )

@@ -316,3 +316,41 @@ def test_a_stopped_fit_says_where_it_stopped_and_how_it_resumes(tiny_npz, tmp_pa
     assert any(line.startswith("interrupted") and "resume with: " in line for line in lines), lines
     assert not list(results.glob("live/*.log"))  # the live log went with the run
     assert list(results.glob("checkpoints/*.pt"))  # and its state stayed for the next attempt
+
+
+def test_fit_progress_names_the_optimizer_and_lr_and_the_time_left_at_most(tiny_npz, results):
+    import re
+
+    result = harness(
+        "fit",
+        *("--model", "mlp_1x512", "--data", f"npz:{tiny_npz}", "--variant", "random", "--seed", "0"),
+        *("--max-passes", "3", "--device", "cpu", "--optimizer", "adam", "--lr", "0.001"),
+    )
+    assert result.returncode in (0, 3), result.stderr
+    progress = [line for line in result.stderr.splitlines() if line.startswith("pass ")]
+    assert len(progress) == 3, result.stderr
+    pattern = r"train \d\.\d{4}.* · adam lr (0\.\d+|\de-\d+) · <= \d+(\.\d)? (s|min|h) left$"
+    for line in progress:
+        assert re.search(pattern, line), line
+    assert " · adam lr 0.001 · " in progress[0]  # the scheduled lr of the pass: it decays from --lr
+    assert progress[-1].endswith("<= 0.0 s left")  # the last pass: nothing left to max_passes
+
+
+def test_the_time_left_is_the_mean_pass_time_times_the_passes_left():
+    from harness.core.formatting import fmt_duration, fmt_time_left, fmt_train_reading
+
+    assert fmt_time_left([1.0, 3.0], 90) == "<= 3.0 min left"  # the mean (2 s), not the last pass (4.5 min)
+    assert fmt_time_left([1.0, 3.0], 90) != f"<= {fmt_duration(3.0 * 90)} left"  # planted: the last pass's time
+    assert fmt_time_left([], 5) == ""  # nothing timed yet
+    assert [fmt_duration(s) for s in (0.42, 12.4, 186.0, 9000.0)] == ["0.4 s", "12 s", "3.1 min", "2.5 h"]
+    state = {"train_accuracy": 0.5, "pass": 2, "max_passes": 10, "lr": 0.01}
+    assert fmt_train_reading(state) == "0.5000"  # the store's live log calls it so
+    assert fmt_train_reading(state, optimizer="Lion", pass_seconds=[2.0, 4.0]) == "0.5000 · Lion lr 0.01 · <= 24 s left"
+
+
+def test_the_docstring_gives_every_command_one_line():
+    import harness.__main__ as cli
+
+    listed = [line.split()[0] for line in cli.__doc__.split("\n\n")[1].splitlines()]
+    assert listed == ["fit", "models", "bench", "report", "sessions", "theory-bench"]
+    assert set(listed) == {"fit", "models", *cli.FORWARDED}

@@ -1,5 +1,7 @@
 """The claims matrix: optimizer x claim, figure and verdict in each cell, the paper's SGD as reference."""
 
+import pytest
+
 from harness.suite.matrix import claims_matrix, verdict
 
 
@@ -56,7 +58,7 @@ def test_the_matrix_puts_the_papers_sgd_first_and_gives_figure_and_verdict_per_c
     assert "| claim | paper_sgd (reference) | adam |" in text
     c1, c1_figures_seed0, c1_figures_seed1 = table_rows(text, "C1")
     assert c1 == "| C1 | holds · 2/2 figures hold · 1, 1 | **FAILS** · 1/2 figures hold · 1, 0.98 |"
-    assert c1_figures_seed1 == "| C1 | train accuracy, seed 1 | 1 holds | 0.98 **FAILS** |"
+    assert c1_figures_seed1 == "| C1 | train accuracy, seed 1 (n=5000) | ? | 1 holds | 0.98 **FAILS** |"
     assert table_rows(text, "C3") == ["| C3 | skipped | FAILS (expected) |"]
     assert "| C9 | holds · 1/1 figures hold · 1e-12 |" in text  # trains nothing: listed once
     assert "session 0003" in text and "adam: learning rate 0.001, chosen by the tuning step" in text
@@ -177,4 +179,151 @@ def test_a_figure_beyond_the_papers_scope_is_labelled_in_both_tables():
         ],
     }
     rows = table_rows(claims_matrix(session), "C4")
-    assert "| C4 | train accuracy, gaussian [beyond the paper] | 1 holds |" in rows
+    assert "| C4 | train accuracy, gaussian [beyond the paper] | ? | 1 holds |" in rows
+
+
+# --- the figures table's full labels and datasets, and each cell's training time ---
+
+
+def figures_rows(text, claim):
+    """The figures table's rows of `claim` (the table with a dataset column)."""
+    table = text.split("Figures, lined up")[1]
+    return [line for line in table.splitlines() if line.startswith(f"| {claim} |")]
+
+
+def one_column_session(figures, tests=None):
+    return {"profile": "smoke", "optimizers": ["paper_sgd"], "tests": tests or {}, "figures": figures}
+
+
+def check_datasets_are_two_rows(text):
+    rows = figures_rows(text, "C1")
+    assert "| C1 | train accuracy, seed 0 (CIFAR-10 (JPEG q75 copy), n=5000) | CIFAR-10 | 1 holds |" in rows, rows
+    assert "| C1 | train accuracy, seed 0 (MNIST, n=5000) | MNIST | 0.9 **FAILS** |" in rows, rows
+
+
+def test_figures_whose_short_labels_coincide_are_two_rows_with_their_full_labels_and_datasets(monkeypatch):
+    from harness.suite import matrix
+    from harness.suite.sessions import figure_label
+
+    cifar, mnist = "train accuracy, seed 0 (CIFAR-10 (JPEG q75 copy), n=5000)", "train accuracy, seed 0 (MNIST, n=5000)"
+    assert figure_label(cifar) == figure_label(mnist)  # what sessions.compare matches by: one figure there
+    session = one_column_session(
+        [
+            figure("C1", cifar, 1.0, True, "paper_sgd", C1.format("paper_sgd")),
+            figure("C1", mnist, 0.9, False, "paper_sgd", C1.format("paper_sgd")),
+        ]
+    )
+    check_datasets_are_two_rows(claims_matrix(session))
+    # planted: rows matched by the short label, as before, merge the two figures into one row
+    monkeypatch.setattr(matrix, "full_label", figure_label)
+    monkeypatch.setattr(matrix, "figure_dataset", lambda entry, session: "?")
+    with pytest.raises(AssertionError):
+        check_datasets_are_two_rows(claims_matrix(session))
+
+
+def check_measured_details_line_up(text):
+    assert figures_rows(text, "C2") == [
+        "| C2 | test accuracy, seed 0 (n_test=10000, relabelling p = #) | ? | 0.1 holds | 0.09 holds |"
+    ]
+
+
+def test_a_figure_whose_details_quote_measured_values_lines_up_across_optimizers(monkeypatch):
+    from harness.suite import matrix
+
+    text = "test accuracy, seed 0 (n_test=10000, relabelling p = {})"
+    test = "claims/test_c02.py::test_c2_test_accuracy_is_chance[mlp_1x512-{}]"
+    session = {
+        "profile": "smoke",
+        "optimizers": ["paper_sgd", "adam"],
+        "tests": {},
+        "figures": [
+            figure("C2", text.format(0.521), 0.1, True, "paper_sgd", test.format("paper_sgd")),
+            figure("C2", text.format(0.498), 0.09, True, "adam", test.format("adam")),
+        ],
+    }
+    check_measured_details_line_up(claims_matrix(session))
+    # planted: the declared text verbatim as the identity splits the figure in two rows
+    monkeypatch.setattr(matrix, "full_label", lambda text: text)
+    with pytest.raises(AssertionError):
+        check_measured_details_line_up(claims_matrix(session))
+
+
+def test_the_dataset_comes_from_the_figure_or_the_runs_its_test_used():
+    test = "claims/test_c05.py::test_c5_x[mlp_1x512-paper_sgd]"
+    session = one_column_session(
+        [
+            {**figure("C5", "ratio, seed 0", 2.0, True, "paper_sgd", test), "data": "mnist:/data"},
+            figure("C5", "ratio, seed 1", 2.0, True, "paper_sgd", test),
+        ],
+        {test: {"optimizer": "paper_sgd", "outcome": "passed", "runs": [{"key": "k", "dataset": "cifar10"}]}},
+    )
+    rows = figures_rows(claims_matrix(session), "C5")
+    assert rows == ["| C5 | ratio, seed 0 | MNIST | 2 holds |", "| C5 | ratio, seed 1 | CIFAR-10 | 2 holds |"]
+
+
+def costed_session():
+    run = {"outcome": "fitted", "reason": "fitted in 3 passes"}
+    tests = {
+        C1.format("paper_sgd"): {
+            "optimizer": "paper_sgd",
+            "outcome": "passed",
+            "runs": [
+                {**run, "key": "a", "reused": False, "seconds": {"training": 100.0, "evaluation": 5.0, "setup": 1.0}},
+                {**run, "key": "b", "reused": True, "seconds": None},
+            ],
+        },
+        # a second C1 test sharing run "a": the run is counted once
+        C1.format("paper_sgd").replace("exactly", "twice"): {
+            "optimizer": "paper_sgd",
+            "outcome": "passed",
+            "runs": [{**run, "key": "a", "reused": False, "seconds": {"training": 100.0}}],
+        },
+        C1.format("adam"): {
+            "optimizer": "adam",
+            "outcome": "passed",
+            "runs": [{**run, "key": "c", "reused": False, "train_seconds": 8.0}],
+        },
+        C3.format("adam"): {
+            "optimizer": "adam",
+            "outcome": "passed",
+            "runs": [{**run, "key": "d", "reused": True}, {**run, "key": "e", "reused": True}],
+        },
+    }
+    return {"profile": "smoke", "optimizers": ["paper_sgd", "adam"], "tests": tests, "figures": []}
+
+
+def check_costs(text):
+    assert table_rows(text, "C1")[0] == "| C1 | holds · 1.7 min training + 1 run reused | holds · 8.0 s training |"
+    assert table_rows(text, "C3")[0] == "| C3 | not run | holds · 2 runs reused |"
+
+
+def test_each_cell_gives_its_runs_training_time_and_marks_reused_runs(monkeypatch):
+    from harness.suite import matrix
+
+    check_costs(claims_matrix(costed_session()))
+    # planted: every test's runs summed, a run two tests shared counted twice (3.3 min)
+    collect = matrix._collect
+
+    def twice(session, spec):
+        found = collect(session, spec)
+        for cell in found.values():
+            cell["runs"] = {f"{key}{n}": run for key, run in cell["runs"].items() for n in (1, 2)}
+        return found
+
+    monkeypatch.setattr(matrix, "_collect", twice)
+    with pytest.raises(AssertionError):
+        check_costs(claims_matrix(costed_session()))
+    monkeypatch.undo()
+    # planted: reused runs left out, so a cell of reused runs alone says nothing of them
+    cost = matrix.cell_cost
+    monkeypatch.setattr(matrix, "cell_cost", lambda runs: cost({k: r for k, r in runs.items() if not r.get("reused")}))
+    with pytest.raises(AssertionError):
+        check_costs(claims_matrix(costed_session()))
+
+
+def test_cell_cost_shows_a_recorded_time_marked_and_nothing_where_no_run_was_timed():
+    from harness.suite.matrix import cell_cost
+
+    assert cell_cost({"a": {"reused": True, "train_seconds": 30.0}}) == "1 run reused (recorded 30 s training)"
+    assert cell_cost({"a": {"key": "a", "outcome": "fitted"}}) == ""  # a session from before runs were timed
+    assert cell_cost({"a": {"train_seconds": 7200.0}}) == "2.0 h training"

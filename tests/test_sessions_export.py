@@ -192,7 +192,7 @@ def test_a_matrix_of_two_sessions_has_a_column_per_optimizer_of_each():
         "| holds · 1/1 figures hold · 1 | holds · 1/1 figures hold · 0.99 |"
     )
     # the figures table lines the same figure up across all four columns
-    assert "| C1 | train accuracy, seed 0 | 1 holds | 0.97 **FAILS** | 1 holds | 0.99 holds |" in c1
+    assert "| C1 | train accuracy, seed 0 (n=5000) | ? | 1 holds | 0.97 **FAILS** | 1 holds | 0.99 holds |" in c1
     assert "| C9 | holds · 2/2 figures hold · 1e-12, 2e-12 |" in text  # trains nothing: kept from both sessions
     assert "profiles differ" not in text
 

@@ -25,11 +25,46 @@ def fmt_seconds(value) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def fmt_train_reading(state: dict) -> str:
-    """A pass's training accuracy for a progress line, naming the sample when it was not the whole set."""
+def fmt_duration(seconds: float) -> str:
+    """A duration for people: '0.4 s', '12 s', '3.1 min', '2.5 h'."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def fmt_time_left(pass_seconds: list[float], passes_left: int) -> str:
+    """'<= 3.1 min left': the mean pass time so far times the passes left to max_passes.
+
+    An upper bound: a run that reaches its target accuracy stops before
+    max_passes. '' before any pass is timed.
+    """
+    if not pass_seconds:
+        return ""
+    mean = sum(pass_seconds) / len(pass_seconds)
+    return f"<= {fmt_duration(mean * max(passes_left, 0))} left"
+
+
+def fmt_train_reading(state: dict, *, optimizer: str | None = None, pass_seconds: list[float] | None = None) -> str:
+    """A pass's training accuracy for a progress line, naming the sample when it was not the whole set.
+
+    optimizer: the optimizer's id, named with the pass's lr after the reading
+    ('0.9812 · adam lr 0.001'). pass_seconds: the passes' times so far; adds
+    the time left at most (`fmt_time_left`, from state's pass and max_passes).
+    """
     text = f"{state['train_accuracy']:.4f}"
     if not state.get("train_whole", True):
         text += f" (sample of {state['train_checked']})"
+    if optimizer is not None:
+        lr = state.get("lr")
+        text += f" · {optimizer}" + (f" lr {lr:.3g}" if isinstance(lr, (int, float)) else "")
+    if pass_seconds is not None:
+        left = fmt_time_left(pass_seconds, state["max_passes"] - state["pass"])
+        if left:
+            text += f" · {left}"
     return text
 
 

@@ -2,8 +2,10 @@
 
 Built from a claims session file (``harness.suite.sessions``): one column per
 optimizer, the paper's SGD first as the reference, one row per claim; each
-cell gives the verdict, how many of the claim's figures hold and their
-measured values. A second table lines up every figure across optimizers.
+cell gives the verdict, how many of the claim's figures hold, their
+measured values and the training time its runs took (reused records marked
+as reused). A second table lines up every figure across optimizers by its
+full label as declared, with the dataset its runs used.
 Claims that train nothing (the theory claims) do not depend on the optimizer
 and are listed once, below.
 
@@ -13,22 +15,24 @@ and are listed once, below.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections import defaultdict
 
-from harness.core.formatting import BEYOND_THE_PAPER, fmt_value
+from harness.core.data import DATASET_NAMES
+from harness.core.formatting import BEYOND_THE_PAPER, fmt_duration, fmt_value
 from harness.core.optim import spec_id
 from harness.suite.sessions import (
     REFERENCE_OPTIMIZER,
     claim_of_test,
     claim_order,
     entry_optimizer,
-    figure_row,
     find_reference,
     replace_optimizer_param,
     session_date,
     session_name,
     session_optimizers,
+    strip_optimizer_param,
 )
 
 FAILED = ("failed", "error")
@@ -137,12 +141,19 @@ def _notes(session: dict, columns) -> list[str]:
         "holds: every figure of the claim holds and its tests passed; FAILS: a figure or test failed; "
         "FAILS (expected): listed in the expected-failures file; skipped: could not run here"
     )
+    notes.append(
+        "training: the training passes' time of the runs the claim's tests used, each run once; "
+        "reused: runs taken from earlier records, not trained (and not timed) here"
+    )
+    notes.append("figures table: each figure's full label as declared; dataset: what its runs used, ? where unrecorded")
     return notes
 
 
 def _collect(session: dict | None, spec: str | None) -> dict[str, dict]:
     """{claim: {"figures": [...], "outcomes": {nodeid: outcome}}} for one optimizer (None: no optimizer)."""
-    found: dict[str, dict] = defaultdict(lambda: {"figures": [], "outcomes": {}, "messages": {}, "reasons": []})
+    found: dict[str, dict] = defaultdict(
+        lambda: {"figures": [], "outcomes": {}, "messages": {}, "reasons": [], "runs": {}}
+    )
     if session is None:
         return {}
     test_claims: dict[str, set] = defaultdict(set)
@@ -157,6 +168,8 @@ def _collect(session: dict | None, spec: str | None) -> dict[str, dict]:
             found[claim]["outcomes"][nodeid] = test.get("outcome")
             if test.get("message"):
                 found[claim]["messages"][nodeid] = test["message"]
+            for number, run in enumerate(test.get("runs") or []):  # a run two tests shared counts once
+                found[claim]["runs"].setdefault(run.get("key") or f"{nodeid} #{number}", run)
             if test.get("outcome") in FAILED:
                 for run in test.get("runs") or []:
                     if run.get("outcome") != "fitted" and run.get("reason") not in found[claim]["reasons"]:
@@ -200,24 +213,148 @@ def _cell(cell: dict | None) -> str:
     elif silent:  # a test that failed before declaring a figure: its message is the figure
         first = silent[0].strip().splitlines()[0] if silent[0].strip() else ""
         text += f" · test failed: {textwrap.shorten(first, MAX_MESSAGE, placeholder='...')}"
+    cost = cell_cost((cell or {}).get("runs") or {})
+    if cost:
+        text += f" · {cost}"
     return _escape(text)
 
 
+def run_train_seconds(run: dict) -> float | None:
+    """A session's run entry's training time in seconds; None where the entry has none (reused, or not recorded).
+
+    Reads ``train_seconds``, else ``seconds.training`` (harness.suite.summary.run_entry).
+    """
+    if isinstance(run.get("train_seconds"), (int, float)):
+        return float(run["train_seconds"])
+    seconds = run.get("seconds")
+    if isinstance(seconds, dict) and isinstance(seconds.get("training"), (int, float)):
+        return float(seconds["training"])
+    return None
+
+
+def cell_cost(runs: dict[str, dict]) -> str:
+    """'12 s training', '3.1 min training + 2 runs reused', '2 runs reused'; '' when no run says its time.
+
+    A reused run was not trained in the session: it counts as reused, never
+    with a time (its recorded time, where the entry keeps it, is shown marked
+    'recorded'). Sessions saved before runs carried their time show nothing.
+    """
+    trained = [
+        seconds for run in runs.values() if not run.get("reused") and (seconds := run_train_seconds(run)) is not None
+    ]
+    reused = [run for run in runs.values() if run.get("reused")]
+    parts = [f"{fmt_duration(sum(trained))} training"] if trained else []
+    if reused:
+        recorded = [seconds for run in reused if (seconds := run_train_seconds(run)) is not None]
+        word = "run" if len(reused) == 1 else "runs"
+        parts.append(
+            f"{len(reused)} {word} reused"
+            + (f" (recorded {fmt_duration(sum(recorded))} training)" if len(recorded) == len(reused) else "")
+        )
+    return " + ".join(parts)
+
+
+# A number that is a value, not part of a word ('CIFAR-10' keeps its 10 only as part of the name's identity).
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+
+
+def full_label(text: str) -> str:
+    """A figure's identity in the figures table: its text as declared, every detail kept.
+
+    Only the numbers inside parentheses and after the first colon become '#'
+    (values measured per run: 'relabelling p = 0.521'), so the same figure of
+    two optimizers lines up while two figures that differ in any word (the
+    dataset in their details, say) are two rows.
+    """
+    text = re.sub(r"\s+", " ", str(text)).strip()
+    head, colon, tail = text.partition(":")
+    out, depth = [], 0
+    for piece in re.split(r"([()])", head):
+        if piece in "()" and piece:
+            depth += 1 if piece == "(" else -1
+            out.append(piece)
+        else:
+            out.append(_NUMBER.sub("#", piece) if depth > 0 else piece)
+    return "".join(out) + colon + _NUMBER.sub("#", tail)
+
+
+def shown_label(texts: list[str]) -> str:
+    """The label a figures-table row shows: the declared text, numbers that differ between columns as '#'."""
+    texts = [re.sub(r"\s+", " ", str(text)).strip() for text in texts]
+    if len(set(texts)) == 1:
+        return texts[0]
+    split = [_NUMBER.split(text) for text in texts]
+    numbers = [_NUMBER.findall(text) for text in texts]
+    if any(parts != split[0] for parts in split) or len({len(n) for n in numbers}) != 1:
+        return full_label(texts[0])
+    shown = [values[0] if len(set(values)) == 1 else "#" for values in zip(*numbers)]
+    return "".join(part + (shown[i] if i < len(shown) else "") for i, part in enumerate(split[0]))
+
+
+def figure_dataset(entry: dict, session: dict) -> str:
+    """The dataset a figure's runs used, by name ('CIFAR-10', 'MNIST'); '?' where nothing says.
+
+    From the figure entry's own ``dataset`` or ``data`` (a claim's context),
+    else the ``dataset`` (or ``data``) of the runs its test used (the
+    session's tests[test]["runs"]), else a dataset the declared text names.
+    """
+    found = [entry.get("dataset") or entry.get("data")]
+    if not found[0]:
+        runs = ((session.get("tests") or {}).get(entry.get("test", "")) or {}).get("runs") or []
+        found = [run.get("dataset") or run.get("data") for run in runs]
+    names = list(dict.fromkeys(_dataset_name(str(spec)) for spec in found if spec))
+    if names:
+        return ", ".join(names)
+    text = str(entry.get("figure", "")).lower()
+    named = [name for kind, name in DATASET_NAMES.items() if kind in text or name.lower() in text]
+    return ", ".join(named) if named else "?"
+
+
+def _dataset_name(spec: str) -> str:
+    """'cifar10:/data' -> 'CIFAR-10', 'mnist' -> 'MNIST'; an arrays file by its file name."""
+    kind, _, rest = spec.partition(":")
+    if kind in DATASET_NAMES:
+        return DATASET_NAMES[kind]
+    if kind == "npz" and rest:
+        return rest.replace("\\", "/").rsplit("/", 1)[-1]
+    return spec
+
+
 def _figures_table(columns) -> list[str]:
+    """One row per figure: claim, full label (as declared), dataset, then each column's value and verdict.
+
+    Figures line up across optimizers by claim, test (less the optimizer's
+    parameter), dataset and full label (`full_label`); a figure repeated under
+    one identity in one column gets ' #2', ' #3'.
+    """
     rows: dict[tuple, dict[str, dict]] = defaultdict(dict)
     for name, spec, source in columns:
         if source is None:
             continue
+        seen: dict[tuple, int] = defaultdict(int)
         for entry in source.get("figures", []):
-            if entry_optimizer(entry, source) == spec:
-                rows[figure_row(entry, source)][name] = entry
+            optimizer = entry_optimizer(entry, source)
+            if optimizer != spec:
+                continue
+            identity = (
+                entry.get("claim", "?"),
+                strip_optimizer_param(entry.get("test", ""), optimizer),
+                figure_dataset(entry, source),
+                entry.get("key") or full_label(entry.get("figure", "")),
+            )
+            seen[identity] += 1
+            rows[(*identity, seen[identity])][name] = entry
     lines = [
-        "| claim | figure | " + " | ".join(name for name, _, _ in columns) + " |",
-        "|---" * (len(columns) + 2) + "|",
+        "| claim | figure | dataset | " + " | ".join(name for name, _, _ in columns) + " |",
+        "|---" * (len(columns) + 3) + "|",
     ]
-    for key in sorted(rows, key=lambda k: (claim_order(k[0]), k[1], k[2])):
-        claim, _, label = key
-        if any(entry.get("scope") == BEYOND_THE_PAPER for entry in rows[key].values()):
+    for key in sorted(rows, key=lambda k: (claim_order(k[0]), k[1], k[3], k[2], k[4])):
+        claim, _, dataset, _, repeat = key
+        entries = [rows[key][name] for name, _, _ in columns if name in rows[key]]
+        label = shown_label([entry.get("figure", "") for entry in entries])
+        if repeat > 1:
+            label = f"{label} #{repeat}"
+        if any(entry.get("scope") == BEYOND_THE_PAPER for entry in entries):
             label = f"{label} [{BEYOND_THE_PAPER}]"
         cells = []
         for name, _, _ in columns:
@@ -227,7 +364,9 @@ def _figures_table(columns) -> list[str]:
                 if entry is None
                 else f"{fmt_value(entry.get('measured'), none='None')} {'holds' if entry.get('holds') else '**FAILS**'}"
             )
-        lines.append(f"| {claim} | {_escape(label)} | " + " | ".join(_escape(c) for c in cells) + " |")
+        lines.append(
+            f"| {claim} | {_escape(label)} | {_escape(dataset)} | " + " | ".join(_escape(c) for c in cells) + " |"
+        )
     return lines
 
 
