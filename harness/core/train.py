@@ -52,6 +52,7 @@ import time
 import weakref
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -173,25 +174,10 @@ def _fit(
     if data is None:
         data = prepare(config, load_raw_cached(config.data), device)
 
-    torch.manual_seed(config.seed)
-    model = build_model(
-        config.model,
-        in_channels=data.in_channels,
-        num_classes=data.num_classes,
-        init=config.init,
-        dropout=config.dropout,
-    ).to(device)
-    train_x, test_x = data.train_x, data.test_x
-    if MODELS[config.model].convnet:
-        # channels_last: measured 1.4x for AlexNet on a CPU, and what bf16
-        # convolutions want on a GPU.
-        model = model.to(memory_format=torch.channels_last)
-        train_x = train_x.contiguous(memory_format=torch.channels_last)
-        test_x = test_x.contiguous(memory_format=torch.channels_last)
+    model, train_x, test_x = _model_and_inputs(config, data, device)
     refusal = fitting_refusal(data.collisions, config.target_accuracy)
     if refusal is not None:
         # Identical inputs carry different labels: no optimizer reaches the target, so none is blamed.
-        steps_per_pass = math.ceil(len(data.train_y) / config.batch_size)
         return run_record(
             config,
             data,
@@ -200,35 +186,13 @@ def _fit(
             outcome="not_fittable",
             message=refusal,
             passes_to_fit=None,
-            steps_per_pass=steps_per_pass,
+            steps_per_pass=math.ceil(len(data.train_y) / config.batch_size),
             loop=LoopFacts("none"),
             test_predictions=None,
         )
-    optimizer = resolve(config.optimizer)(
-        model.parameters(), Hyper(config.learning_rate, config.momentum, config.weight_decay)
+    optimizer, base_lrs, generator, autocast, augment, graphed, setup_seconds = _stepping(
+        config, data, model, train_x, device
     )
-    base_lrs = [group["lr"] for group in optimizer.param_groups]
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if config.precision == "bf16" else nullcontext()
-
-    augment = RandomCrop(train_x, generator) if config.augment == "crop" else None
-    graphed, setup_started = None, time.perf_counter()
-    if config.uses_graph:
-        from harness.core.graph_step import GraphedSGDStep
-
-        graphed = GraphedSGDStep(
-            model,
-            train_x,
-            data.train_y,
-            batch_size=config.batch_size,
-            lr=base_lrs[0],
-            # Only an optimizer that takes the config's momentum (paper_sgd) runs with it; plain sgd has none.
-            momentum=config.momentum if BUILTIN_OPTIMIZERS[config.optimizer].takes_config_momentum else 0.0,
-            weight_decay=config.weight_decay,
-            autocast_dtype=torch.bfloat16 if config.precision == "bf16" else None,
-            augment=augment,
-        )
-    setup_seconds = time.perf_counter() - setup_started  # graph warm-up and capture: counted, not hidden
     n = len(data.train_y)
     steps_per_pass = math.ceil(n / config.batch_size)
     track_noise = bool(data.label_changed.any()) and not bool(data.label_changed.all())
@@ -279,8 +243,7 @@ def _fit(
                 set_optimizer_mode(optimizer, "eval")  # evaluate the weights the optimizer means to be evaluated
             # Stalled: no parameter changed over the whole pass (compared in the same optimizer mode).
             stalled = not bool(torch.stack([old.ne(new).any() for old, new in zip(before, model.parameters())]).any())
-            exploded = math.isfinite(mean_loss) and mean_loss > loss_ceiling
-            stopping = not math.isfinite(mean_loss) or exploded or stalled
+            stopping = not math.isfinite(mean_loss) or mean_loss > loss_ceiling or stalled
             last_pass = pass_index + 1 == config.max_passes or stopping
             reading = training_set_check.measure(model, whole=last_pass)
             train_accuracy = reading.accuracy
@@ -312,23 +275,10 @@ def _fit(
                     }
                 )
 
-            if not math.isfinite(mean_loss):
-                outcome, message = "diverged", f"training loss became {mean_loss} in pass {pass_index + 1}"
-                break
-            if exploded:
-                outcome, message = (
-                    "diverged",
-                    (
-                        f"training loss {mean_loss:.3g} in pass {pass_index + 1} is over "
-                        f"{MAX_LOSS_GROWTH:g} times its start {loss_ceiling / MAX_LOSS_GROWTH:.3g}"
-                    ),
-                )
-                break
-            if fitted:
-                outcome, passes_to_fit = "fitted", pass_index + 1
-                break
-            if stalled:
-                outcome, message = "stalled", f"no parameter changed in pass {pass_index + 1}"
+            ended = _stop_reason(mean_loss, loss_ceiling, fitted, stalled, pass_index + 1)
+            if ended is not None:
+                outcome, message = ended
+                passes_to_fit = pass_index + 1 if outcome == "fitted" else None
                 break
             # Saved only when another pass follows: a finished run goes straight to its record.
             if checkpoint and pass_index + 1 < config.max_passes and checkpoint.due(pass_index + 1):
@@ -364,6 +314,85 @@ def _fit(
         loop=facts,
         test_predictions=test_predictions if measured_at_end else None,
     )
+
+
+def _stop_reason(
+    mean_loss: float, loss_ceiling: float, fitted: bool, stalled: bool, pass_number: int
+) -> tuple[str, str] | None:
+    """(outcome, message) when the pass just trained ends the run, None to go on; the first reason that applies wins."""
+    if not math.isfinite(mean_loss):
+        return "diverged", f"training loss became {mean_loss} in pass {pass_number}"
+    if mean_loss > loss_ceiling:
+        return "diverged", (
+            f"training loss {mean_loss:.3g} in pass {pass_number} is over "
+            f"{MAX_LOSS_GROWTH:g} times its start {loss_ceiling / MAX_LOSS_GROWTH:.3g}"
+        )
+    if fitted:
+        return "fitted", ""
+    if stalled:
+        return "stalled", f"no parameter changed in pass {pass_number}"
+    return None
+
+
+def _model_and_inputs(config: RunConfig, data: DeviceData, device: torch.device):
+    """(model, train_x, test_x): the seeded initial network on `device`, in the memory format its inputs take."""
+    torch.manual_seed(config.seed)
+    model = build_model(
+        config.model,
+        in_channels=data.in_channels,
+        num_classes=data.num_classes,
+        init=config.init,
+        dropout=config.dropout,
+    ).to(device)
+    train_x, test_x = data.train_x, data.test_x
+    if MODELS[config.model].convnet:
+        # channels_last: measured 1.4x for AlexNet on a CPU, and what bf16
+        # convolutions want on a GPU.
+        model = model.to(memory_format=torch.channels_last)
+        train_x = train_x.contiguous(memory_format=torch.channels_last)
+        test_x = test_x.contiguous(memory_format=torch.channels_last)
+    return model, train_x, test_x
+
+
+class _Stepping(NamedTuple):
+    """What takes a training step: the optimizer with its base rates, the data-order generator, the loop."""
+
+    optimizer: torch.optim.Optimizer
+    base_lrs: list[float]
+    generator: torch.Generator
+    autocast: object  # a context manager: bf16 autocast, or nothing
+    augment: RandomCrop | None
+    graphed: object | None  # harness.core.graph_step.GraphedSGDStep where the CUDA-graph loop applies
+    setup_seconds: float  # graph warm-up and capture: counted in the record, not hidden
+
+
+def _stepping(config: RunConfig, data: DeviceData, model, train_x: torch.Tensor, device: torch.device) -> _Stepping:
+    """The optimizer, generator and loop of a run, made in the order the run's random draws depend on."""
+    optimizer = resolve(config.optimizer)(
+        model.parameters(), Hyper(config.learning_rate, config.momentum, config.weight_decay)
+    )
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if config.precision == "bf16" else nullcontext()
+
+    augment = RandomCrop(train_x, generator) if config.augment == "crop" else None
+    graphed, setup_started = None, time.perf_counter()
+    if config.uses_graph:
+        from harness.core.graph_step import GraphedSGDStep
+
+        graphed = GraphedSGDStep(
+            model,
+            train_x,
+            data.train_y,
+            batch_size=config.batch_size,
+            lr=base_lrs[0],
+            # Only an optimizer that takes the config's momentum (paper_sgd) runs with it; plain sgd has none.
+            momentum=config.momentum if BUILTIN_OPTIMIZERS[config.optimizer].takes_config_momentum else 0.0,
+            weight_decay=config.weight_decay,
+            autocast_dtype=torch.bfloat16 if config.precision == "bf16" else None,
+            augment=augment,
+        )
+    return _Stepping(optimizer, base_lrs, generator, autocast, augment, graphed, time.perf_counter() - setup_started)
 
 
 @torch.no_grad()
