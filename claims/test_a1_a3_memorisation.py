@@ -22,7 +22,7 @@ import math
 import pytest
 
 from harness.suite import paper, stats
-from harness.suite.plugin import require_fitted
+from harness.suite.fixtures import require_fitted
 
 LEVELS = (0.4, 0.6)  # C5's runs: enough corrupted and clean examples for both curves to mean something
 CHANCE = 0.1
@@ -102,7 +102,6 @@ def test_a1_clean_examples_are_fitted_before_corrupted_ones(claim_run, claim_fig
             labels_changed=record["labels_changed"],
             n_train=record["n_train"],
         )
-        assert holds, f"p={p}: passes clean vs corrupted {_describe(lags)}"
 
 
 def _mean_passes_wrong(curve):
@@ -137,7 +136,6 @@ def test_a2_noise_takes_longer_within_a_run(claim_run, claim_figure, profile, mo
             "> 1",
             corrupted > clean,
         )
-        assert corrupted > clean, f"p={p}: mean passes wrong: corrupted {corrupted:.2f}, clean {clean:.2f}"
 
 
 @pytest.mark.paper_scope(*paper.FIGURE_1BC_MODELS, source="read from the runs of Figure 1b/1c")
@@ -170,7 +168,6 @@ def test_a2_random_labels_take_more_steps_than_true_labels(claim_run, claim_figu
         "> 1",
         ratio > 1,
     )
-    assert ratio > 1, f"random labels fitted no slower than true labels: ratios {ratios}"
 
 
 def _reading_at(curve, passes):
@@ -236,6 +233,7 @@ def test_a3_dropout_slows_noise_more_than_real_data(claim_run, claim_figure, pro
             kept["random"] - kept["true"],
             "< 0",
             slows_noise_more,
+            check="deferred",  # failed with the test-accuracy figure below, once both are recorded
         )
         test_change = test["true"][0] - test["true"][1]
         claim_figure(
@@ -246,5 +244,3 @@ def test_a3_dropout_slows_noise_more_than_real_data(claim_run, claim_figure, pro
             f">= -{MAX_TEST_LOSS}",
             test_change >= -MAX_TEST_LOSS,
         )
-        assert slows_noise_more, f"seed {seed}: progress kept random {kept['random']:.3f}, true {kept['true']:.3f}"
-        assert test_change >= -MAX_TEST_LOSS, f"seed {seed}: dropout cost {-test_change:.4f} test accuracy"

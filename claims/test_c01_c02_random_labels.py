@@ -14,7 +14,7 @@ JPEG copy, seeds 0 and 1; paper: full CIFAR-10, five models).
 import pytest
 
 from harness.suite import paper, stats
-from harness.suite.plugin import require_fitted
+from harness.suite.fixtures import require_fitted
 
 ALPHA = 0.01  # false-alarm rate of the chance test: 1 in 100 sound runs fails it
 # MNIST beyond the paper, at one scale on every tier: 5,000 images, the paper's x0.95
@@ -48,6 +48,7 @@ def test_c1_random_labels_are_fitted_exactly(claim_run, claim_figure, profile, m
             record["outcome"] == "fitted",
             paper=paper.RANDOM_LABELS_TRAIN_ACCURACY.get(model),
             passes=record["passes"],
+            check=False,  # require_fitted checks it, naming what happened to the run
         )
         require_fitted(record, f"C1: {model} seed {seed}")
 
@@ -67,6 +68,7 @@ def test_c1_random_labels_are_fitted_on_mnist(claim_run, claim_figure, profile):
         "== 1.0",
         record["outcome"] == "fitted",
         passes=record["passes"],
+        check=False,  # require_fitted checks it, naming what happened to the run
     )
     require_fitted(record, "C1: mlp_1x512 on MNIST")
 
@@ -114,7 +116,6 @@ def test_c2_test_accuracy_is_chance(claim_run, claim_figure, profile, model):
             p_value >= ALPHA,
             paper=paper.RANDOM_LABELS_TEST_ACCURACY.get(model),
         )
-        assert p_value >= ALPHA, f"test accuracy {accuracy:.4f} is not chance (relabelling p = {p_value:.2g})"
 
 
 @pytest.mark.beyond_paper(reason="the paper fits random labels on CIFAR-10 and ImageNet, not MNIST")
@@ -136,4 +137,3 @@ def test_c2_test_accuracy_is_chance_on_mnist(claim_run, claim_figure, profile):
         f"relabelling p >= {ALPHA} (chance 1/K)",
         p_value >= ALPHA,
     )
-    assert p_value >= ALPHA, f"test accuracy {accuracy:.4f} is not chance (relabelling p = {p_value:.2g})"

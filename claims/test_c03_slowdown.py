@@ -13,7 +13,7 @@ Scale: the profile's (smoke: MLP 1x512, 5,000 images, seeds 0 and 1).
 import pytest
 
 from harness.suite import paper, stats
-from harness.suite.plugin import require_fitted
+from harness.suite.fixtures import require_fitted
 
 # Declared reading of "a small constant factor", fixed before measuring: at
 # most one order of magnitude. The paper gives no number; its Figure 1a plots
@@ -59,4 +59,3 @@ def test_c3_random_labels_cost_a_small_constant_factor(claim_run, claim_figure, 
         f"<= {MAX_SLOWDOWN}",
         ratio <= MAX_SLOWDOWN,
     )
-    assert ratio <= MAX_SLOWDOWN

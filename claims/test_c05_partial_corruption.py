@@ -13,7 +13,7 @@ copy, first seed; p in {0, 0.2, ..., 1}).
 import pytest
 
 from harness.suite import paper, stats
-from harness.suite.plugin import require_fitted
+from harness.suite.fixtures import require_fitted
 
 LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 # One-sided significance of the rising trend. Six levels admit 720 orderings;
@@ -36,6 +36,7 @@ def test_c5_every_corruption_level_is_fitted(claim_run, claim_figure, profile, m
             "== 1.0",
             record["outcome"] == "fitted",
             passes=record["passes"],
+            check=False,  # require_fitted checks it, naming what happened to the run
         )
         require_fitted(record, f"C5: {model} p={p}")
 
@@ -62,7 +63,6 @@ def test_c5_test_error_rises_with_corruption(claim_run, claim_figure, profile, m
         f"one-sided p = {p_value:.4f} <= {TREND_ALPHA}",
         p_value <= TREND_ALPHA,
     )
-    assert p_value <= TREND_ALPHA, f"test errors {errors} do not rise with p (p = {p_value:.3f})"
     end = claim_run(model, variant="partial", corruption=1.0, seed=profile.seeds[0], record_fields=("test_confusion",))
     chance_p = stats.relabelling_p_value(end["test_confusion"])
     claim_figure(
@@ -71,7 +71,4 @@ def test_c5_test_error_rises_with_corruption(claim_run, claim_figure, profile, m
         errors[-1],
         f"chance: relabelling p >= {TREND_ALPHA}",
         chance_p >= TREND_ALPHA,
-    )
-    assert chance_p >= TREND_ALPHA, (
-        f"test error at p=1 is {errors[-1]:.4f}, not chance (relabelling p = {chance_p:.2g})"
     )

@@ -28,7 +28,7 @@ import pytest
 
 from harness.core.models import MODEL_NAMES
 from harness.suite import paper, stats
-from harness.suite.plugin import require_fitted
+from harness.suite.fixtures import require_fitted
 
 WEIGHT_DECAY = 0.0005  # the "on" value (CLAIMS.md; reproductions' choice)
 CHANCE = 0.1  # CIFAR-10's balanced test set
@@ -84,7 +84,6 @@ def test_c6_no_regulariser_is_needed_to_generalise(claim_run, claim_figure, prof
             accuracy >= MIN_TEST_ACCURACY,
             paper=PAPER_TEST_ACCURACY[model][(False, False)],
         )
-        assert accuracy >= MIN_TEST_ACCURACY, f"seed {seed}: test accuracy {accuracy:.4f}"
 
 
 @pytest.mark.paper_scope(*paper.TABLE_1_MODELS, source="Table 1")
@@ -119,9 +118,6 @@ def test_c6_regularisers_move_test_accuracy_by_a_few_points(claim_run, claim_fig
             paper=round(paper_effect, 2),
             key=f"C6 effect crop={crop} weight_decay={weight_decay} {model}",
         )
-        assert abs(effect) <= MAX_EFFECT, f"{name}: test accuracy moved by {effect:+.4f}"
-        if crop:
-            assert effect > 0, f"{name}: random crop did not help ({effect:+.4f})"
 
 
 @pytest.mark.paper_scope(*paper.TABLE_1_MODELS, source="Table 1")
@@ -149,7 +145,6 @@ def test_c6_weight_decay_does_not_prevent_fitting_random_labels(claim_run, claim
             passes=record["passes"],
             outcome=record["outcome"],
         )
-        assert record["train_accuracy"] >= MIN_FIT, f"seed {seed}: {record['outcome']} ({record['message']})"
 
 
 # AlexNet's statement, "fails to converge on random labels with weight decay on",
@@ -210,6 +205,7 @@ def test_c6_weight_decay_sweep_finds_where_random_labels_stop_fitting(claim_run,
             None,
             f"one of {', '.join(map(str, WEIGHT_DECAY_SWEEP))}",
             False,
+            check=False,  # the failure below says it in the claim's words
         )
         pytest.fail(
             f"C6 sweep: {model} fits random labels at every weight decay up to {WEIGHT_DECAY_SWEEP[-1]}", pytrace=False
@@ -228,8 +224,4 @@ def test_c6_weight_decay_sweep_finds_where_random_labels_stop_fitting(claim_run,
         key=f"C6 sweep threshold {model}",
         weight_decay=threshold,
         paper="fails to converge" if model == "alexnet" else None,
-    )
-    assert holds, (
-        f"at weight decay {threshold:g}, where random labels stop fitting, true-label test accuracy "
-        f"drops {-change:.4f} (more than {MAX_EFFECT})"
     )

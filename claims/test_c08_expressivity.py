@@ -97,7 +97,14 @@ def test_c8_two_layer_network_fits_any_targets(gaussian_sample, built, claim_fig
     bound = residual_bound(built, x, y, "plain")
     half_range = constant_fit_residual(y)
     claim_figure("C8", f"parameters, n={N}, d={D}", net.parameter_count, f"== 2n + d = {2 * N + D}", True)
-    claim_figure("C8", "worst residual, plain forward", residual, f"<= {bound:.2e} (rounding bound)", residual <= bound)
+    claim_figure(
+        "C8",
+        "worst residual, plain forward",
+        residual,
+        f"<= {bound:.2e} (rounding bound)",
+        residual <= bound,
+        check="deferred",  # checked with the next figure: both are recorded first
+    )
     claim_figure(
         "C8",
         "plain bound / half the targets' range",
@@ -105,7 +112,6 @@ def test_c8_two_layer_network_fits_any_targets(gaussian_sample, built, claim_fig
         "< 1 (beats any constant)",
         bound < half_range,
     )
-    assert residual <= bound < half_range
     fit = check_fit(built, x, y)
     claim_figure(
         "C8",
@@ -114,9 +120,9 @@ def test_c8_two_layer_network_fits_any_targets(gaussian_sample, built, claim_fig
         f"<= {fit.bound:.2e} < margin {fit.margin:.2e} (half the smallest target gap)",
         fit.holds,
         reason=fit.reason,
+        check="deferred",
     )
     claim_figure("C8", "outputs nearest their own target", fit.identified_share, "== 1", fit.identified_share == 1.0)
-    assert fit.holds and fit.identified_share == 1.0, fit.reason
 
 
 @pytest.mark.parametrize("depth", [3, 10, 101])
@@ -156,6 +162,7 @@ def test_c8_depth_k_network_has_o_n_over_k_parameters_per_layer(gaussian_sample,
         at_range.residual,
         f"<= {at_range.bound:.2e} < half the targets' range {at_range.margin:.2f}",
         at_range.holds,
+        check="deferred",  # the spacing figure below is recorded first
     )
     claim_figure(
         "C8",
@@ -164,7 +171,7 @@ def test_c8_depth_k_network_has_o_n_over_k_parameters_per_layer(gaussian_sample,
         f"reported: deep bound {at_range.bound:.1e} vs margin {spacing:.1e}",
         True,
     )
-    assert at_range.holds and at_range.evaluation == "deep", at_range.reason
+    assert at_range.evaluation == "deep", at_range.reason  # decided by the deep bound, not another forward
 
 
 def test_c8_numerics_thresholds_just_above_the_previous_point(gaussian_sample, built, claim_figure):
@@ -186,7 +193,12 @@ def test_c8_numerics_thresholds_just_above_the_previous_point(gaussian_sample, b
     mid_w = float(midpoint.network.out_weights.detach().abs().sum())
     above_r, mid_r = max_abs_residual(built.network, x, y), max_abs_residual(midpoint.network, x, y)
     claim_figure(
-        "C8", "||w||_1 above_previous vs midpoint", f"{above_w:.2e} vs {mid_w:.2e}", "above < midpoint", above_w < mid_w
+        "C8",
+        "||w||_1 above_previous vs midpoint",
+        f"{above_w:.2e} vs {mid_w:.2e}",
+        "above < midpoint",
+        above_w < mid_w,
+        check="deferred",
     )
     claim_figure(
         "C8",
@@ -195,7 +207,6 @@ def test_c8_numerics_thresholds_just_above_the_previous_point(gaussian_sample, b
         "above < midpoint",
         above_r < mid_r,
     )
-    assert above_w < mid_w and above_r < mid_r
 
 
 def test_c8_numerics_near_duplicate_points(claim_figure):
@@ -233,13 +244,12 @@ def test_c8_numerics_near_duplicate_points(claim_figure):
         midpoint_plain,
         f"> above_previous {best_plain:.2e}",
         midpoint_plain > best_plain,
+        check="deferred",
     )
     claim_figure(
         "C8", "near-duplicates: best of 8, compensated", best_compensated, f"<= {bound:.2e}", best_compensated <= bound
     )
-    assert best_compensated <= bound
-    assert best_compensated <= single_plain
-    assert midpoint_plain > best_plain
+    assert best_compensated <= single_plain  # best of 8 directions is no worse than one (no figure says it)
     at_spacing = check_fit(best, x, y)
     at_range = check_fit(best, x, y, margin=constant_fit_residual(y))
     claim_figure(
@@ -258,7 +268,6 @@ def test_c8_numerics_near_duplicate_points(claim_figure):
         at_range.holds,
     )
     assert at_spacing.holds or not at_spacing.decided  # never a pass on a bound above the margin
-    assert at_range.holds, at_range.reason
 
 
 # --------------------------------------------------------------------------- planted wrong answers
@@ -348,9 +357,9 @@ def test_c8_near_duplicates_with_labels_are_decided_not_vacuous(claim_figure):
         plain_residual,
         f"<= {plain_bound:.2e}, but >= margin {decision_margin(y):g}: vacuous",
         plain_residual <= plain_bound and plain_bound >= decision_margin(y),
+        check="deferred",  # checked with the wrong signs' figure, once both are recorded
     )
     claim_figure("C8", "labelled near-duplicates: plain forward's wrong signs", wrong_signs, "reported", True)
-    assert plain_residual <= plain_bound and plain_bound >= decision_margin(y)
 
     fit = check_fit(built, x, y)
     claim_figure(
@@ -360,6 +369,7 @@ def test_c8_near_duplicates_with_labels_are_decided_not_vacuous(claim_figure):
         f"<= {fit.bound:.2e} < margin {fit.margin:g}",
         fit.holds,
         reason=fit.reason,
+        check="deferred",
     )
     claim_figure(
         "C8",
@@ -368,7 +378,7 @@ def test_c8_near_duplicates_with_labels_are_decided_not_vacuous(claim_figure):
         "== 1",
         fit.identified_share == 1.0,
     )
-    assert fit.holds and fit.evaluation == "compensated" and fit.identified_share == 1.0, fit.reason
+    assert fit.evaluation == "compensated", fit.reason  # decided by the compensated forward, not the plain one
 
     close_levels = np.where(y > 0, np.where(np.arange(y.size) % 2 == 0, 1.0, 1.0 + 2.0**-30), -1.0)
     refused = check_fit(construct_two_layer(x, close_levels), x, close_levels)
@@ -380,7 +390,7 @@ def test_c8_near_duplicates_with_labels_are_decided_not_vacuous(claim_figure):
         not refused.decided,
         plain_share_identified=refused.identified_share,
     )
-    assert not refused.decided and not refused.holds
+    assert not refused.holds  # a refused check never passes
 
     swapped = check_fit(built, x, swap_targets(y, pairs=3, seed=0))
     flipped_built, change = flip_largest_output_weight(built, x)
@@ -391,6 +401,7 @@ def test_c8_near_duplicates_with_labels_are_decided_not_vacuous(claim_figure):
         swapped.residual,
         f"> bound {swapped.bound:.2e}",
         swapped.decided and not swapped.holds,
+        check="deferred",
     )
     claim_figure(
         "C8",
@@ -399,8 +410,7 @@ def test_c8_near_duplicates_with_labels_are_decided_not_vacuous(claim_figure):
         f"> bound {flipped.bound:.2e} (change {change:.2g})",
         flipped.decided and not flipped.holds,
     )
-    assert swapped.decided and not swapped.holds
-    assert change > fit.bound and flipped.decided and not flipped.holds
+    assert change > fit.bound  # the planted fault is larger than the bound, so it must be caught
 
 
 # --------------------------------------------------------------------------- fuzzing

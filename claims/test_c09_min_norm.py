@@ -73,6 +73,7 @@ def test_c9_sgd_from_zero_reaches_the_minimum_norm_solution(claim_figure):
         run.max_row_space_leak,
         f"<= rounding budget {run.leak_budget:.2e}",
         run.max_row_space_leak <= run.leak_budget,
+        check="deferred",  # the three figures are recorded, then checked together
     )
     claim_figure(
         "C9",
@@ -81,6 +82,7 @@ def test_c9_sgd_from_zero_reaches_the_minimum_norm_solution(claim_figure):
         f"<= {run.distance_bound:.2e}",
         run.distance_to_min_norm <= run.distance_bound,
         steps=run.steps,
+        check="deferred",
     )
     claim_figure(
         "C9",
@@ -89,9 +91,7 @@ def test_c9_sgd_from_zero_reaches_the_minimum_norm_solution(claim_figure):
         f"< {DECISION_FRACTION} (bound decides)",
         run.bound_is_informative,
     )
-    assert run.max_row_space_leak <= run.leak_budget
-    assert run.distance_to_min_norm <= run.distance_bound
-    assert run.bound_is_informative and run.verdict == WITHIN
+    assert run.verdict == WITHIN
 
 
 def test_c9_sgd_from_a_non_zero_start_keeps_its_orthogonal_part(claim_figure):
@@ -113,6 +113,7 @@ def test_c9_sgd_from_a_non_zero_start_keeps_its_orthogonal_part(claim_figure):
         run.distance_to_predicted,
         f"<= {run.distance_bound:.2e}",
         run.distance_to_predicted <= run.distance_bound,
+        check="deferred",
     )
     claim_figure(
         "C9",
@@ -122,8 +123,6 @@ def test_c9_sgd_from_a_non_zero_start_keeps_its_orthogonal_part(claim_figure):
         abs(run.distance_to_min_norm - orthogonal_part) <= run.distance_bound,
     )
     assert run.max_row_space_leak <= run.leak_budget
-    assert run.distance_to_predicted <= run.distance_bound
-    assert abs(run.distance_to_min_norm - orthogonal_part) <= run.distance_bound
     assert run.verdict == WITHIN  # the bound is informative at ||pinv(X) y + P_perp w0||
 
 
@@ -170,7 +169,6 @@ def test_c9_adam_interpolates_elsewhere(claim_figure):
         steps=run.steps,
     )
     assert run.distance_to_min_norm >= run.final_row_space_leak * (1 - 1e-9)
-    assert departure >= MIN_RELATIVE_DEPARTURE
     assert run.final_row_space_leak >= 1e6 * run.leak_budget
     assert run.verdict == OUTSIDE  # and the bound that says so is informative
 
@@ -291,7 +289,8 @@ def test_c9_rank_deficient_repeated_row(claim_figure):
         "repeated row: rank, sigma_r vs smallest singular value",
         f"{sgd.rank}, {sgd.sigma_min:.3g} vs {smallest:.1e}",
         "rank 19; bound divides by sigma_r",
-        sgd.rank == 19 and sgd.sigma_min > 1e6 * smallest,
+        sgd.rank == 19 and sgd.sigma_min > 1e6 * smallest,  # sigma_r is not rounding noise
+        check="deferred",
     )
     claim_figure(
         "C9",
@@ -300,6 +299,7 @@ def test_c9_rank_deficient_repeated_row(claim_figure):
         f"<= {sgd.distance_bound:.2e} < {DECISION_FRACTION} ||pinv(X) y|| ({sgd.verdict})",
         sgd.verdict == WITHIN,
         steps=sgd.steps,
+        check="deferred",
     )
     claim_figure(
         "C9",
@@ -309,15 +309,20 @@ def test_c9_rank_deficient_repeated_row(claim_figure):
         adam.verdict == OUTSIDE,
         steps=adam.steps,
     )
-    assert sgd.rank == 19 and sgd.sigma_min > 1e6 * smallest  # sigma_r is not rounding noise
-    assert sgd.verdict == WITHIN and sgd.max_row_space_leak <= sgd.leak_budget
-    assert adam.verdict == OUTSIDE
+    assert sgd.max_row_space_leak <= sgd.leak_budget
 
     kick = MIN_RELATIVE_DEPARTURE * scale * null_space_direction(x, seed=2)
     moved = limit_verdict(float((sgd.weights + kick - sgd.predicted_limit).norm()), sgd.distance_bound, scale)
     lr = 1.0 / float(torch.linalg.matrix_norm(x, ord=2)) ** 2
     kicked = train_least_squares(x, y, optimizer_factory=lambda p: KickedSGD(p, lr, kick), tolerance=TOLERANCE)
-    claim_figure("C9", "planted: SGD weights moved 1% along the null space", moved, f"== {OUTSIDE}", moved == OUTSIDE)
+    claim_figure(
+        "C9",
+        "planted: SGD weights moved 1% along the null space",
+        moved,
+        f"== {OUTSIDE}",
+        moved == OUTSIDE,
+        check="deferred",
+    )
     claim_figure(
         "C9",
         "planted: SGD kicked 1% off the row space, leak",
@@ -325,8 +330,6 @@ def test_c9_rank_deficient_repeated_row(claim_figure):
         f"> budget {kicked.leak_budget:.2e} ({kicked.verdict})",
         kicked.max_row_space_leak > kicked.leak_budget and kicked.verdict == OUTSIDE,
     )
-    assert moved == OUTSIDE
-    assert kicked.max_row_space_leak > kicked.leak_budget and kicked.verdict == OUTSIDE
 
 
 DEGENERATE_STRUCTURES = ("repeated", "combination", "clustered", "near_duplicate")

@@ -99,6 +99,7 @@ def test_c10_kernel_interpolation_generalises_without_regularisation(learning_cu
             "< 0.5 (zero training error)",
             fit.max_abs_residual < 0.5,
             solver=fit.solver,
+            check="deferred",  # checked with the test error's figure, once both are recorded
         )
         claim_figure(
             "C10",
@@ -108,8 +109,6 @@ def test_c10_kernel_interpolation_generalises_without_regularisation(learning_cu
             pixel["error"] < entry["nearest_neighbour_error"],
             rkhs_norm=pixel["norm"],
         )
-        assert fit.max_abs_residual < 0.5
-        assert pixel["error"] < entry["nearest_neighbour_error"]
     slope = float(np.polyfit(np.log(TRAIN_SIZES), np.log(errors), 1)[0])
     extrapolated = errors[-1] * (60_000 / TRAIN_SIZES[-1]) ** slope
     claim_figure(
@@ -143,6 +142,7 @@ def test_c11_the_smaller_norm_is_not_the_better_model(learning_curve, claim_figu
             f"{gabor['norm']:.1f} vs {pixel['norm']:.1f}",
             "gabor > pixels",
             gabor["norm"] > pixel["norm"],
+            check="deferred",
         )
         claim_figure(
             "C11",
@@ -154,9 +154,7 @@ def test_c11_the_smaller_norm_is_not_the_better_model(learning_curve, claim_figu
             error_gabor=gabor["error"],
             gamma_gabor=gabor["gamma"],
         )
-        assert gabor["fit"].max_abs_residual < 0.5
-        assert gabor["norm"] > pixel["norm"]
-        assert pixel["error"] - gabor["error"] > margin
+        assert gabor["fit"].max_abs_residual < 0.5  # the Gabor interpolant fits too (no figure of its own)
 
 
 # --------------------------------------------------------------------------- GPU tier: all 60,000
@@ -200,6 +198,7 @@ def test_c10_full_mnist_kernel_interpolation_gpu(mnist_arrays, claim_figure):
         "< 0.5",
         fit.max_abs_residual < 0.5,
         solver=fit.solver,
+        check="deferred",
     )
     claim_figure(
         "C10",
@@ -209,8 +208,6 @@ def test_c10_full_mnist_kernel_interpolation_gpu(mnist_arrays, claim_figure):
         error <= threshold,
         rkhs_norm=fit.rkhs_norm,
     )
-    assert fit.max_abs_residual < 0.5
-    assert error <= threshold
 
 
 @pytest.mark.gpu
@@ -234,6 +231,7 @@ def test_c11_full_mnist_norm_versus_error_gpu(mnist_arrays, claim_figure):
         f"{gabor_fit.rkhs_norm:.1f} vs {pixel_fit.rkhs_norm:.1f}",
         f"gabor > pixels (paper {PAPER_NORMS[1]:.0f} vs {PAPER_NORMS[0]:.0f})",
         gabor_fit.rkhs_norm > pixel_fit.rkhs_norm,
+        check="deferred",
     )
     claim_figure(
         "C11",
@@ -244,6 +242,4 @@ def test_c11_full_mnist_norm_versus_error_gpu(mnist_arrays, claim_figure):
         error_gabor=float(gabor_wrong.mean()),
         paper_error_gabor=PAPER_ERROR_GABOR,
     )
-    assert gabor_fit.max_abs_residual < 0.5
-    assert gabor_fit.rkhs_norm > pixel_fit.rkhs_norm
-    assert difference > margin
+    assert gabor_fit.max_abs_residual < 0.5  # the Gabor interpolant fits too (no figure of its own)

@@ -55,7 +55,6 @@ def test_c12_interpolating_network_class_has_rademacher_complexity_one(mnist_poi
         estimate.mean == 1.0,
         per_draw=estimate.per_draw,
     )
-    assert estimate.per_draw == [1.0] * DRAWS
 
 
 def test_c12_trained_overparameterised_network_fits_random_signs(mnist_points, claim_figure):
@@ -76,7 +75,6 @@ def test_c12_trained_overparameterised_network_fits_random_signs(mnist_points, c
         estimate.mean == 1.0,
         per_draw=estimate.per_draw,
     )
-    assert estimate.per_draw == [1.0] * 3
 
 
 def test_c12_bounded_linear_class_is_far_below_one(mnist_points, claim_figure):
@@ -98,5 +96,4 @@ def test_c12_bounded_linear_class_is_far_below_one(mnist_points, claim_figure):
         f"<= Jensen {jensen:.4f} + 4 SE = {allowed:.4f}",
         estimate.mean <= allowed,
     )
-    assert estimate.mean <= allowed
-    assert allowed <= 0.1
+    assert allowed <= 0.1  # far below the networks' 1: the contrast the claim draws

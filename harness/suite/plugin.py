@@ -1,14 +1,15 @@
-"""pytest plugin: options, markers, fixtures, report header and claim summary.
+"""pytest plugin: options, markers, session state, report header and claim summary.
 
 Thin on purpose: training, storage and statistics live in the library; this
-module only wires them into pytest. The optimizer checks wire in three more
+module only wires them into pytest. The fixtures claim tests use
+(`claim_run`, `claim_figure`, ...) and `require_fitted` live in
+`harness.suite.fixtures`, the claim-author API, which this plugin loads. The optimizer checks wire in three more
 library modules: `tuning` (--tune-lr), `sessions` (numbered session files,
 --claims-xfail, --claims-compare and its failure rules) and `matrix` (the
 claims matrix printed when two optimizers or more ran); `summary`
 gathers the session's figures, test outcomes and runs from the reports and
-makes the summary lines and the session file of them. Claim tests call
-`require_fitted` so that a run that diverged or ran out of budget fails its
-claim in one line; the summary counts the runs trained and reused.
+makes the summary lines and the session file of them; the summary counts
+the runs trained and reused.
 
 Run plan (`plan`): --claims-plan runs the selected claim tests with every
 claim_run answered by the plan instead of by training, prints the runs they
@@ -33,15 +34,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.core.config import PROFILES, RunConfig, get_profile
-from harness.core.data import DataError, find_data_spec
-from harness.core.formatting import BEYOND_THE_PAPER
-from harness.core.optim import OptimizerSpecError, describe, resolve, spec_id, spec_kwargs
+from harness.core.config import PROFILES, get_profile
+from harness.core.data import find_data_spec
+from harness.core.optim import OptimizerSpecError, describe, resolve, spec_id
 from harness.core.store import results_dir
 from harness.suite import plan, sessions, tuning
 from harness.suite import summary as claims_summary
 from harness.suite.plan import PLAN_FILE_VARIABLE, PLAN_PROPERTY
-from harness.suite.summary import CLAIM_PROPERTY, OPTIMIZER_PROPERTY, RUN_PROPERTY
+from harness.suite.summary import OPTIMIZER_PROPERTY, RUN_PROPERTY
+
+# Loaded with this plugin wherever it is loaded (the root conftest, -p): claim
+# tests find their fixtures without naming a second plugin.
+pytest_plugins = ["harness.suite.fixtures"]
 
 _SESSION = claims_summary.SessionRecord()  # filled on the controller from every worker's reports
 
@@ -180,8 +184,8 @@ def pytest_configure(config):
     _configure_plan_and_progress(config)
 
 
-def _planning(config) -> bool:
-    """True in a --claims-plan session (plan only): claim_run plans instead of training."""
+def planning_only(config) -> bool:
+    """True in a --claims-plan session (plan only): claim_run plans instead of training, figures are not kept."""
     return config.getoption("--claims-plan") == "only"
 
 
@@ -192,7 +196,7 @@ def _configure_plan_and_progress(config) -> None:
     nodes) before xdist's configure starts workers: the plan trains nothing,
     and one process sees every planned run.
     """
-    if _planning(config):
+    if planning_only(config):
         config._plan = plan.Plan()
         if getattr(config.option, "dist", "no") != "no":
             config.option.dist, config.option.tx, config.option.numprocesses = "no", [], 0
@@ -287,7 +291,7 @@ def pytest_sessionstart(session):
         say(f"no learning-rate tuning: {why}")
         return
     base = tuning.base_config(data, device=config.getoption("--device"))
-    if _planning(config):
+    if planning_only(config):
         _plan_with_recorded_tuning(config, specs, base)
         return
     try:
@@ -346,6 +350,7 @@ def _optimizer_specs(config) -> list[str]:
 
 
 def active_profile(config):
+    """The profile this session runs: --profile, where "auto" is paper with CUDA, else smoke."""
     name = config.getoption("--profile")
     if name == "auto":
         name = "paper" if torch.cuda.is_available() else "smoke"
@@ -378,16 +383,18 @@ def pytest_generate_tests(metafunc):
 
 def pytest_report_header(config):
     profile = active_profile(config)
-    device = _device(config)
-    if device.startswith("cuda") and torch.cuda.is_available():
-        device += f" ({torch.cuda.get_device_name(0)})"
+    device = f"{_device(config)}; torch {torch.__version__}"
+    if _device(config).startswith("cuda"):
+        # CUDA's fields only where CUDA trains: on a CPU run they describe nothing used.
+        gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU visible"
+        device += f"; CUDA {torch.version.cuda or 'none'}{gpu}"
     sources = []
     for dataset in ("cifar10", "mnist"):
         spec, why = find_data_spec(dataset, config.getoption("--allow-download"))
         sources.append(f"{dataset}={spec or 'absent'}")
     return [
         f"claims profile: {profile.name} ({profile.description})",
-        f"claims device: {device}; torch {torch.__version__}, CUDA {torch.version.cuda or 'none'}",
+        f"claims device: {device}",
         f"claims data: {', '.join(sources)}; results: {results_dir()}",
         f"claims optimizers: {'; '.join(_describe_optimizer(config, spec) for spec in config._optimizers)}",
     ]
@@ -417,7 +424,7 @@ def pytest_collection_modifyitems(config, items):
         if optimizer is not None:
             item.user_properties.append((OPTIMIZER_PROPERTY, optimizer))
     _mark_expected_failures(config, items)
-    if _planning(config):
+    if planning_only(config):
         _plan_items(items)
         return  # planned, not trained: a gpu claim is planned without CUDA too
     if torch.cuda.is_available():
@@ -442,7 +449,7 @@ def _plan_items(items) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     """Under --claims-plan a claim test's outcome on stand-in records means nothing: it is reported skipped."""
-    if not _planning(item.config):
+    if not planning_only(item.config):
         return (yield)
     try:
         yield
@@ -501,163 +508,6 @@ def _mark_expected_failures(config, items) -> None:
         )
 
 
-@pytest.fixture(scope="session")
-def profile(request):
-    return active_profile(request.config)
-
-
-@pytest.fixture(scope="session")
-def data_spec(request):
-    """Function: dataset name -> data spec, skipping the test when the data is absent."""
-
-    def spec_for(dataset: str) -> str:
-        spec, why = find_data_spec(dataset, request.config.getoption("--allow-download"))
-        if spec is None:
-            pytest.skip(why)
-        return spec
-
-    return spec_for
-
-
-@pytest.fixture
-def claim_run(request, profile, data_spec, optimizer_spec):
-    """Function: (model, dataset, record_fields=(), **config changes) -> run record, reused across tests.
-
-    record_fields: record fields the claim needs; a stored record made before
-    they existed is not reused (the run is trained anew).
-
-    Runs use the optimizer under test (the test's `optimizer_spec` parameter),
-    at the learning rate --tune-lr chose for it where it chose one.
-
-    Under --claims-plan nothing trains: the run is planned (harness.suite.plan.plan_run)
-    and the test goes on with its record if one is recorded, else with a
-    stand-in record of a fitted run, so its later claim_run calls are planned too.
-    """
-    device = request.config.getoption("--device")
-    fresh_since = request.config._fresh_since
-    tuned_lr = request.config._tuned_lr.get(optimizer_spec)
-    planning = _planning(request.config)
-
-    def run(model: str | None = None, dataset: str = "cifar10", record_fields: tuple[str, ...] = (), **changes) -> dict:
-        changes.setdefault("optimizer", optimizer_spec)
-        if tuned_lr is not None and changes["optimizer"] == optimizer_spec:
-            changes.setdefault("lr", tuned_lr)  # one lr for every variant, chosen once by --tune-lr
-        if device:
-            changes.setdefault("device", device)
-        model = model or profile.cifar_models[0]
-        if planning:
-            return _planned_run(request, profile, model, dataset, record_fields, changes)
-        config = profile.config(model, data=data_spec(dataset), **changes)
-        try:
-            # Under --claims-fresh a record counts only if this session made it: each
-            # shared run is trained once, by whichever worker reaches it first.
-            record = claims_summary.fit_reporting_unsaved(config, fresh_since, record_fields)
-        except DataError as error:
-            pytest.fail(f"data error: {error}", pytrace=False)
-        label = plan.run_label(config, profile.config(model, data=config.data), dataset)
-        request.node.user_properties.append((RUN_PROPERTY, {**claims_summary.run_entry(record), "label": label}))
-        return record
-
-    return run
-
-
-def _planned_run(request, profile, model: str, dataset: str, record_fields, changes: dict) -> dict:
-    """claim_run under --claims-plan: the run's config as it would train, planned; its record or a stand-in.
-
-    Absent data does not skip the test here: the plan lists the run as "data missing".
-    """
-    spec, why = find_data_spec(dataset, request.config.getoption("--allow-download"))
-    config = profile.config(model, data=spec or dataset, **changes)
-    label = plan.run_label(config, profile.config(model, data=config.data), dataset)
-    try:
-        entry, record = plan.plan_run(
-            config,
-            dataset,
-            label,
-            data_missing=None if spec else why,
-            required=tuple(record_fields),
-            fresh=request.config._fresh_since is not None,
-        )
-    except DataError as error:
-        pytest.fail(f"data error: {error}", pytrace=False)
-    request.node.user_properties.append((PLAN_PROPERTY, entry))
-    return record
-
-
-def require_fitted(record: dict, what: str) -> None:
-    """Fail the calling claim test in one line unless `record`'s run fitted.
-
-    `what` names the run in the claim's words, e.g. "C1: inception seed 0";
-    the failure reads "C1: inception seed 0 diverged: training loss became
-    nan in pass 3 (lr 0.1)", with no traceback: the outcome is the finding,
-    not a bug in the test.
-    """
-    if record["outcome"] != "fitted":
-        pytest.fail(unfitted_run_line(record, what), pytrace=False)
-
-
-_OUTCOME_WORDS = {
-    "diverged": "diverged",
-    "out_of_budget": "did not fit",
-    "interrupted": "was interrupted",
-    "not_fittable": "is not fittable",
-    "stalled": "stalled",
-}
-
-
-def unfitted_run_line(record: dict, what: str) -> str:
-    """One line: the run, what happened to it, the trainer's reason and the initial learning rate."""
-    config = RunConfig.from_dict(record["config"])
-    lr, spec_lr = config.learning_rate, spec_kwargs(config.optimizer).get("lr")
-    if lr is not None:
-        rate = f"lr {lr:g}"
-    elif isinstance(spec_lr, (int, float)):
-        rate = f"lr {spec_lr:g}, set in the optimizer spec"
-    else:
-        rate = "the optimizer factory's own default lr"
-    said = f"{record['message']} " if record.get("message") else ""
-    outcome = _OUTCOME_WORDS.get(record["outcome"], record["outcome"])
-    return f"{what} {outcome}: {said}({rate})"
-
-
-@pytest.fixture(scope="session")
-def mnist_arrays(data_spec):
-    """MNIST as uint8 numpy arrays (train_x (60000, 28, 28), ...), for the theory claims."""
-    from harness.core.prepare import load_raw_cached
-
-    raw = load_raw_cached(data_spec("mnist"))
-    return {
-        "train_x": raw.train_x[..., 0],
-        "train_y": raw.train_y,
-        "test_x": raw.test_x[..., 0],
-        "test_y": raw.test_y,
-        "source": raw.source,
-    }
-
-
-@pytest.fixture
-def claim_figure(request, record_property):
-    """Function to declare a claim's figure: it lands in the summary table and the session file.
-
-    record_property travels from xdist workers to the controller, so the
-    summary sees every worker's figures.
-    """
-
-    def declare(claim: str, figure: str, measured, threshold: str, holds: bool, **context) -> None:
-        if _planning(request.config):
-            return  # a figure of stand-in records: neither shown nor saved
-        if request.node.get_closest_marker("beyond_paper") is not None:
-            context.setdefault("scope", BEYOND_THE_PAPER)
-        callspec = getattr(request.node, "callspec", None)
-        optimizer = callspec.params.get("optimizer_spec") if callspec else None
-        record_property(
-            CLAIM_PROPERTY, claims_summary.figure_entry(claim, figure, measured, threshold, holds, optimizer, context)
-        )
-        print(claims_summary.declared_line(claim, figure, measured, threshold, holds))
-
-    return declare
-
-
 def pytest_runtest_logreport(report):
     _SESSION.note_report(report)
 
@@ -665,9 +515,9 @@ def pytest_runtest_logreport(report):
 def pytest_sessionfinish(session, exitstatus):
     """The controller saves the numbered session file, after comparing it when asked."""
     config = session.config
-    if _planning(config) and PLAN_FILE_VARIABLE in os.environ and not hasattr(config, "workerinput"):
+    if planning_only(config) and PLAN_FILE_VARIABLE in os.environ and not hasattr(config, "workerinput"):
         Path(os.environ[PLAN_FILE_VARIABLE]).write_text(json.dumps(config._plan.to_json()))
-    if hasattr(config, "workerinput") or not _SESSION.figures or _planning(config):
+    if hasattr(config, "workerinput") or not _SESSION.figures or planning_only(config):
         return
     summary = sessions.plain(
         claims_summary.session_summary(
@@ -698,7 +548,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if _planning(config) and not hasattr(config, "workerinput"):
+    if planning_only(config) and not hasattr(config, "workerinput"):
         if config.option.collectonly:
             return  # nothing ran, so nothing was planned
         terminalreporter.section("claims plan")

@@ -1,0 +1,259 @@
+"""The claim-author API: the fixtures and helpers a claim test uses.
+
+A claim test lives in ``claims/test_<claim>_<topic>.py`` and tests one
+sentence of Zhang et al. (ICLR 2017). What it may rely on:
+
+Naming: the test's name starts with the claim id, ``test_c3_...`` for C3,
+``test_a1_...`` for the appendix's A1 (`sessions.claim_of_test` reads
+``test_<letter><number>_``). The id orders the summary, the claims matrix
+and the report, and places a test that failed before declaring a figure.
+The id passed to `claim_figure` is the same, in capitals ("C3").
+
+Fixtures:
+
+- ``profile``: the scale tier (smoke on a CPU, paper on a GPU): its models
+  (``profile.cifar_models``), seeds (``profile.seeds``) and run settings.
+- ``model``: a test that takes it runs once per model of the profile; mark
+  it ``@pytest.mark.paper_scope(*models, source="Figure 1b")`` and the
+  models the paper does not show run only under --claims-extended; a whole
+  test the paper does not make is ``@pytest.mark.beyond_paper(reason=...)``.
+- ``claim_run(model, dataset="cifar10", record_fields=(), **changes)``: the
+  run record of one training run (trained once, then reused), with the
+  optimizer under test; the test runs once per optimizer.
+- ``data_spec(dataset)``: the dataset's spec, skipping the test when the
+  data is absent; ``mnist_arrays``: MNIST as numpy arrays, for theory claims.
+- ``claim_figure(claim, figure, measured, threshold, holds, check=True, **context)``:
+  declares one figure of the claim. It is recorded for the summary table,
+  the session file and the matrix, printed, and it is the check: a figure
+  that does not hold fails the test at once, in one line naming the claim,
+  the figure, the measured value and the threshold. ``check="deferred"``
+  records a failing figure and fails the test with the next figure declared
+  with the default check, or when the test's body ends: figures declared
+  together are all recorded before any of them fails the test (declare
+  them deferred, the last one with the default check). ``check=False``
+  only reports: a figure with threshold "reported", or one whose verdict
+  another check states better (`require_fitted` after a "train accuracy
+  == 1.0" figure names what happened to the run).
+  Do not restate a figure's verdict in an ``assert``; assert only what no
+  figure declares (an invariant of the method, a planted fault found).
+- ``require_fitted(record, "C3: mlp_1x512 true labels, seed 0")`` (import it
+  from this module): fails the test in one line unless the run fitted.
+
+Thresholds: fix each threshold before measuring, as a module constant
+(``MAX_SLOWDOWN = 10.0``) with a comment deriving it from the paper's words
+or figures, and say why that number and not another. The test's docstring
+starts with the claim id and what is measured, then a "Threshold:" paragraph
+stating the pass rule in words, the constant it uses and what a figure on
+the other side would mean (see claims/test_c03_slowdown.py). The module's
+docstring quotes the paper, its scope (which models and figures) and the
+scale the profile runs at.
+
+Paper numbers live in `harness.suite.paper` (Table 1, the models each
+figure shows); take them from there, never retype them. Statistics (medians,
+trend and chance tests, binomial intervals) live in `harness.suite.stats`;
+a test's significance level is a module constant (``ALPHA``), fixed and
+derived like a threshold.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.core.config import RunConfig
+from harness.core.data import DataError, find_data_spec
+from harness.core.formatting import BEYOND_THE_PAPER
+from harness.core.optim import spec_kwargs
+from harness.suite import plan
+from harness.suite import summary as claims_summary
+from harness.suite.plan import PLAN_PROPERTY
+from harness.suite.plugin import active_profile, planning_only
+from harness.suite.summary import CLAIM_PROPERTY, RUN_PROPERTY
+
+# The lines of the figures declared with check="deferred" that do not hold,
+# kept on the test item until the next checked figure or the end of its body.
+_DEFERRED_FAILURES = pytest.StashKey[list]()
+
+
+@pytest.fixture(scope="session")
+def profile(request):
+    return active_profile(request.config)
+
+
+@pytest.fixture(scope="session")
+def data_spec(request):
+    """Function: dataset name -> data spec, skipping the test when the data is absent."""
+
+    def spec_for(dataset: str) -> str:
+        spec, why = find_data_spec(dataset, request.config.getoption("--allow-download"))
+        if spec is None:
+            pytest.skip(why)
+        return spec
+
+    return spec_for
+
+
+@pytest.fixture
+def claim_run(request, profile, data_spec, optimizer_spec):
+    """Function: (model, dataset, record_fields=(), **config changes) -> run record, reused across tests.
+
+    record_fields: record fields the claim needs; a stored record made before
+    they existed is not reused (the run is trained anew).
+
+    Runs use the optimizer under test (the test's `optimizer_spec` parameter),
+    at the learning rate --tune-lr chose for it where it chose one.
+
+    Under --claims-plan nothing trains: the run is planned (harness.suite.plan.plan_run)
+    and the test goes on with its record if one is recorded, else with a
+    stand-in record of a fitted run, so its later claim_run calls are planned too.
+    """
+    device = request.config.getoption("--device")
+    fresh_since = request.config._fresh_since
+    tuned_lr = request.config._tuned_lr.get(optimizer_spec)
+    planning = planning_only(request.config)
+
+    def run(model: str | None = None, dataset: str = "cifar10", record_fields: tuple[str, ...] = (), **changes) -> dict:
+        changes.setdefault("optimizer", optimizer_spec)
+        if tuned_lr is not None and changes["optimizer"] == optimizer_spec:
+            changes.setdefault("lr", tuned_lr)  # one lr for every variant, chosen once by --tune-lr
+        if device:
+            changes.setdefault("device", device)
+        model = model or profile.cifar_models[0]
+        if planning:
+            return _planned_run(request, profile, model, dataset, record_fields, changes)
+        config = profile.config(model, data=data_spec(dataset), **changes)
+        try:
+            # Under --claims-fresh a record counts only if this session made it: each
+            # shared run is trained once, by whichever worker reaches it first.
+            record = claims_summary.fit_reporting_unsaved(config, fresh_since, record_fields)
+        except DataError as error:
+            pytest.fail(f"data error: {error}", pytrace=False)
+        label = plan.run_label(config, profile.config(model, data=config.data), dataset)
+        request.node.user_properties.append((RUN_PROPERTY, {**claims_summary.run_entry(record), "label": label}))
+        return record
+
+    return run
+
+
+def _planned_run(request, profile, model: str, dataset: str, record_fields, changes: dict) -> dict:
+    """claim_run under --claims-plan: the run's config as it would train, planned; its record or a stand-in.
+
+    Absent data does not skip the test here: the plan lists the run as "data missing".
+    """
+    spec, why = find_data_spec(dataset, request.config.getoption("--allow-download"))
+    config = profile.config(model, data=spec or dataset, **changes)
+    label = plan.run_label(config, profile.config(model, data=config.data), dataset)
+    try:
+        entry, record = plan.plan_run(
+            config,
+            dataset,
+            label,
+            data_missing=None if spec else why,
+            required=tuple(record_fields),
+            fresh=request.config._fresh_since is not None,
+        )
+    except DataError as error:
+        pytest.fail(f"data error: {error}", pytrace=False)
+    request.node.user_properties.append((PLAN_PROPERTY, entry))
+    return record
+
+
+def require_fitted(record: dict, what: str) -> None:
+    """Fail the calling claim test in one line unless `record`'s run fitted.
+
+    `what` names the run in the claim's words, e.g. "C1: inception seed 0";
+    the failure reads "C1: inception seed 0 diverged: training loss became
+    nan in pass 3 (lr 0.1)", with no traceback: the outcome is the finding,
+    not a bug in the test.
+    """
+    if record["outcome"] != "fitted":
+        pytest.fail(unfitted_run_line(record, what), pytrace=False)
+
+
+_OUTCOME_WORDS = {
+    "diverged": "diverged",
+    "out_of_budget": "did not fit",
+    "interrupted": "was interrupted",
+    "not_fittable": "is not fittable",
+    "stalled": "stalled",
+}
+
+
+def unfitted_run_line(record: dict, what: str) -> str:
+    """One line: the run, what happened to it, the trainer's reason and the initial learning rate."""
+    config = RunConfig.from_dict(record["config"])
+    lr, spec_lr = config.learning_rate, spec_kwargs(config.optimizer).get("lr")
+    if lr is not None:
+        rate = f"lr {lr:g}"
+    elif isinstance(spec_lr, (int, float)):
+        rate = f"lr {spec_lr:g}, set in the optimizer spec"
+    else:
+        rate = "the optimizer factory's own default lr"
+    said = f"{record['message']} " if record.get("message") else ""
+    outcome = _OUTCOME_WORDS.get(record["outcome"], record["outcome"])
+    return f"{what} {outcome}: {said}({rate})"
+
+
+@pytest.fixture(scope="session")
+def mnist_arrays(data_spec):
+    """MNIST as uint8 numpy arrays (train_x (60000, 28, 28), ...), for the theory claims."""
+    from harness.core.prepare import load_raw_cached
+
+    raw = load_raw_cached(data_spec("mnist"))
+    return {
+        "train_x": raw.train_x[..., 0],
+        "train_y": raw.train_y,
+        "test_x": raw.test_x[..., 0],
+        "test_y": raw.test_y,
+        "source": raw.source,
+    }
+
+
+@pytest.fixture
+def claim_figure(request, record_property):
+    """Function to declare a claim's figure and check it: see the module's docstring.
+
+    The figure is recorded before its verdict can fail the test, so a failed
+    claim still shows in the summary table, the session file and the matrix.
+    record_property travels from xdist workers to the controller, so the
+    summary sees every worker's figures.
+    """
+
+    def declare(claim: str, figure: str, measured, threshold: str, holds: bool, *, check=True, **context) -> None:
+        if check not in (True, False, "deferred"):
+            raise ValueError(f"claim_figure: check is True, False or 'deferred', not {check!r}")
+        if planning_only(request.config):
+            return  # a figure of stand-in records: neither shown, saved nor checked
+        if request.node.get_closest_marker("beyond_paper") is not None:
+            context.setdefault("scope", BEYOND_THE_PAPER)
+        callspec = getattr(request.node, "callspec", None)
+        optimizer = callspec.params.get("optimizer_spec") if callspec else None
+        record_property(
+            CLAIM_PROPERTY, claims_summary.figure_entry(claim, figure, measured, threshold, holds, optimizer, context)
+        )
+        line = claims_summary.declared_line(claim, figure, measured, threshold, holds)
+        print(line)
+        if check is False:
+            return
+        failed = request.node.stash.setdefault(_DEFERRED_FAILURES, [])
+        if not holds:
+            failed.append(line)
+        if check is True and failed:
+            request.node.stash[_DEFERRED_FAILURES] = []
+            # No traceback: the figure is the finding, not a bug in the test.
+            pytest.fail("\n".join(failed), pytrace=False)
+
+    return declare
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Fail a test whose body ended with deferred figures that do not hold, one line each.
+
+    An exception of the body itself comes first, as an assert after the
+    figures did before claim_figure checked them.
+    """
+    result = yield
+    failed = item.stash.get(_DEFERRED_FAILURES, [])
+    if failed:
+        pytest.fail("\n".join(failed), pytrace=False)
+    return result
