@@ -197,7 +197,10 @@ def one_column_session(figures, tests=None):
 
 def check_datasets_are_two_rows(text):
     rows = figures_rows(text, "C1")
-    assert "| C1 | train accuracy, seed 0 (CIFAR-10 (JPEG q75 copy), n=5000) | CIFAR-10 | 1 holds |" in rows, rows
+    assert (
+        "| C1 | train accuracy, seed 0 (CIFAR-10 (JPEG q75 copy), n=5000) | CIFAR-10 (JPEG q75 copy) | 1 holds |"
+        in rows
+    ), rows
     assert "| C1 | train accuracy, seed 0 (MNIST, n=5000) | MNIST | 0.9 **FAILS** |" in rows, rows
 
 
@@ -259,6 +262,21 @@ def test_the_dataset_comes_from_the_figure_or_the_runs_its_test_used():
     )
     rows = figures_rows(claims_matrix(session), "C5")
     assert rows == ["| C5 | ratio, seed 0 | MNIST | 2 holds |", "| C5 | ratio, seed 1 | CIFAR-10 | 2 holds |"]
+
+
+def test_the_jpeg_copy_is_never_named_cifar10_alone():
+    """A run's recorded data source is shown as recorded; a label naming the JPEG copy names the copy."""
+    test = "claims/test_c01.py::test_c1_x[mlp_1x512-paper_sgd]"
+    jpeg = "CIFAR-10 (JPEG q75 copy)"
+    session = one_column_session(
+        [
+            figure("C1", "train accuracy, seed 0", 1.0, True, "paper_sgd", test),
+            figure("C1", f"train accuracy, seed 1 ({jpeg}, n=5000)", 1.0, True, "paper_sgd", "claims/t.py::other"),
+        ],
+        {test: {"optimizer": "paper_sgd", "outcome": "passed", "runs": [{"key": "k", "dataset": jpeg}]}},
+    )
+    rows = figures_rows(claims_matrix(session), "C1")
+    assert [row.split(" | ")[2] for row in rows] == [jpeg, jpeg]
 
 
 def costed_session():

@@ -306,6 +306,8 @@ def figure_dataset(entry: dict, session: dict) -> str:
     if names:
         return ", ".join(names)
     text = str(entry.get("figure", "")).lower()
+    if "jpeg" in text and "cifar" in text:  # the JPEG copy is never called CIFAR-10 alone
+        return "CIFAR-10 (JPEG q75 copy)"
     named = [name for kind, name in DATASET_NAMES.items() if kind in text or name.lower() in text]
     return ", ".join(named) if named else "?"
 

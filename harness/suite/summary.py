@@ -62,7 +62,8 @@ class SessionRecord:
                 test = self.tests.get(report.nodeid)
                 if test is not None and value.get("outcome"):
                     runs = test.setdefault("runs", [])
-                    summary = {k: value.get(k) for k in ("key", "outcome", "passes", "passes_to_fit", "reason")}
+                    kept = ("key", "outcome", "passes", "passes_to_fit", "reason", "dataset", "reused", "seconds")
+                    summary = {k: value.get(k) for k in kept}
                     if summary not in runs:
                         runs.append(summary)
 
@@ -123,6 +124,8 @@ def run_entry(record: dict) -> dict:
         "passes": record.get("passes"),
         "passes_to_fit": record.get("passes_to_fit"),
         "reason": run_reason(record),
+        "dataset": record.get("data_source"),  # the data named by its content, for the matrix's figures table
+        "train_seconds": record.get("train_seconds"),  # as recorded, also for a reused run
         "reused": bool(record.get("reused")),
         "saved": bool(record.get("saved", True)),
         "save_error": record.get("save_error"),
