@@ -30,7 +30,7 @@ from harness.core.models import MODEL_NAMES
 from harness.suite import paper, stats
 from harness.suite.fixtures import require_fitted
 
-WEIGHT_DECAY = 0.0005  # the "on" value (CLAIMS.md; reproductions' choice)
+WEIGHT_DECAY = 0.0005  # the "on" value: the paper gives none; reproductions' common choice
 CHANCE = 0.1  # CIFAR-10's balanced test set
 
 # Table 1: test accuracy (%) by (random crop, weight decay), true labels; and

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from harness.core.config import RunConfig
 from harness.core.models import build_model
+from harness.core.optim import BUILTIN_OPTIMIZERS
 from harness.core.prepare import fitting_refusal, load_raw_cached, prepare
 from harness.core.record import LoopFacts, empty_curves, run_record
 from harness.core.train import eval_batch
@@ -67,8 +68,10 @@ def check_batchable(configs: list[RunConfig]) -> None:
     first = configs[0]
     if not first.model.startswith("mlp"):
         raise ValueError(f"batched runs are for the MLPs; got {first.model}")
+    own_sgd = BUILTIN_OPTIMIZERS.get(first.optimizer)  # the loop's own SGD update stands in for the optimizer's
     if (
-        first.optimizer not in ("paper_sgd", "sgd")
+        own_sgd is None
+        or not own_sgd.graph_step
         or first.augment != "none"
         or first.dropout
         or first.precision != "fp32"
@@ -160,7 +163,7 @@ def fit_batched(configs: list[RunConfig], *, progress=None) -> list[dict]:
     first = configs[0]
     r, n = len(configs), train_y.shape[1]
     lr0 = first.learning_rate
-    momentum = first.momentum if first.optimizer == "paper_sgd" else 0.0
+    momentum = first.momentum if BUILTIN_OPTIMIZERS[first.optimizer].takes_config_momentum else 0.0
     steps_per_pass = math.ceil(n / first.batch_size)
     run_index = torch.arange(r, device=device)[:, None]
     active = torch.ones(r, dtype=torch.bool, device=device)

@@ -21,7 +21,7 @@ from harness.suite.sessions import claim_of_test, claim_order
 # Test accuracy: seed-to-seed spread (about 0.5 points) plus the differences
 # this harness cannot remove (the JPEG q75 copy of CIFAR-10, hyperparameters
 # the paper does not state: batch size, Inception's lr, the weight decay
-# value); 3 points, the band CLAIMS.md's H100 measurements were read against.
+# value); 3 points, the band the H100 paper-tier runs (docs/paper-tier-log.md) were read against.
 # Train accuracy: 1 point (the paper's own values span 99.34..100).
 EXPECTED_SPREAD = {"train": 1.0, "test": 3.0}
 PAPER_N_TRAIN = 50_000  # Table 1's scale; runs on subsets are shown, never compared
