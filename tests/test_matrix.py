@@ -1,21 +1,9 @@
 """The claims matrix: optimizer x claim, figure and verdict in each cell, the paper's SGD as reference."""
 
 import pytest
+from session_entries import figure
 
 from harness.suite.matrix import claims_matrix, verdict
-
-
-def figure(claim, text, measured, holds, optimizer, test):
-    return {
-        "claim": claim,
-        "figure": text,
-        "measured": measured,
-        "threshold": "t",
-        "holds": holds,
-        "optimizer": optimizer,
-        "test": test,
-    }
-
 
 C1 = "claims/test_c01.py::test_c1_random_labels_are_fitted_exactly[mlp_1x512-{}]"
 C3 = "claims/test_c03.py::test_c3_random_labels_cost_a_small_constant_factor[mlp_1x512-{}]"

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from session_entries import figure
 
 from harness.suite import sessions, sessions_cli
 from harness.suite.sessions import (
@@ -17,19 +18,6 @@ from harness.suite.sessions import (
 )
 
 BASELINES = Path(__file__).resolve().parents[1] / "ci" / "baselines"
-
-
-def figure(claim, text, measured, holds=True, optimizer="paper_sgd", test=None):
-    test = test or f"claims/test_x.py::test_{claim.lower()}_x[mlp_1x512-{optimizer}]"
-    return {
-        "claim": claim,
-        "figure": text,
-        "measured": measured,
-        "threshold": "t",
-        "holds": holds,
-        "optimizer": optimizer,
-        "test": test,
-    }
 
 
 def session(*figures, gpu=None, profile="smoke", optimizers=("paper_sgd",)):

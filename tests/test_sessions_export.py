@@ -4,6 +4,7 @@ import csv
 import json
 
 import pytest
+from session_entries import figure
 
 from harness.suite import sessions, sessions_cli
 from harness.suite.matrix import merged_session, sessions_matrix
@@ -13,19 +14,6 @@ C1 = "claims/test_c01.py::test_c1_random_labels_are_fitted[{}]"
 C3 = "claims/test_c03.py::test_c3_slowdown[mlp_1x512-{}]"
 C9 = "claims/test_c09.py::test_c9_minimum_norm"
 LION = "lionpkg.impl:Lion(lr=0.0001)"
-
-
-def figure(claim, text, measured, holds, optimizer, test, **context):
-    return {
-        "claim": claim,
-        "figure": text,
-        "measured": measured,
-        "threshold": "t",
-        "holds": holds,
-        "optimizer": optimizer,
-        "test": test,
-        **context,
-    }
 
 
 def session(optimizers, figures, tests, *, time, commit, profile="smoke"):
