@@ -57,12 +57,15 @@ derived like a threshold.
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from harness.core.config import RunConfig
 from harness.core.data import DataError, find_data_spec
 from harness.core.formatting import BEYOND_THE_PAPER
 from harness.core.optim import spec_kwargs
+from harness.core.store import ResultsNotSavedWarning, cached_fit
 from harness.suite import plan
 from harness.suite import summary as claims_summary
 from harness.suite.plan import PLAN_PROPERTY
@@ -124,7 +127,7 @@ def claim_run(request, profile, data_spec, optimizer_spec):
         try:
             # Under --claims-fresh a record counts only if this session made it: each
             # shared run is trained once, by whichever worker reaches it first.
-            record = claims_summary.fit_reporting_unsaved(config, fresh_since, record_fields)
+            record = fit_reporting_unsaved(config, fresh_since, record_fields)
         except DataError as error:
             pytest.fail(f"data error: {error}", pytrace=False)
         label = plan.run_label(config, profile.config(model, data=config.data), dataset)
@@ -257,3 +260,20 @@ def pytest_runtest_call(item):
     if failed:
         pytest.fail("\n".join(failed), pytrace=False)
     return result
+
+
+def fit_reporting_unsaved(config: RunConfig, fresh_since: float | None, required: tuple[str, ...] = ()) -> dict:
+    """cached_fit, with the store's warning about an unsaved record left to the terminal summary.
+
+    The summary lists unsaved records once for the whole session; the same
+    warning per run would repeat it. Warnings about anything else (or about
+    a record that was saved after all) are passed on unchanged.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        record = cached_fit(config, fresh_since=fresh_since, required=required)
+    for warning in caught:
+        if issubclass(warning.category, ResultsNotSavedWarning) and not record["saved"]:
+            continue
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return record

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import os
 import platform
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from harness.core.config import RunConfig
 from harness.core.formatting import fmt_value, shown_figure
 from harness.core.optim import spec_id
-from harness.core.store import ResultsNotSavedWarning, cached_fit, machine_stamp
+from harness.core.store import machine_stamp
 from harness.suite.matrix import session_matrix
 from harness.suite.sessions import (
     Comparison,
@@ -97,23 +95,6 @@ class SessionRecord:
 
     def run_counts(self) -> dict:
         return {"trained": sum(run["trained"] for run in self.runs.values()), "used": len(self.runs)}
-
-
-def fit_reporting_unsaved(config: RunConfig, fresh_since: float | None, required: tuple[str, ...] = ()) -> dict:
-    """cached_fit, with the store's warning about an unsaved record left to the terminal summary.
-
-    The summary lists unsaved records once for the whole session; the same
-    warning per run would repeat it. Warnings about anything else (or about
-    a record that was saved after all) are passed on unchanged.
-    """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        record = cached_fit(config, fresh_since=fresh_since, required=required)
-    for warning in caught:
-        if issubclass(warning.category, ResultsNotSavedWarning) and not record["saved"]:
-            continue
-        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    return record
 
 
 def run_entry(record: dict) -> dict:
