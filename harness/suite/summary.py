@@ -15,11 +15,11 @@ import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from harness.core.formatting import fmt_value, shown_figure
 from harness.core.optim import spec_id
+from harness.core.record import json_value
 from harness.core.store import machine_stamp
 from harness.suite.matrix import session_matrix
 from harness.suite.sessions import (
@@ -106,7 +106,6 @@ def run_entry(record: dict) -> dict:
         "passes_to_fit": record.get("passes_to_fit"),
         "reason": run_reason(record),
         "dataset": record.get("data_source"),  # the data named by its content, for the matrix's figures table
-        "train_seconds": record.get("train_seconds"),  # as recorded, also for a reused run
         "reused": bool(record.get("reused")),
         "saved": bool(record.get("saved", True)),
         "save_error": record.get("save_error"),
@@ -189,17 +188,7 @@ def figure_entry(
         "optimizer": optimizer,
     }
     entry.update(context)
-    return {key: _plain(value) for key, value in entry.items()}
-
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    return value
+    return json_value(entry)
 
 
 def declared_line(claim: str, figure: str, measured, threshold: str, holds: bool) -> str:
