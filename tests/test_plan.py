@@ -108,6 +108,73 @@ def test_plan_then_run_under_xdist_prints_the_plan_then_progress_with_the_time_l
     assert len(list((results / "runs").iterdir())) == 2
 
 
+SHORT_BEFORE_LONG = """
+def test_short(claim_run, claim_figure):
+    run = claim_run("mlp_1x512", variant="true", n_train=32, max_passes=40)
+    claim_figure("CS", "short run fitted", run["train_accuracy"], "== 1.0", run["outcome"] == "fitted")
+
+
+def test_theory(claim_figure):
+    claim_figure("CT", "no training", 1.0, "== 1.0", True)
+
+
+def test_long(claim_run, claim_figure):
+    run = claim_run("mlp_1x512", variant="true", n_train=128, max_passes=40)
+    claim_figure("CL", "long run fitted", run["train_accuracy"], "== 1.0", run["outcome"] == "fitted")
+"""
+
+
+def ran_in_order(result) -> list[str]:
+    names = [
+        line.split("::")[1].split()[0] for line in result.outlines if "test_order.py::" in line and "PASSED" in line
+    ]
+    return [name.split("[")[0] for name in names]
+
+
+def test_plan_then_run_trains_the_longest_tests_first_and_without_a_plan_keeps_the_file_order(pytester, tmp_path):
+    data = setup_project(pytester, tmp_path)
+    pytester.makepyfile(test_order=SHORT_BEFORE_LONG)
+    common = (f"--data-dir={data}", "--profile=smoke", "-p", "no:xdist", "-v", "test_order.py")
+    planned = pytester.runpytest_subprocess(*common, f"--results-dir={tmp_path / 'a'}", "--claims-plan=run")
+    planned.stdout.fnmatch_lines(["tests go longest first (by the estimated seconds of the runs they train)"])
+    # 128 training images cost 4x the estimate of 32; the test that trains nothing goes last
+    assert ran_in_order(planned) == ["test_long", "test_short", "test_theory"], planned.stdout.str()
+    plain = pytester.runpytest_subprocess(*common, f"--results-dir={tmp_path / 'b'}")
+    assert ran_in_order(plain) == ["test_short", "test_theory", "test_long"], plain.stdout.str()
+
+
+def test_plan_then_run_under_xdist_gives_every_worker_the_same_order(pytester, tmp_path):
+    """Workers that collected different orders would stop xdist ("Different tests were collected")."""
+    data = setup_project(pytester, tmp_path)
+    pytester.makepyfile(test_order=SHORT_BEFORE_LONG)
+    result = pytester.runpytest_subprocess(
+        f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-n", "2", "--claims-plan=run"
+    )
+    result.stdout.fnmatch_lines(["tests go longest first*", "*4 passed*"])  # with setup_project's test_claim.py
+    assert "Different tests were collected" not in result.stdout.str()
+
+
+def test_test_seconds_add_the_estimates_of_the_runs_each_test_trains_and_order_by_them():
+    entry = {"status": "to train", "seconds": 10.0, "tests": ["a", "b"]}
+    run_plan = plan.Plan(
+        runs={
+            "k1": {**entry, "id": "k1"},
+            "k2": {**entry, "id": "k2", "seconds": 5.0, "tests": ["b"]},
+            "k3": {**entry, "id": "k3", "status": "recorded", "tests": ["c"]},
+            "k4": {**entry, "id": "k4", "seconds": None, "tests": ["d"]},
+        }
+    )
+    seconds = plan.test_seconds(run_plan)
+    assert seconds == {"a": 10.0, "b": 15.0}  # a recorded run and a run without an estimate count for nothing
+
+    class Item:
+        def __init__(self, nodeid):
+            self.nodeid = nodeid
+
+    items = [Item(name) for name in ("c", "a", "d", "b")]
+    assert [item.nodeid for item in plan.longest_first(items, seconds)] == ["b", "a", "c", "d"]
+
+
 def test_plan_of_the_paper_tier_on_a_cpu_plans_gpu_claims_and_lists_runs_without_data(pytester, tmp_path):
     """Planning needs neither CUDA nor the data: gpu claims are planned, absent data is named per run."""
     project(pytester, tmp_path)

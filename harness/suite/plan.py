@@ -390,7 +390,7 @@ class Plan:
         used = sorted({(e["device"], e["model"]) for e in ordered})
         lines = [
             "estimate basis: expected passes x seconds per pass x n_train / the measurement's images "
-            "(an estimate, on the path where every run fits; harness/plan.py)"
+            "(an estimate, on the path where every run fits; harness/suite/plan.py)"
         ]
         for device, model in used:
             cost = (GPU_PASS_SECONDS if device == "GPU" else CPU_PASS_SECONDS).get(model)
@@ -432,6 +432,33 @@ def plan_in_child_process(pytest_arguments: list[str], cwd) -> tuple[Plan | None
             tail = (finished.stdout + finished.stderr).strip().splitlines()[-5:]
             return None, f"planning exited with status {finished.returncode}: {' / '.join(tail)}"
         return Plan.from_json(json.loads(plan_file.read_text())), ""
+
+
+def test_seconds(run_plan: Plan) -> dict[str, float]:
+    """Test node id -> the estimated seconds of the runs it may train, for the tests that train an estimated run.
+
+    A run to train counts for every test that lists it: whichever of them
+    runs first trains it, and the order must not depend on which that is.
+    Recorded runs, runs without an estimate and tests that train nothing
+    are left out.
+    """
+    seconds: dict[str, float] = {}
+    for entry in run_plan.runs.values():
+        if entry["status"] != "to train" or entry["seconds"] is None:
+            continue
+        for nodeid in entry["tests"]:
+            seconds[nodeid] = seconds.get(nodeid, 0.0) + entry["seconds"]
+    return seconds
+
+
+def longest_first(items: list, seconds: dict[str, float]) -> list:
+    """`items` (anything with a `nodeid`) by `seconds[nodeid]`, longest first; the rest after, in their order.
+
+    Stable: tests with equal estimates, and tests without one, keep the
+    order they came in, so every xdist worker that sorts the same
+    collection with the same estimates gets the same order.
+    """
+    return sorted(items, key=lambda item: -seconds.get(item.nodeid, 0.0))
 
 
 def _seconds_text(entry: dict) -> str:

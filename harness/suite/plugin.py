@@ -17,9 +17,10 @@ need (recorded or to train, with estimated times) and trains nothing; the
 tests are reported skipped, "planned only", and tests without claim_run are
 not run. Planning is one process: under xdist (-n) the plan is still made,
 in the controller alone (nothing trains, so workers would only add their
-start-up). --claims-plan=run plans first in a child pytest, prints the plan,
-then runs the session; each run trained then prints a progress line with the
-time left. Without a plan the line gives the count and the time elapsed.
+start-up). --claims-plan=run plans first in a child pytest, orders the tests
+longest first by the plan's estimates, prints the plan, then runs the
+session; each run trained then prints a progress line with the time left.
+Without a plan the line gives the count and the time elapsed.
 """
 
 from __future__ import annotations
@@ -275,11 +276,19 @@ def _pin_worker_gpu(config) -> str | None:
     return choice
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist starts its workers, which get the choice
+@pytest.hookimpl(tryfirst=True)  # before xdist starts its workers, which get the choices and the plan
 def pytest_sessionstart(session):
-    """--tune-lr: choose each untuned optimizer's learning rate once, on the controller."""
+    """On the controller: --tune-lr's learning rates, then --claims-plan=run's plan (which plans at them)."""
     config = session.config
-    if hasattr(config, "workerinput") or not config.getoption("--tune-lr"):
+    if hasattr(config, "workerinput"):
+        return
+    _tune_learning_rates(config)
+    _plan_before_running(config)
+
+
+def _tune_learning_rates(config) -> None:
+    """--tune-lr: choose each untuned optimizer's learning rate once, on the controller."""
+    if not config.getoption("--tune-lr"):
         return
     specs = [spec for spec in config._optimizers if tuning.needs_tuning(spec)]
     if not specs:
@@ -324,6 +333,7 @@ def pytest_configure_node(node):
     """xdist: every worker uses the learning rates the controller chose and its session start."""
     node.workerinput["harness_tuned_lr"] = dict(node.config._tuned_lr)
     node.workerinput["harness_fresh_since"] = node.config._fresh_since
+    node.workerinput["harness_test_seconds"] = dict(getattr(node.config, "_test_seconds", {}))
 
 
 def _optimizer_specs(config) -> list[str]:
@@ -424,6 +434,10 @@ def pytest_collection_modifyitems(config, items):
         if optimizer is not None:
             item.user_properties.append((OPTIMIZER_PROPERTY, optimizer))
     _mark_expected_failures(config, items)
+    workerinput = getattr(config, "workerinput", None)
+    seconds = workerinput.get("harness_test_seconds") if workerinput else getattr(config, "_test_seconds", None)
+    if seconds:
+        items[:] = plan.longest_first(items, seconds)
     if planning_only(config):
         _plan_items(items)
         return  # planned, not trained: a gpu claim is planned without CUDA too
@@ -460,24 +474,44 @@ def pytest_runtest_call(item):
     pytest.skip("planned only")
 
 
+def _plan_before_running(config) -> None:
+    """--claims-plan=run: plan in a child pytest before collection, so tests can go longest first.
+
+    The plan gives the progress lines their time left and every test the
+    estimated seconds of the runs it trains (`plan.test_seconds`), which
+    orders the collection in this process and, through their worker input,
+    in every xdist worker alike. xdist then hands tests out one at a time
+    (--maxschedchunk 1 unless given): a claim test trains for seconds to
+    minutes, and a chunk would give the longest tests to the first worker.
+    """
+    if config.getoption("--claims-plan") != "run" or config.option.collectonly:
+        return
+    arguments = [*config.invocation_params.args, "--claims-plan=only"]  # the last --claims-plan wins
+    config._run_plan, config._run_plan_missing = plan.plan_in_child_process(arguments, config.invocation_params.dir)
+    if config._run_plan is None:
+        return
+    config._test_seconds = plan.test_seconds(config._run_plan)
+    config._progress.planned = config._run_plan.to_train()
+    if getattr(config.option, "maxschedchunk", 0) is None:
+        config.option.maxschedchunk = 1
+
+
 @pytest.hookimpl(tryfirst=True)  # before the session's own loop (xdist's included) runs any test
 def pytest_runtestloop(session):
-    """--claims-plan=run: plan in a child pytest, print the plan, and let the session run with it for progress."""
+    """--claims-plan=run: print the plan made at the session's start (or why there is none), then run."""
     config = session.config
-    if config.getoption("--claims-plan") != "run" or hasattr(config, "workerinput") or config.option.collectonly:
+    if not hasattr(config, "_run_plan"):
         return None
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     write = reporter.write_line if reporter is not None else print
-    arguments = [*config.invocation_params.args, "--claims-plan=only"]  # the last --claims-plan wins
-    run_plan, why = plan.plan_in_child_process(arguments, config.invocation_params.dir)
-    if run_plan is None:
-        write(f"claims plan: not made ({why}); the session runs without the time left")
+    if config._run_plan is None:
+        write(f"claims plan: not made ({config._run_plan_missing}); the session runs without the time left")
         return None
     if reporter is not None:
         reporter.section("claims plan")
-    for line in run_plan.lines():
+    for line in config._run_plan.lines():
         write(line)
-    config._progress.planned = run_plan.to_train()
+    write("tests go longest first (by the estimated seconds of the runs they train)")
     return None
 
 
