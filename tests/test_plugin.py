@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from arrays_files import write_arrays_file
 
 CLAIM = """
@@ -511,3 +512,33 @@ def test_a_figure_that_does_not_hold_fails_its_test_in_one_line_and_is_still_rec
         ("CU", "deferred to the end, wrong", False),
         ("CU", "reported only", False),
     }
+
+
+def test_runs_per_gpu_starts_k_workers_per_gpu_and_refuses_what_it_cannot_do():
+    from types import SimpleNamespace
+
+    from harness.suite.plugin import workers_per_gpu
+
+    option = SimpleNamespace(numprocesses=None, dist="no", tx=[])
+    workers_per_gpu(option, 4, 2, has_xdist=True)
+    assert (option.numprocesses, option.dist, option.tx) == (8, "load", ["popen"] * 8)
+    steal = SimpleNamespace(numprocesses=None, dist="worksteal", tx=[])
+    workers_per_gpu(steal, 2, 1, has_xdist=True)
+    assert (steal.numprocesses, steal.dist) == (2, "worksteal")  # a distribution mode given is kept
+    refusals = {
+        "must be 1 or more": (SimpleNamespace(numprocesses=None, dist="no", tx=[]), 0, 1, True),
+        "needs CUDA": (SimpleNamespace(numprocesses=None, dist="no", tx=[]), 2, 0, True),
+        "install pytest-xdist": (SimpleNamespace(numprocesses=None, dist="no", tx=[]), 2, 1, False),
+        "either -n or --runs-per-gpu": (SimpleNamespace(numprocesses=3, dist="load", tx=["popen"] * 3), 2, 1, True),
+    }
+    for message, (namespace, runs, gpus, has_xdist) in refusals.items():
+        with pytest.raises(ValueError, match=message):
+            workers_per_gpu(namespace, runs, gpus, has_xdist)
+
+
+def test_runs_per_gpu_on_a_cpu_stops_before_anything_runs(pytester, tmp_path):
+    data = setup_project(pytester, tmp_path)
+    result = pytester.runpytest_subprocess(f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--runs-per-gpu=2")
+    result.stderr.fnmatch_lines(["*--runs-per-gpu needs CUDA; on a CPU, -n N sets the runs side by side*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert not (tmp_path / "r").exists()

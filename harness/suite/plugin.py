@@ -137,6 +137,14 @@ def pytest_addoption(parser):
         "and train nothing; --claims-plan=run plans, then runs the session with progress lines and the time "
         "left (give the value with '='). Planning is one process (-n is ignored while planning)",
     )
+    group.addoption(
+        "--runs-per-gpu",
+        type=int,
+        default=None,
+        metavar="K",
+        help="training runs in flight on each GPU: starts K xdist workers per visible GPU (CUDA and "
+        "pytest-xdist; instead of -n). `python -m harness bench --in-flight 1 2 4 8` measures the best K",
+    )
 
 
 @pytest.hookimpl(tryfirst=True)  # before anything can initialise CUDA in this process
@@ -182,7 +190,36 @@ def pytest_configure(config):
         raise pytest.UsageError(
             "--claims-compare-fail needs --claims-compare=REF (a session number or a baseline file)"
         )
+    runs_per_gpu = config.getoption("--runs-per-gpu")
+    if runs_per_gpu is not None and not workerinput:
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0  # NVML: CUDA is not started
+        try:
+            workers_per_gpu(config.option, runs_per_gpu, gpus, config.pluginmanager.hasplugin("xdist"))
+        except ValueError as error:
+            raise pytest.UsageError(str(error)) from None
     _configure_plan_and_progress(config)
+
+
+def workers_per_gpu(option, runs_per_gpu: int, gpus: int, has_xdist: bool) -> None:
+    """--runs-per-gpu: set xdist's options (numprocesses, dist, tx) to `runs_per_gpu` x `gpus` workers.
+
+    Set in pytest_configure, before xdist's own (trylast) starts the
+    distributed session; each worker is then pinned to GPU (its index mod
+    gpus), so every GPU gets `runs_per_gpu` of them. Raises ValueError for a
+    count below 1, no GPU, no xdist, or -n given too (the two would disagree).
+    """
+    if runs_per_gpu < 1:
+        raise ValueError(f"--runs-per-gpu must be 1 or more, not {runs_per_gpu}")
+    if gpus == 0:
+        raise ValueError("--runs-per-gpu needs CUDA; on a CPU, -n N sets the runs side by side")
+    if not has_xdist:
+        raise ValueError("--runs-per-gpu starts pytest-xdist workers: install pytest-xdist, or leave -p no:xdist out")
+    if getattr(option, "numprocesses", None):
+        raise ValueError("give either -n or --runs-per-gpu: -n sets the workers of every GPU together")
+    option.numprocesses = runs_per_gpu * gpus
+    option.tx = ["popen"] * option.numprocesses
+    if option.dist == "no":
+        option.dist = "load"
 
 
 def planning_only(config) -> bool:
@@ -260,8 +297,8 @@ def _pin_worker_gpu(config) -> str | None:
 
     Only in an xdist worker (PYTEST_XDIST_WORKER, which a pytest run started
     from inside a worker inherits, is not enough), when CUDA is present and
-    more than one GPU is visible; run `-n` with the number of GPUs, or
-    workers share them in turn.
+    more than one GPU is visible; workers take them in turn, so -n with a
+    multiple of the GPUs (or --runs-per-gpu) shares them evenly.
     """
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if not worker or not hasattr(config, "workerinput"):
