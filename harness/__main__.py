@@ -70,6 +70,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 FORWARDED = {
     "bench": ".core.bench:main",
+    "bench --tier": ".suite.tier_bench:main",
     "theory-bench": ".theory.bench:main",
     "report": ".report.render:main",
     "sessions": ".suite.sessions_cli:main",
@@ -107,7 +108,10 @@ FIT_FIELDS = {
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in FORWARDED:  # commands with parsers of their own
-        module, _, function = FORWARDED[argv[0]].partition(":")
+        command = argv[0]
+        if command == "bench" and any(arg == "--tier" or arg.startswith("--tier=") for arg in argv[1:]):
+            command = "bench --tier"  # a whole tier through pytest: the suite's bench, not the loop's
+        module, _, function = FORWARDED[command].partition(":")
         import importlib
 
         return getattr(importlib.import_module(module, __package__), function)(argv[1:])
