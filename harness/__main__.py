@@ -2,7 +2,7 @@
 
 fit           train one configuration, show progress (optimizer, lr, time left), print its summary
 models        list the paper's models with their parameter counts
-bench         training throughput of the harness's loop against the usual DataLoader loop
+bench         the harness's training loop against the usual one; --in-flight: runs at once; --tier: a claims tier
 report        render run records and claim figures as a report folder (Markdown, JSON, PNG)
 sessions      list, show and compare claims sessions; print the claims matrix of one or several
 theory-bench  time the finite-sample expressivity construction (C8)
@@ -68,9 +68,10 @@ EXIT_STATUSES = {"fitted": 0, "out_of_budget": 3, "diverged": 4, "not_fittable":
 USAGE_ERROR = 2
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
+# `bench --tier` times a whole claims tier through pytest: the suite's bench, not the loops'.
+TIER_BENCH = ".suite.tier_bench:main"
 FORWARDED = {
     "bench": ".core.bench:main",
-    "bench --tier": ".suite.tier_bench:main",
     "theory-bench": ".theory.bench:main",
     "report": ".report.render:main",
     "sessions": ".suite.sessions_cli:main",
@@ -108,10 +109,10 @@ FIT_FIELDS = {
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in FORWARDED:  # commands with parsers of their own
-        command = argv[0]
-        if command == "bench" and any(arg == "--tier" or arg.startswith("--tier=") for arg in argv[1:]):
-            command = "bench --tier"  # a whole tier through pytest: the suite's bench, not the loop's
-        module, _, function = FORWARDED[command].partition(":")
+        target = FORWARDED[argv[0]]
+        if argv[0] == "bench" and any(arg == "--tier" or arg.startswith("--tier=") for arg in argv[1:]):
+            target = TIER_BENCH
+        module, _, function = target.partition(":")
         import importlib
 
         return getattr(importlib.import_module(module, __package__), function)(argv[1:])

@@ -29,19 +29,25 @@ import argparse
 import math
 import sys
 import time
-from contextlib import nullcontext
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from harness.core.data import DataError
 from harness.core.formatting import fmt_train_reading
-from harness.core.models import MODEL_NAMES, build_model
+from harness.core.models import MODEL_NAMES
 from harness.core.prepare import load_raw_cached, standardise_per_image
+from harness.core.throughput import (
+    BATCH,
+    model_and_sgd,
+    peak_tflops,
+    resident_set,
+    sgd_step,
+    synchronize,
+    synthetic_images,
+    training_flops_per_image,
+)
 from harness.core.train import CONVNETS, matmul_precision
-
-BATCH = 128
 
 
 class _UsualDataset(torch.utils.data.Dataset):
@@ -61,66 +67,19 @@ class _UsualDataset(torch.utils.data.Dataset):
         return standardise_per_image(image[None])[0], int(self.labels[index])
 
 
-# Dense peak without tensor cores (fp32 FMA), TFLOP/s, from the vendors' data
-# sheets: the bench runs in fp32 with TF32 off, so this is its physical limit.
-FP32_PEAK_TFLOPS = {"H100 80GB HBM3": 66.9, "H100 SXM": 66.9, "H200": 66.9, "A100": 19.5, "H100 PCIe": 51.2}
-# Dense bf16 tensor-core peak, TFLOP/s, data sheets: the limit of a bf16 run.
-BF16_PEAK_TFLOPS = {"H100 80GB HBM3": 989.4, "H100 SXM": 989.4, "H200": 989.4, "A100": 312.0, "H100 PCIe": 756.0}
-
-
-def training_flops_per_image(name: str, channels: int = 3) -> float:
-    """FLOPs of one training step (forward and backward) per image, counted by torch."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    model = build_model(name, in_channels=channels)
-    images, labels = torch.randn(BATCH, channels, 28, 28), torch.randint(0, 10, (BATCH,))
-    with FlopCounterMode(display=False) as counter:
-        F.cross_entropy(model(images), labels).backward()
-    return counter.get_total_flops() / BATCH
-
-
 def _peak_tflops(device, precision: str) -> float | None:
     if device.type != "cuda":
         return None
-    name = torch.cuda.get_device_name(device)
-    table = BF16_PEAK_TFLOPS if precision == "bf16" else FP32_PEAK_TFLOPS
-    return next((peak for key, peak in table.items() if key in name), None)
+    # the loops here run TF32 off: fp32's peak is their limit unless bf16 autocast is on
+    return peak_tflops(torch.cuda.get_device_name(device), "bf16" if precision == "bf16" else "fp32")
 
 
 def _autocast(device, precision: str):
     return torch.autocast("cuda", dtype=torch.bfloat16) if precision == "bf16" and device.type == "cuda" else None
 
 
-def synthetic_images(n: int = 50_000, seed: int = 0):
-    """uint8 noise of CIFAR-10's shape: throughput does not depend on the pixels."""
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n)
-
-
-def _step(model, optimizer, images, labels, autocast=None) -> torch.Tensor:
-    with autocast or nullcontext():
-        loss = F.cross_entropy(model(images), labels)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss
-
-
-def _model_and_optimizer(name: str, device, channels: int):
-    torch.manual_seed(0)
-    model = build_model(name, in_channels=channels).to(device)
-    if name in CONVNETS:
-        model = model.to(memory_format=torch.channels_last)
-    return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-
-
-def _sync(device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def usual_images_per_second(name, images, labels, device, steps, workers) -> float:
-    model, optimizer = _model_and_optimizer(name, device, images.shape[-1])
+    model, optimizer = model_and_sgd(name, device, images.shape[-1])
     loader = torch.utils.data.DataLoader(
         _UsualDataset(images, labels),
         batch_size=BATCH,
@@ -141,19 +100,19 @@ def usual_images_per_second(name, images, labels, device, steps, workers) -> flo
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if name in CONVNETS:
             x = x.contiguous(memory_format=torch.channels_last)
-        _step(model, optimizer, x, y)
+        sgd_step(model, optimizer, x, y)
         if index + 1 == warmup:
-            _sync(device)
+            synchronize(device)
             started = time.perf_counter()
         elif index >= warmup:
             seen += len(y)
-    _sync(device)
+    synchronize(device)
     return seen / (time.perf_counter() - started)
 
 
 def resident_images_per_second(name, images, labels, device, steps, precision="fp32") -> float:
-    model, optimizer = _model_and_optimizer(name, device, images.shape[-1])
-    x_all, y_all = _resident(name, images, labels, device)
+    model, optimizer = model_and_sgd(name, device, images.shape[-1])
+    x_all, y_all = resident_set(name, images, labels, device)
     n = len(y_all)
     generator = torch.Generator(device=device).manual_seed(0)
     order = torch.randperm(n, device=device, generator=generator)
@@ -164,21 +123,21 @@ def resident_images_per_second(name, images, labels, device, steps, precision="f
             order, cursor = torch.randperm(n, device=device, generator=generator), 0
         rows = order[cursor : cursor + BATCH]
         cursor += BATCH
-        _step(model, optimizer, x_all[rows], y_all[rows], _autocast(device, precision))
+        sgd_step(model, optimizer, x_all[rows], y_all[rows], _autocast(device, precision))
         if index + 1 == warmup:
-            _sync(device)
+            synchronize(device)
             started = time.perf_counter()
         elif index >= warmup:
             seen += BATCH
-    _sync(device)
+    synchronize(device)
     return seen / (time.perf_counter() - started)
 
 
 def graph_images_per_second(name, images, labels, device, steps, precision="fp32") -> float:
     from harness.core.graph_step import GraphedSGDStep
 
-    model, _ = _model_and_optimizer(name, device, images.shape[-1])
-    x_all, y_all = _resident(name, images, labels, device)
+    model, _ = model_and_sgd(name, device, images.shape[-1])
+    x_all, y_all = resident_set(name, images, labels, device)
     step = GraphedSGDStep(
         model,
         x_all,
@@ -192,20 +151,11 @@ def graph_images_per_second(name, images, labels, device, steps, precision="fp32
     generator = torch.Generator(device=device).manual_seed(0)
     timed = min(steps, len(y_all) // BATCH) * BATCH  # full batches only: one graph
     step.run_pass(torch.randperm(len(y_all), device=device, generator=generator)[:timed], 0.01)  # warm
-    _sync(device)
+    synchronize(device)
     started = time.perf_counter()
     step.run_pass(torch.randperm(len(y_all), device=device, generator=generator)[:timed], 0.01)
-    _sync(device)
+    synchronize(device)
     return timed / (time.perf_counter() - started)
-
-
-def _resident(name, images, labels, device):
-    x_all = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255.0)
-    top = (x_all.shape[2] - 28) // 2
-    x_all = standardise_per_image(x_all[:, :, top : top + 28, top : top + 28]).to(device)
-    if name in CONVNETS:
-        x_all = x_all.contiguous(memory_format=torch.channels_last)
-    return x_all, torch.from_numpy(labels.astype(np.int64)).to(device)
 
 
 def fit_benchmark(
@@ -354,10 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--precision",
-        choices=("fp32", "bf16"),
+        choices=("fp32", "tf32", "bf16"),
         default=None,
         help="precision of our loops (bf16 autocast, GPU; default fp32); the usual baseline "
-        "stays fp32. With --fit it replaces the paper profile's precision of every model",
+        "stays fp32. With --fit it replaces the paper profile's precision of every model. "
+        "tf32 (TF32 matmuls and convolutions) is for --in-flight only",
     )
     parser.add_argument("--models", nargs="+", default=None, choices=MODEL_NAMES)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -399,7 +350,34 @@ def main(argv: list[str] | None = None) -> int:
         help="training-set check fractions --fit times, e.g. 1.0 0.1 (1.0, the whole set every "
         "pass, is the baseline; default the paper profile's own per model)",
     )
+    parser.add_argument(
+        "--in-flight",
+        nargs="+",
+        type=int,
+        default=None,
+        metavar="N",
+        help="instead of the usual-vs-ours table: aggregate throughput of N training runs in flight at once, one "
+        "process each, as xdist workers (harness.core.in_flight); 1 in flight is measured as the baseline. "
+        "Trains on all training images on CUDA (their real memory), 5,000 on a CPU unless --full",
+    )
+    parser.add_argument(
+        "--tier",
+        choices=("smoke", "paper"),
+        default=None,
+        help="time a whole claims tier from one command (python -m harness bench --tier ...; "
+        "harness.suite.tier_bench runs it)",
+    )
     args = parser.parse_args(argv)
+    if args.tier is not None:
+        print(
+            "error: --tier is run by `python -m harness bench --tier ...` (harness.suite.tier_bench), "
+            "not by harness.core.bench.main",
+            file=sys.stderr,
+        )
+        return 2
+    if args.precision == "tf32" and args.in_flight is None:
+        print("error: --precision tf32 is for --in-flight", file=sys.stderr)
+        return 2
     fit_precision, args.precision = args.precision, args.precision or "fp32"
 
     device = torch.device(args.device)
@@ -419,6 +397,20 @@ def main(argv: list[str] | None = None) -> int:
         all_images, all_labels, source = raw.train_x, raw.train_y, raw.source
     n = len(all_labels) if args.full else min(len(all_labels), 5_000)
     images, labels = all_images[:n], all_labels[:n]
+    if args.in_flight is not None:
+        from harness.core.in_flight import in_flight_benchmark
+
+        whole = device.type == "cuda" or args.full
+        return in_flight_benchmark(
+            models,
+            args.in_flight,
+            device,
+            steps,
+            args.precision,
+            all_images if whole else images,
+            all_labels if whole else labels,
+            source,
+        )
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(
         f"device: {name}; torch {torch.__version__}; data: {source}, {n} training images; batch {BATCH}, "

@@ -18,7 +18,7 @@ What it reports, measured in the same run:
   tier and workers, another fresh folder), timed the same way, and the
   ratio of the two walls;
 - on a GPU, the training arithmetic (passes x training images x FLOPs per
-  image, harness.core.bench.training_flops_per_image) over the wall, in
+  image, harness.core.throughput.training_flops_per_image) over the wall, in
   TFLOP/s and as a share of the device's dense bf16 peak (data sheet):
   how much of the GPU the tier used. Evaluation is not counted.
 
@@ -92,7 +92,7 @@ def verdicts(results: Path) -> dict[str, int]:
 
 def training_tflop(records: list[dict]) -> float:
     """The runs' training arithmetic, TFLOP: passes x training images x FLOPs per image of each run's model."""
-    from harness.core.bench import training_flops_per_image
+    from harness.core.throughput import training_flops_per_image
 
     per_image: dict[tuple, float] = {}
     total = 0.0
@@ -131,11 +131,11 @@ def machine() -> dict:
     """The device the tier trains on, in words, and the bf16 dense peak where the data sheet table has it."""
     import torch
 
-    from harness.core.bench import BF16_PEAK_TFLOPS
+    from harness.core.throughput import peak_tflops
 
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name(0)
-        peak = next((value for key, value in BF16_PEAK_TFLOPS.items() if key in name), None)
+        peak = peak_tflops(name, "bf16")
         return {"device": f"{torch.cuda.device_count()} x {name}", "gpu": True, "bf16_peak_tflops": peak}
     return {"device": f"CPU, {os.cpu_count()} cores", "gpu": False, "bf16_peak_tflops": None}
 
