@@ -351,3 +351,13 @@ def test_progress_counts_each_trained_run_once_and_estimates_what_is_left_only_w
     assert with_plan.finished(trained("a", 20.0), now=31.0) is None
     assert with_plan.finished(trained("b", 200.0), now=230.0).startswith("run 2/3 done: ")
     assert plan.duration(7_500) == "2 h 5 min"
+
+
+def test_planning_before_a_session_leaves_its_junit_file_to_the_session(pytester, tmp_path):
+    data, results = project(pytester, tmp_path)
+    junit = tmp_path / "junit.xml"
+    arguments = [f"--data-dir={data}", f"--results-dir={results}", "--profile=smoke", "-p", "no:xdist"]
+    run_plan, why = plan.plan_in_child_process([*arguments, f"--junitxml={junit}", "--claims-plan"], pytester.path)
+    assert run_plan is not None, why
+    assert len(run_plan.runs) == 2
+    assert not junit.exists()  # the plan's skipped tests did not take the session's file

@@ -417,12 +417,15 @@ def plan_in_child_process(pytest_arguments: list[str], cwd) -> tuple[Plan | None
 
     The arguments must ask for a plan (--claims-plan); the child writes it to
     the file PLAN_FILE_VARIABLE names. A child process leaves the calling
-    session (its xdist workers, its fixtures) as it is.
+    session (its xdist workers, its fixtures) as it is. Its JUnit XML goes
+    to a file of its own: a --junitxml among the arguments names the
+    session's file, which the plan's skipped tests must not fill.
     """
     with tempfile.TemporaryDirectory() as folder:
         plan_file = Path(folder) / "plan.json"
+        own_junit = f"--junitxml={Path(folder) / 'plan-junit.xml'}"  # the last --junitxml wins
         finished = subprocess.run(
-            [sys.executable, "-m", "pytest", *pytest_arguments],
+            [sys.executable, "-m", "pytest", *pytest_arguments, own_junit],
             cwd=cwd,
             capture_output=True,
             text=True,

@@ -196,8 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = args.out or Path("tier-bench") / f"{args.tier}-{stamp}"
     if folder.exists() and any(folder.iterdir()):
         parser.error(f"{folder} is not empty: the bench trains every run into a fresh folder")
-    folder.mkdir(parents=True, exist_ok=True)
-    folder = folder.resolve()  # pytest runs in the current folder; the records go here whatever it is
+    folder.mkdir(parents=True, exist_ok=True)  # pytest runs in this folder too: a relative --out stays right
     common = dict(workers=workers, runs_per_gpu=args.runs_per_gpu, extra=extra)
     baseline = None
     if args.baseline_run:
