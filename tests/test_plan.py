@@ -361,3 +361,20 @@ def test_planning_before_a_session_leaves_its_junit_file_to_the_session(pytester
     assert run_plan is not None, why
     assert len(run_plan.runs) == 2
     assert not junit.exists()  # the plan's skipped tests did not take the session's file
+
+
+def test_the_ini_setting_claims_plan_run_plans_every_session_first_unless_off(pytester, tmp_path):
+    data = setup_project(pytester, tmp_path)
+    pytester.makepyfile(test_order=SHORT_BEFORE_LONG)
+    pytester.makeini("[pytest]\nclaims_plan = run\n")
+    common = (f"--data-dir={data}", "--profile=smoke", "-p", "no:xdist", "-v", "test_order.py")
+    planned = pytester.runpytest_subprocess(*common, f"--results-dir={tmp_path / 'a'}")
+    planned.stdout.fnmatch_lines(["*claims plan*", "tests go longest first*"])
+    assert ran_in_order(planned) == ["test_long", "test_short", "test_theory"]
+    off = pytester.runpytest_subprocess(*common, f"--results-dir={tmp_path / 'b'}", "--claims-plan=off")
+    assert "claims plan" not in off.stdout.str()
+    assert ran_in_order(off) == ["test_short", "test_theory", "test_long"]
+    pytester.makeini("[pytest]\nclaims_plan = sometimes\n")
+    wrong = pytester.runpytest_subprocess(*common, f"--results-dir={tmp_path / 'c'}")
+    wrong.stderr.fnmatch_lines(["*ini setting claims_plan must be run or off, not 'sometimes'*"])
+    assert wrong.ret == pytest.ExitCode.USAGE_ERROR

@@ -132,10 +132,16 @@ def pytest_addoption(parser):
         nargs="?",
         const="only",
         default=None,
-        choices=["only", "run"],
+        choices=["only", "run", "off"],
         help="list the runs the selected claim tests need (recorded or to train, estimated time, longest first) "
-        "and train nothing; --claims-plan=run plans, then runs the session with progress lines and the time "
-        "left (give the value with '='). Planning is one process (-n is ignored while planning)",
+        "and train nothing; --claims-plan=run plans, then runs the tests longest first with progress lines and "
+        "the time left (the default where the ini sets claims_plan = run); --claims-plan=off does not plan (give the "
+        "value with '='). Planning is one process (-n is ignored while planning)",
+    )
+    parser.addini(
+        "claims_plan",
+        "--claims-plan's default: run (plan, then train the longest tests first) or off",
+        default="off",
     )
     group.addoption(
         "--runs-per-gpu",
@@ -190,6 +196,8 @@ def pytest_configure(config):
         raise pytest.UsageError(
             "--claims-compare-fail needs --claims-compare=REF (a session number or a baseline file)"
         )
+    if config.getini("claims_plan") not in ("run", "off"):
+        raise pytest.UsageError(f"ini setting claims_plan must be run or off, not {config.getini('claims_plan')!r}")
     runs_per_gpu = config.getoption("--runs-per-gpu")
     if runs_per_gpu is not None and not workerinput:
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0  # NVML: CUDA is not started
@@ -225,6 +233,13 @@ def workers_per_gpu(option, runs_per_gpu: int, gpus: int, has_xdist: bool) -> No
 def planning_only(config) -> bool:
     """True in a --claims-plan session (plan only): claim_run plans instead of training, figures are not kept."""
     return config.getoption("--claims-plan") == "only"
+
+
+def plans_before_running(config) -> bool:
+    """--claims-plan=run, given or by default: the ini setting `claims_plan` ("run" in this project's
+    pyproject, so `python -m pytest claims/` trains the longest tests first; planning the whole paper
+    tier takes about 7 s), else off."""
+    return (config.getoption("--claims-plan") or config.getini("claims_plan")) == "run"
 
 
 def _configure_plan_and_progress(config) -> None:
@@ -521,7 +536,7 @@ def _plan_before_running(config) -> None:
     (--maxschedchunk 1 unless given): a claim test trains for seconds to
     minutes, and a chunk would give the longest tests to the first worker.
     """
-    if config.getoption("--claims-plan") != "run" or config.option.collectonly:
+    if not plans_before_running(config) or config.option.collectonly:
         return
     arguments = [*config.invocation_params.args, "--claims-plan=only"]  # the last --claims-plan wins
     config._run_plan, config._run_plan_missing = plan.plan_in_child_process(arguments, config.invocation_params.dir)
@@ -543,6 +558,9 @@ def pytest_runtestloop(session):
     write = reporter.write_line if reporter is not None else print
     if config._run_plan is None:
         write(f"claims plan: not made ({config._run_plan_missing}); the session runs without the time left")
+        return None
+    if not config._run_plan.runs:
+        write("claims plan: the selected tests train no claim run")
         return None
     if reporter is not None:
         reporter.section("claims plan")
