@@ -378,3 +378,27 @@ def test_the_ini_setting_claims_plan_run_plans_every_session_first_unless_off(py
     wrong = pytester.runpytest_subprocess(*common, f"--results-dir={tmp_path / 'c'}")
     wrong.stderr.fnmatch_lines(["*ini setting claims_plan must be run or off, not 'sometimes'*"])
     assert wrong.ret == pytest.ExitCode.USAGE_ERROR
+
+
+CONVNET_AND_MLP = """
+def test_two_models(claim_run, claim_figure):
+    convnet = claim_run("alexnet", variant="random")
+    mlp = claim_run("mlp_1x512", variant="random")
+    claim_figure("CP", "fitted", convnet["train_accuracy"], "== 1.0", convnet["outcome"] == mlp["outcome"] == "fitted")
+"""
+
+
+def test_convnet_precision_changes_the_convnets_runs_only_and_is_refused_where_training_is_on_a_cpu(pytester, tmp_path):
+    setup_project(pytester, tmp_path)
+    pytester.makepyfile(test_claim=CONVNET_AND_MLP)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    common = (f"--data-dir={empty}", f"--results-dir={tmp_path / 'r'}", "-p", "no:xdist")
+    planned = pytester.runpytest_subprocess(*common, "--profile=paper", "--claims-plan", "--convnet-precision=bf16")
+    planned.stdout.fnmatch_lines(["claims precision: convnets in bf16 (--convnet-precision)"])
+    planned.stdout.fnmatch_lines(["*alexnet random seed 0 precision=bf16 *data missing*"])
+    planned.stdout.fnmatch_lines(["*mlp_1x512 random seed 0 *data missing*"])
+    assert "mlp_1x512 random seed 0 precision=" not in planned.stdout.str()
+    refused = pytester.runpytest_subprocess(*common, "--profile=smoke", "--convnet-precision=bf16")
+    refused.stderr.fnmatch_lines(["*--convnet-precision bf16 is a GPU setting; this session trains on cpu*"])
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR

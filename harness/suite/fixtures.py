@@ -64,6 +64,7 @@ import pytest
 from harness.core.config import RunConfig
 from harness.core.data import DataError, find_data_spec
 from harness.core.formatting import BEYOND_THE_PAPER
+from harness.core.models import MODELS
 from harness.core.optim import spec_kwargs
 from harness.core.store import ResultsNotSavedWarning, cached_fit
 from harness.suite import plan
@@ -103,13 +104,15 @@ def claim_run(request, profile, data_spec, optimizer_spec):
     they existed is not reused (the run is trained anew).
 
     Runs use the optimizer under test (the test's `optimizer_spec` parameter),
-    at the learning rate --tune-lr chose for it where it chose one.
+    at the learning rate --tune-lr chose for it where it chose one; a
+    convolutional model's runs use --convnet-precision where it is given.
 
     Under --claims-plan nothing trains: the run is planned (harness.suite.plan.plan_run)
     and the test goes on with its record if one is recorded, else with a
     stand-in record of a fitted run, so its later claim_run calls are planned too.
     """
     device = request.config.getoption("--device")
+    convnet_precision = request.config.getoption("--convnet-precision")
     fresh_since = request.config._fresh_since
     tuned_lr = request.config._tuned_lr.get(optimizer_spec)
     planning = planning_only(request.config)
@@ -121,6 +124,8 @@ def claim_run(request, profile, data_spec, optimizer_spec):
         if device:
             changes.setdefault("device", device)
         model = model or profile.cifar_models[0]
+        if convnet_precision and MODELS[model].convnet:
+            changes.setdefault("precision", convnet_precision)
         if planning:
             return _planned_run(request, profile, model, dataset, record_fields, changes)
         config = profile.config(model, data=data_spec(dataset), **changes)

@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.core.config import PROFILES, get_profile
+from harness.core.config import PRECISIONS, PROFILES, get_profile
 from harness.core.data import find_data_spec
 from harness.core.optim import OptimizerSpecError, describe, resolve, spec_id
 from harness.core.store import results_dir
@@ -138,6 +138,13 @@ def pytest_addoption(parser):
         "the time left (the default where the ini sets claims_plan = run); --claims-plan=off does not plan (give the "
         "value with '='). Planning is one process (-n is ignored while planning)",
     )
+    group.addoption(
+        "--convnet-precision",
+        default=None,
+        choices=PRECISIONS,
+        help="train the convolutional models' runs in this precision instead of the profile's (a GPU "
+        "setting, part of every run key): how bf16's effect on each verdict is checked",
+    )
     parser.addini(
         "claims_plan",
         "--claims-plan's default: run (plan, then train the longest tests first) or off",
@@ -195,6 +202,11 @@ def pytest_configure(config):
     if config._fail_rules and not config.getoption("--claims-compare"):
         raise pytest.UsageError(
             "--claims-compare-fail needs --claims-compare=REF (a session number or a baseline file)"
+        )
+    precision = config.getoption("--convnet-precision")
+    if precision not in (None, "fp32") and not _device(config).startswith("cuda"):
+        raise pytest.UsageError(
+            f"--convnet-precision {precision} is a GPU setting; this session trains on {_device(config)}"
         )
     if config.getini("claims_plan") not in ("run", "off"):
         raise pytest.UsageError(f"ini setting claims_plan must be run or off, not {config.getini('claims_plan')!r}")
@@ -459,7 +471,11 @@ def pytest_report_header(config):
         f"claims device: {device}",
         f"claims data: {', '.join(sources)}; results: {results_dir()}",
         f"claims optimizers: {'; '.join(_describe_optimizer(config, spec) for spec in config._optimizers)}",
-    ]
+    ] + (
+        [f"claims precision: convnets in {config.getoption('--convnet-precision')} (--convnet-precision)"]
+        if config.getoption("--convnet-precision")
+        else []
+    )
 
 
 def _describe_optimizer(config, spec: str) -> str:
