@@ -53,6 +53,7 @@ def test_plan_lists_each_run_with_its_key_trains_nothing_and_skips_the_tests(pyt
             f"*mlp_1x512 true seed 0 max_passes=40  to train *30 passes on CPU*key {toy_key(data, 0)}, 2 tests",
             f"*mlp_1x512 true seed 1 max_passes=40  to train *30 passes on CPU*key {toy_key(data, 1)}, 1 test",
             "runs: 2, reused 0, to train 2; estimated GPU time 0 s, CPU time 1 s*",
+            "longest test: 1 s, test_claim.py::test_two_runs[[]paper_sgd[]]: its runs train one after another*",
             "  CPU mlp_1x512: 0.7 s per pass over 5,000 images*",
             "no training (tests without claim_run, not run now): test_claim.py (1)",
             "*3 skipped*",
@@ -402,3 +403,13 @@ def test_convnet_precision_changes_the_convnets_runs_only_and_is_refused_where_t
     refused = pytester.runpytest_subprocess(*common, "--profile=smoke", "--convnet-precision=bf16")
     refused.stderr.fnmatch_lines(["*--convnet-precision bf16 is a GPU setting; this session trains on cpu*"])
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_a_plan_that_takes_too_long_is_given_up_and_the_session_told_why(monkeypatch, tmp_path):
+    def stuck(command, **kwargs):
+        raise plan.subprocess.TimeoutExpired(command, kwargs["timeout"])
+
+    monkeypatch.setattr(plan.subprocess, "run", stuck)
+    run_plan, why = plan.plan_in_child_process(["--claims-plan"], tmp_path)
+    assert run_plan is None
+    assert why == f"planning took over {plan.PLANNING_TIMEOUT_S:g} s and was stopped"

@@ -42,6 +42,9 @@ from harness.core.config import RunConfig
 PLAN_PROPERTY = "claims_planned_run"  # a planned run, or a test that trains nothing, carried in its test's report
 # A planning pytest started by `plan_in_child_process` writes its plan (JSON) to the file this variable names.
 PLAN_FILE_VARIABLE = "HARNESS_CLAIMS_PLAN_FILE"
+# Planning the whole paper tier takes about 7 s; a plan that takes minutes is stuck (a slow data
+# folder, a hung import), and the session must not wait on it: it runs without the plan.
+PLANNING_TIMEOUT_S = 300.0
 CHANCE_FREE_TEST_ACCURACY = 0.5  # a stand-in's test accuracy where inputs and labels carry the classes
 
 
@@ -383,7 +386,15 @@ class Plan:
         )
         if unknown:
             line += f" (+ {unknown} run{'s' if unknown > 1 else ''} without an estimate)"
-        return [line + " (summed over the runs: parallel workers divide it)"]
+        lines = [line + " (summed over the runs: parallel workers divide it)"]
+        per_test = test_seconds(self)
+        if per_test:
+            longest = max(per_test, key=per_test.get)
+            lines.append(
+                f"longest test: {duration(per_test[longest])}, {longest}: its runs train one after "
+                "another, so no number of workers makes the session shorter than about this"
+            )
+        return lines
 
     @staticmethod
     def _basis(ordered: list[dict]) -> list[str]:
@@ -424,13 +435,17 @@ def plan_in_child_process(pytest_arguments: list[str], cwd) -> tuple[Plan | None
     with tempfile.TemporaryDirectory() as folder:
         plan_file = Path(folder) / "plan.json"
         own_junit = f"--junitxml={Path(folder) / 'plan-junit.xml'}"  # the last --junitxml wins
-        finished = subprocess.run(
-            [sys.executable, "-m", "pytest", *pytest_arguments, own_junit],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            env={**os.environ, PLAN_FILE_VARIABLE: str(plan_file)},
-        )
+        try:
+            finished = subprocess.run(
+                [sys.executable, "-m", "pytest", *pytest_arguments, own_junit],
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                env={**os.environ, PLAN_FILE_VARIABLE: str(plan_file)},
+                timeout=PLANNING_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired:
+            return None, f"planning took over {PLANNING_TIMEOUT_S:g} s and was stopped"
         if not plan_file.exists():
             tail = (finished.stdout + finished.stderr).strip().splitlines()[-5:]
             return None, f"planning exited with status {finished.returncode}: {' / '.join(tail)}"
