@@ -44,6 +44,9 @@ def test_tier_bench_times_the_planned_command_and_sums_the_runs_it_trained(pytes
     baseline = summary["baseline_run"]
     assert "--claims-plan" not in baseline["command"] and baseline["runs_trained"] == 2
     assert summary["training_tflop"] is None  # no GPU: no utilisation figure
+    alone = summary["estimated_alone"]  # the plan of the same two runs, estimated one at a time
+    assert (alone["runs"], alone["without_estimate"], alone["why"]) == (2, 0, "")
+    assert alone["seconds"] > 0
     assert "claims plan" in (tmp_path / "bench" / "pytest.log").read_text()
     for line in (
         "tier bench: smoke tier on CPU, ",
@@ -51,6 +54,8 @@ def test_tier_bench_times_the_planned_command_and_sums_the_runs_it_trained(pytes
         "baseline serial (the trained runs' own times summed, measured in this run): ",
         "  serial / wall = ",
         "baseline without the plan (",
+        "the plan's estimate of the runs one at a time, each alone: ",
+        "  estimated alone / wall = ",
     ):
         assert line in out, out
 

@@ -11,9 +11,15 @@ What it reports, measured in the same run:
   and the verdicts (claim tests passed, failed, skipped);
 - the named baseline "serial": the sum of the trained runs' own times
   (training passes, evaluation and set-up, each measured in the process
-  that trained it), the time the same runs take one after another if each
-  ran as fast alone; serial / wall is how many ran side by side on average
-  (runs that slowed each other down make it smaller than the workers);
+  that trained it, while the others trained beside it); serial / wall is
+  how many ran side by side on average. That is the speed-up over one run
+  at a time only where runs do not slow each other (a CPU core per
+  worker): on a shared GPU each run's own time grows with the others;
+- so, beside it, the plan's estimate of the same runs one at a time, each
+  alone (harness.suite.plan: measured single-run seconds per pass x the
+  passes expected), made before the timed command and not timed with it;
+  estimated alone / wall is the speed-up over one run at a time, as far
+  as the estimate is right;
 - with `--baseline-run`, also today's command without the plan (the same
   tier and workers, another fresh folder), timed the same way, and the
   ratio of the two walls;
@@ -127,6 +133,27 @@ def measure(tier, tests, folder: Path, cwd: Path, *, planned: bool, workers, run
     }
 
 
+def estimated_alone(tier, tests, folder: Path, cwd: Path, extra) -> dict:
+    """The plan's estimate of the tier's runs one at a time, each alone, into `folder` (which stays empty).
+
+    Returns {"seconds": summed estimates, "runs": runs to train, "without_estimate": how many have
+    none, "why": why there is no plan (else "")}.
+    """
+    from harness.suite.plan import plan_in_child_process
+
+    command = tier_command(tier, tests, folder, planned=False, workers=None, runs_per_gpu=None, extra=extra)
+    run_plan, why = plan_in_child_process([*command[3:], "--claims-plan=only"], cwd)
+    if run_plan is None:
+        return {"seconds": None, "runs": 0, "without_estimate": 0, "why": why}
+    seconds = run_plan.to_train().values()
+    return {
+        "seconds": sum(value for value in seconds if value is not None),
+        "runs": len(seconds),
+        "without_estimate": sum(value is None for value in seconds),
+        "why": "",
+    }
+
+
 def machine() -> dict:
     """The device the tier trains on, in words, and the bf16 dense peak where the data sheet table has it."""
     import torch
@@ -140,7 +167,9 @@ def machine() -> dict:
     return {"device": f"CPU, {os.cpu_count()} cores", "gpu": False, "bf16_peak_tflops": None}
 
 
-def report_lines(tier: str, host: dict, planned: dict, baseline: dict | None, tflop: float | None) -> list[str]:
+def report_lines(
+    tier: str, host: dict, planned: dict, baseline: dict | None, tflop: float | None, alone: dict
+) -> list[str]:
     """The bench's summary for people: wall, verdicts, the serial baseline and the ratios."""
     outcome = ", ".join(f"{count} {name}" for name, count in sorted(planned["verdicts"].items())) or "none recorded"
     lines = [
@@ -153,6 +182,19 @@ def report_lines(tier: str, host: dict, planned: dict, baseline: dict | None, tf
     ]
     if planned["side_by_side"] is not None:
         lines.append(f"  serial / wall = {planned['side_by_side']:.2f} (runs side by side, on average)")
+    if alone["seconds"] is None:
+        lines.append(f"the plan's estimate of the runs alone: none ({alone['why']})")
+    else:
+        unknown = f"; {alone['without_estimate']} without an estimate" if alone["without_estimate"] else ""
+        lines.append(
+            f"the plan's estimate of the runs one at a time, each alone: {fmt_duration(alone['seconds'])} "
+            f"({alone['runs']} run{'s' if alone['runs'] != 1 else ''}{unknown})"
+        )
+        if planned["wall_seconds"] > 0:
+            lines.append(
+                f"  estimated alone / wall = {alone['seconds'] / planned['wall_seconds']:.2f} "
+                "(the speed-up over one run at a time, as far as the estimate is right)"
+            )
     if baseline is not None:
         ratio = baseline["wall_seconds"] / planned["wall_seconds"] if planned["wall_seconds"] > 0 else float("nan")
         lines.append(
@@ -198,12 +240,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{folder} is not empty: the bench trains every run into a fresh folder")
     folder.mkdir(parents=True, exist_ok=True)  # pytest runs in this folder too: a relative --out stays right
     common = dict(workers=workers, runs_per_gpu=args.runs_per_gpu, extra=extra)
+    alone = estimated_alone(args.tier, args.tests, folder / "results", Path.cwd(), extra)
     baseline = None
     if args.baseline_run:
         baseline = measure(args.tier, args.tests, folder, Path.cwd(), planned=False, **common)
     planned = measure(args.tier, args.tests, folder, Path.cwd(), planned=True, **common)
     tflop = training_tflop(planned["records"]) if host["gpu"] else None
-    lines = report_lines(args.tier, host, planned, baseline, tflop)
+    lines = report_lines(args.tier, host, planned, baseline, tflop, alone)
     print("\n" + "\n".join(lines))
     summary = {
         "tier": args.tier,
@@ -211,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         "planned": {k: v for k, v in planned.items() if k != "records"},
         "baseline_run": None if baseline is None else {k: v for k, v in baseline.items() if k != "records"},
         "training_tflop": tflop,
+        "estimated_alone": alone,
         "lines": lines,
     }
     write_json_atomic(folder / SUMMARY_FILE, summary)
