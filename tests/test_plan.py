@@ -1,5 +1,6 @@
 """The run plan (--claims-plan) and the progress lines of a claims session."""
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -413,3 +414,36 @@ def test_a_plan_that_takes_too_long_is_given_up_and_the_session_told_why(monkeyp
     run_plan, why = plan.plan_in_child_process(["--claims-plan"], tmp_path)
     assert run_plan is None
     assert why == f"planning took over {plan.PLANNING_TIMEOUT_S:g} s and was stopped"
+
+
+def test_prefetch_trains_each_planned_run_as_an_item_first_and_the_claim_tests_reuse_them(pytester, tmp_path):
+    data = setup_project(pytester, tmp_path)
+    pytester.makepyfile(test_order=SHORT_BEFORE_LONG)
+    common = (f"--data-dir={data}", "--profile=smoke", "-v", "test_order.py", "--claims-plan=run")
+    result = pytester.runpytest_subprocess(
+        *common, f"--results-dir={tmp_path / 'a'}", "-p", "no:xdist", "--claims-prefetch"
+    )
+    ran = [line.split()[0] for line in result.outlines if line.endswith("]") and " PASSED " in line]
+    long_key, short_key = (toy_key_of(data, n_train) for n_train in (128, 32))
+    assert ran[:2] == [f"claims-prefetch::train[{long_key}]", f"claims-prefetch::train[{short_key}]"], ran
+    assert [name.split("::")[1].split("[")[0] for name in ran[2:]] == ["test_long", "test_short", "test_theory"]
+    result.stdout.fnmatch_lines(["run 1/2 done: mlp_1x512 true seed 0 n_train=128 max_passes=40 *", "*5 passed*"])
+    assert result.stdout.str().count(" done: ") == 2  # the claim tests reused the prefetched records
+    result.stdout.fnmatch_lines(["CL   holds *", "CS   holds *"])
+    session = json.loads(next((tmp_path / "a" / "sessions").glob("*.json")).read_text())
+    # the items are no claim tests (no verdict of their own); test_theory, with no optimizer, is none either
+    assert sorted(session["tests"]) == ["test_order.py::test_long[paper_sgd]", "test_order.py::test_short[paper_sgd]"]
+    assert session["runs"] == {"trained": 2, "used": 2}
+    workers = pytester.runpytest_subprocess(*common, f"--results-dir={tmp_path / 'b'}", "-n", "2", "--claims-prefetch")
+    workers.stdout.fnmatch_lines(["*5 passed*"])  # every worker collected the same items
+    refused = pytester.runpytest_subprocess(
+        *common, f"--results-dir={tmp_path / 'c'}", "--claims-plan=off", "--claims-prefetch"
+    )
+    refused.stderr.fnmatch_lines(["*--claims-prefetch trains the plan's runs: it needs --claims-plan=run*"])
+
+
+def toy_key_of(data, n_train):
+    config = get_profile("smoke").config(
+        "mlp_1x512", data=f"npz:{data / 'cifar10-tiny.npz'}", variant="true", n_train=n_train, max_passes=40
+    )
+    return run_key(config)

@@ -205,6 +205,7 @@ def plan_run(
         "basis": cost.basis,
         "model": config.model,
         "n_train": n_train,
+        "config": config.to_dict() if data_missing is None else None,  # what --claims-prefetch trains
     }
     if record is None:
         record = stand_in_record(

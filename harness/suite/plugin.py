@@ -46,7 +46,7 @@ from harness.suite.summary import OPTIMIZER_PROPERTY, RUN_PROPERTY
 
 # Loaded with this plugin wherever it is loaded (the root conftest, -p): claim
 # tests find their fixtures without naming a second plugin.
-pytest_plugins = ["harness.suite.fixtures"]
+pytest_plugins = ["harness.suite.fixtures", "harness.suite.prefetch"]
 
 _SESSION = claims_summary.SessionRecord()  # filled on the controller from every worker's reports
 
@@ -139,6 +139,13 @@ def pytest_addoption(parser):
         "value with '='). Planning is one process (-n is ignored while planning)",
     )
     group.addoption(
+        "--claims-prefetch",
+        action="store_true",
+        help="with the plan (--claims-plan=run): train every planned run as an item of its own before the "
+        "claim tests, longest first, so the workers share out runs, not tests (a sweep's runs train side "
+        "by side, past where it would stop); the claim tests then reuse the records",
+    )
+    group.addoption(
         "--convnet-precision",
         default=None,
         choices=PRECISIONS,
@@ -210,6 +217,8 @@ def pytest_configure(config):
         )
     if config.getini("claims_plan") not in ("run", "off"):
         raise pytest.UsageError(f"ini setting claims_plan must be run or off, not {config.getini('claims_plan')!r}")
+    if config.getoption("--claims-prefetch") and not (planning_only(config) or plans_before_running(config)):
+        raise pytest.UsageError("--claims-prefetch trains the plan's runs: it needs --claims-plan=run")
     runs_per_gpu = config.getoption("--runs-per-gpu")
     if runs_per_gpu is not None and not workerinput:
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0  # NVML: CUDA is not started
@@ -583,6 +592,8 @@ def pytest_runtestloop(session):
     for line in config._run_plan.lines():
         write(line)
     write("tests go longest first (by the estimated seconds of the runs they train)")
+    if config.getoption("--claims-prefetch"):
+        write("--claims-prefetch: the runs to train go first, as items of their own, longest first")
     return None
 
 
