@@ -23,6 +23,7 @@ def test_planted_failure(claim_run, claim_figure):
 def bench(pytester, tmp_path, *arguments):
     data = setup_project(pytester, tmp_path)
     pytester.makepyfile(test_bench=ONE_HOLDS_ONE_FAILS)
+    pytester.makeini("[pytest]\nclaims_plan = run\n")  # as in the project: the plan is the default
     command = [sys.executable, "-m", "harness", "bench", "--tier", "smoke", "--tests", "test_bench.py"]
     command += ["--workers", "0", "--out", str(tmp_path / "bench"), *arguments, "--", f"--data-dir={data}"]
     return subprocess.run(command, cwd=pytester.path, capture_output=True, text=True, timeout=600)
@@ -42,7 +43,8 @@ def test_tier_bench_times_the_planned_command_and_sums_the_runs_it_trained(pytes
     assert planned["side_by_side"] == planned["serial_seconds"] / planned["wall_seconds"]
     assert 0 < planned["side_by_side"] < 1  # one worker, plus pytest's and the planner's own time
     baseline = summary["baseline_run"]
-    assert "--claims-plan" not in baseline["command"] and baseline["runs_trained"] == 2
+    assert "--claims-plan=off" in baseline["command"] and baseline["runs_trained"] == 2
+    assert "claims plan" not in (tmp_path / "bench" / "baseline.log").read_text()  # not planned, ini or no ini
     assert summary["training_tflop"] is None  # no GPU: no utilisation figure
     alone = summary["estimated_alone"]  # the plan of the same two runs, estimated one at a time
     assert (alone["runs"], alone["without_estimate"], alone["why"]) == (2, 0, "")

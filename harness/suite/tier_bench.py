@@ -55,8 +55,8 @@ def tier_command(tier: str, tests: str, results: Path, *, planned: bool, workers
     command = [sys.executable, "-m", "pytest", tests, f"--profile={tier}", f"--results-dir={results}"]
     if tier == "paper":
         command += ["-m", "gpu"]
-    if planned:
-        command.append("--claims-plan=run")
+    # explicit either way: the project's ini makes the plan the default, and the baseline is without it
+    command.append("--claims-plan=run" if planned else "--claims-plan=off")
     if workers is not None:
         command += ["-n", str(workers)]
     if runs_per_gpu is not None:
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-per-gpu", type=int, default=None, help="the suite's --runs-per-gpu (GPU)")
     parser.add_argument("--out", type=Path, default=None, help="folder for records, logs and tier-bench.json")
     parser.add_argument(
-        "--baseline-run", action="store_true", help="also time the command without --claims-plan=run (fresh folder)"
+        "--baseline-run", action="store_true", help="also time the command with --claims-plan=off (fresh folder)"
     )
     own, extra = (argv if argv is not None else sys.argv[1:]), []
     if "--" in own:
