@@ -402,7 +402,7 @@ def test_convnet_precision_changes_the_convnets_runs_only_and_is_refused_where_t
     planned.stdout.fnmatch_lines(["*mlp_1x512 random seed 0 *data missing*"])
     assert "mlp_1x512 random seed 0 precision=" not in planned.stdout.str()
     refused = pytester.runpytest_subprocess(*common, "--profile=smoke", "--convnet-precision=bf16")
-    refused.stderr.fnmatch_lines(["*--convnet-precision bf16 is a GPU setting; this session trains on cpu*"])
+    refused.stderr.fnmatch_lines(["*--convnet-precision bf16 is a GPU setting; the claim runs here train on cpu*"])
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from harness.core.config import PRECISIONS
 from harness.core.throughput import (
     BATCH,
     model_and_sgd,
@@ -33,8 +34,6 @@ from harness.core.throughput import (
     training_flops_per_image,
 )
 from harness.core.train import matmul_precision
-
-PRECISIONS = ("fp32", "tf32", "bf16")
 
 
 @dataclass

@@ -213,7 +213,7 @@ def pytest_configure(config):
     precision = config.getoption("--convnet-precision")
     if precision not in (None, "fp32") and not _device(config).startswith("cuda"):
         raise pytest.UsageError(
-            f"--convnet-precision {precision} is a GPU setting; this session trains on {_device(config)}"
+            f"--convnet-precision {precision} is a GPU setting; the claim runs here train on {_device(config)}"
         )
     if config.getini("claims_plan") not in ("run", "off"):
         raise pytest.UsageError(f"ini setting claims_plan must be run or off, not {config.getini('claims_plan')!r}")
