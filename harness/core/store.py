@@ -272,6 +272,7 @@ def cached_fit(
     checkpoint_every: int = 1,
     checkpoint_min_seconds: float | None = None,
     required: tuple[str, ...] = (),
+    before_training=None,
 ) -> dict:
     """The run record for `config`: reused when one exists, else trained and saved.
 
@@ -283,6 +284,10 @@ def cached_fit(
     checkpoint_min_seconds: training seconds between checkpoints at least;
     None: 0 on the CPU (every pass), GPU_CHECKPOINT_SECONDS on a GPU.
     required: record fields the caller needs; older records without them are not reused.
+    before_training: called with the run's key once no record answers and the
+    run must train (holding its lock, before any checkpoint or log is touched);
+    an exception it raises leaves the store as it was and nothing trains (a
+    session's time budget refuses a run this way).
     A run killed before its record was saved resumes from its checkpoint.
     An interrupted run is saved (its curves are kept), its checkpoint kept
     for the next attempt, and the interrupt raised again.
@@ -307,6 +312,8 @@ def cached_fit(
                 if locked:  # a kill between saving this record and removing its checkpoint left one
                     checkpoint_path(root, key).unlink(missing_ok=True)
                 return record
+        if before_training is not None:
+            before_training(key)
         checkpoint = None
         if writable:
             if checkpoint_min_seconds is None:

@@ -67,7 +67,7 @@ from harness.core.formatting import BEYOND_THE_PAPER
 from harness.core.models import MODELS
 from harness.core.optim import spec_kwargs
 from harness.core.store import ResultsNotSavedWarning, cached_fit
-from harness.suite import plan
+from harness.suite import budget, plan
 from harness.suite import summary as claims_summary
 from harness.suite.plan import PLAN_PROPERTY
 from harness.suite.plugin import active_profile, planning_only
@@ -129,13 +129,14 @@ def claim_run(request, profile, data_spec, optimizer_spec):
         if planning:
             return _planned_run(request, profile, model, dataset, record_fields, changes)
         config = profile.config(model, data=data_spec(dataset), **changes)
+        label = plan.run_label(config, profile.config(model, data=config.data), dataset)
+        check = budget.before_training(request.node, label, lambda: plan.run_estimate(config, dataset).seconds)
         try:
             # Under --claims-fresh a record counts only if this session made it: each
             # shared run is trained once, by whichever worker reaches it first.
-            record = fit_reporting_unsaved(config, fresh_since, record_fields)
+            record = fit_reporting_unsaved(config, fresh_since, record_fields, before_training=check)
         except DataError as error:
             pytest.fail(f"data error: {error}", pytrace=False)
-        label = plan.run_label(config, profile.config(model, data=config.data), dataset)
         request.node.user_properties.append((RUN_PROPERTY, {**claims_summary.run_entry(record), "label": label}))
         return record
 
@@ -267,8 +268,12 @@ def pytest_runtest_call(item):
     return result
 
 
-def fit_reporting_unsaved(config: RunConfig, fresh_since: float | None, required: tuple[str, ...] = ()) -> dict:
+def fit_reporting_unsaved(
+    config: RunConfig, fresh_since: float | None, required: tuple[str, ...] = (), *, before_training=None
+) -> dict:
     """cached_fit, with the store's warning about an unsaved record left to the terminal summary.
+
+    before_training: cached_fit's hook (harness.suite.budget.before_training's).
 
     The summary lists unsaved records once for the whole session; the same
     warning per run would repeat it. Warnings about anything else (or about
@@ -276,7 +281,7 @@ def fit_reporting_unsaved(config: RunConfig, fresh_since: float | None, required
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        record = cached_fit(config, fresh_since=fresh_since, required=required)
+        record = cached_fit(config, fresh_since=fresh_since, required=required, before_training=before_training)
     for warning in caught:
         if issubclass(warning.category, ResultsNotSavedWarning) and not record["saved"]:
             continue

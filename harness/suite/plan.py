@@ -142,6 +142,17 @@ def estimate(config: RunConfig, n_train: int, dataset: str) -> Estimate:
     return Estimate(passes, seconds, "GPU" if on_gpu else "CPU", basis)
 
 
+def run_estimate(config: RunConfig, dataset: str) -> Estimate:
+    """`estimate` for a run whose data is present: its training set size read from the data (cached).
+
+    Raises harness.core.data.DataError for unreadable data.
+    """
+    from harness.core.prepare import load_raw_cached
+
+    whole_train = len(load_raw_cached(config.data).train_y)
+    return estimate(config, min(config.n_train or whole_train, whole_train), dataset)
+
+
 def run_label(config: RunConfig, base: RunConfig, dataset: str) -> str:
     """'mlp_1x512 partial p=0.4 seed 0 weight_decay=0.0005': model, variant, seed, then what differs from `base`.
 

@@ -46,7 +46,8 @@ from harness.suite.summary import OPTIMIZER_PROPERTY, RUN_PROPERTY
 
 # Loaded with this plugin wherever it is loaded (the root conftest, -p): claim
 # tests find their fixtures without naming a second plugin.
-pytest_plugins = ["harness.suite.fixtures", "harness.suite.prefetch"]
+# The budget first: the fixtures import it, and pytest rewrites asserts only in plugins it imports itself.
+pytest_plugins = ["harness.suite.budget", "harness.suite.fixtures", "harness.suite.prefetch"]
 
 _SESSION = claims_summary.SessionRecord()  # filled on the controller from every worker's reports
 
@@ -151,6 +152,14 @@ def pytest_addoption(parser):
         choices=PRECISIONS,
         help="train the convolutional models' runs in this precision instead of the profile's (a GPU "
         "setting, part of every run key): how bf16's effect on each verdict is checked",
+    )
+    group.addoption(
+        "--claims-budget",
+        default=None,
+        metavar="DURATION",
+        help="start no training run that would end past this time from the session's start (90s, 9m, 1h30m; 0 "
+        "trains nothing): refused runs skip their tests, the session exits 2 (interrupted), and the same command "
+        "run again reuses the records and trains what is left",
     )
     parser.addini(
         "claims_plan",
@@ -651,7 +660,12 @@ def pytest_sessionfinish(session, exitstatus):
     reference = config.getoption("--claims-compare")
     if reference:
         end.compare_with(reference, config._fail_rules)
-        if end.regressed and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        # A regression outranks a session cut short (--claims-budget's "interrupted").
+        if end.regressed and session.exitstatus in (
+            pytest.ExitCode.OK,
+            pytest.ExitCode.TESTS_FAILED,
+            pytest.ExitCode.INTERRUPTED,
+        ):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
     end.save(int(session.exitstatus), _SESSION.run_counts())
     export = config.getoption("--claims-export")

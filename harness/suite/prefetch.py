@@ -27,6 +27,7 @@ from __future__ import annotations
 import pytest
 
 from harness.core.config import RunConfig
+from harness.suite import budget
 from harness.suite.fixtures import fit_reporting_unsaved
 from harness.suite.summary import RUN_PROPERTY, run_entry
 
@@ -42,7 +43,8 @@ class PlannedRun(pytest.Item):
 
     def runtest(self) -> None:
         config = RunConfig.from_dict(self.run["config"])
-        record = fit_reporting_unsaved(config, self.config._fresh_since)
+        check = budget.before_training(self, self.run["label"], lambda: self.run["seconds"])
+        record = fit_reporting_unsaved(config, self.config._fresh_since, before_training=check)
         self.user_properties.append((RUN_PROPERTY, {**run_entry(record), "label": self.run["label"]}))
 
     def reportinfo(self):

@@ -1,0 +1,182 @@
+"""--claims-budget: a claims session that starts no run it cannot finish in the time given, and says what is left.
+
+A tier can take longer than the time at hand (a GPU slot, a CI job's limit,
+an evening). With ``--claims-budget=DURATION`` ("0", "90s", "9m", "1h30m";
+counted from the session's start, its planning included) a run that must
+train is started only while the budget lasts and, where its time can be
+estimated (harness.suite.plan.estimate: measured seconds per pass x expected
+passes), only if that estimate ends inside the budget. A refused run skips
+its test (or its --claims-prefetch item) with the reason; the runs trained
+before are recorded as always, and a run already training finishes. The
+same command run again reuses every record and trains what is left, so a
+tier too long for one sitting is checked in a few, and the last sitting
+(nothing left to train) gives every verdict in one session. ``0`` trains
+nothing: the verdicts of what is recorded, the rest skipped.
+
+A session that refused a run ends with pytest's "interrupted" exit status
+(2) unless a test failed (1): its verdicts are incomplete, which a script
+or a nightly job must not read as all claims holding. The terminal summary
+lists the runs not started.
+
+Estimates are of one run alone on its device: runs side by side (xdist
+workers, --runs-per-gpu) each take longer, so leave a margin. A run killed
+by an outer time limit is not lost either: it resumes from its checkpoint
+(harness.core.checkpoint) when the results folder is kept.
+
+A plugin of its own, listed by harness.suite.plugin; claim_run and the
+prefetch items ask `before_training` for the store's hook. Nothing here
+trains.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from harness.suite.plan import duration
+
+BUDGET_INPUT = "harness_budget"  # xdist worker input: the controller's budget, so every worker has one deadline
+BUDGET_PROPERTY = "claims_budget_refused"  # a run the budget did not start, carried in its test's report
+_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in '90', '90s', '9m', '1.5h', '1h30m', '2m30s' (h, m, s; a bare number is seconds).
+
+    Raises ValueError for anything else, negative or empty included.
+    """
+    cleaned = text.strip().lower().replace(" ", "")
+    match = _DURATION.fullmatch(cleaned)
+    if not cleaned or match is None or not any(match.groups()):
+        raise ValueError(f"--claims-budget takes a duration such as 90s, 9m or 1h30m, not {text!r}")
+    hours, minutes, seconds = (float(group) if group else 0.0 for group in match.groups())
+    return hours * _UNITS["h"] + minutes * _UNITS["m"] + seconds
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The session's time: `seconds` in all, ending at `deadline` (epoch seconds)."""
+
+    seconds: float
+    deadline: float
+
+    def refusal(self, label: str, estimate: float | None, now: float) -> str | None:
+        """Why the run `label` may not start at `now` (epoch seconds), or None where it may.
+
+        estimate: the run's expected seconds alone (None where its model has
+        no measurement on this device: then only a spent budget refuses it).
+        """
+        left = self.deadline - now
+        head = f"time budget ({duration(self.seconds)}, --claims-budget)"
+        rerun = "the same command continues: recorded runs are reused"
+        if left <= 0:
+            return f"{head} spent: {label} not started; {rerun}"
+        if estimate is not None and estimate > self.seconds:
+            return (
+                f"{head}: {label} not started: its estimate, {duration(estimate)}, is longer than the whole "
+                f"budget; give --claims-budget more than that"
+            )
+        if estimate is not None and estimate > left:
+            return (
+                f"{head}: {label} not started: its estimate, {duration(estimate)}, ends past the "
+                f"{duration(left)} left; {rerun}"
+            )
+        return None
+
+
+@pytest.hookimpl(tryfirst=True)  # the deadline counts from before the plan is made
+def pytest_configure(config):
+    config._budget = None
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        given = workerinput.get(BUDGET_INPUT)
+        config._budget = Budget(**given) if given else None
+        return
+    text = config.getoption("--claims-budget")
+    if text is None:
+        return
+    try:
+        seconds = parse_duration(text)
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+    config._budget = Budget(seconds, time.time() + seconds)
+    config._budget_refused = []
+    config.pluginmanager.register(_RefusedRuns(config), "claims-budget-refused")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """xdist: every worker works to the controller's deadline."""
+    budget = node.config._budget
+    node.workerinput[BUDGET_INPUT] = (
+        None if budget is None else {"seconds": budget.seconds, "deadline": budget.deadline}
+    )
+
+
+def pytest_report_header(config):
+    budget = config._budget
+    if budget is None:
+        return None
+    return [
+        f"claims budget: {duration(budget.seconds)} from the session's start (--claims-budget): a run starts only "
+        "if it is estimated to end inside it"
+    ]
+
+
+def before_training(item, label: str, estimate):
+    """The store's hook (harness.core.store.cached_fit) for one run of `item`, or None without a budget.
+
+    estimate: a callable giving the run's estimated seconds (or None), asked
+    only when the run must train. A refused run skips `item` with the reason
+    and is noted in its report for the terminal summary.
+    """
+    budget = item.config._budget
+    if budget is None:
+        return None
+
+    def check(key: str) -> None:
+        seconds = estimate()
+        why = budget.refusal(label, seconds, time.time())
+        if why is not None:
+            item.user_properties.append((BUDGET_PROPERTY, {"key": key, "label": label, "seconds": seconds}))
+            pytest.skip(why)
+
+    return check
+
+
+class _RefusedRuns:
+    """The controller's list of runs the budget did not start, from every worker's reports; its summary and status."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def pytest_runtest_logreport(self, report):
+        for name, value in report.user_properties:
+            if name == BUDGET_PROPERTY and all(value["key"] != seen["key"] for seen in self.config._budget_refused):
+                self.config._budget_refused.append(value)
+
+    @pytest.hookimpl(tryfirst=True)  # before the claims plugin saves the status in the session file
+    def pytest_sessionfinish(self, session, exitstatus):
+        if self.config._budget_refused and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+
+    def pytest_terminal_summary(self, terminalreporter):
+        refused = self.config._budget_refused
+        if not refused:
+            return
+        budget = self.config._budget
+        terminalreporter.section("claims budget")
+        known = [entry["seconds"] for entry in refused if entry["seconds"] is not None]
+        terminalreporter.write_line(
+            f"{len(refused)} run{'s' if len(refused) != 1 else ''} not started within the budget of "
+            f"{duration(budget.seconds)}"
+            + (f" (estimated {duration(sum(known))} alone)" if known else "")
+            + "; their tests were skipped. The same command continues: recorded runs are reused."
+        )
+        for entry in refused:
+            estimate = "no estimate" if entry["seconds"] is None else f"about {duration(entry['seconds'])}"
+            terminalreporter.write_line(f"  {entry['label']} ({estimate}), key {entry['key']}")

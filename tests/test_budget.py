@@ -1,0 +1,169 @@
+"""--claims-budget: runs that would end past the session's time are not started, and the session says so."""
+
+import json
+
+import pytest
+from test_plan import TWO_RUNS, toy_key
+from test_plugin import setup_project
+
+from harness.core.config import RunConfig
+from harness.core.store import cached_fit, run_key
+from harness.suite.budget import Budget, parse_duration
+
+
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("0", 0.0), ("90", 90.0), ("90s", 90.0), ("9m", 540.0), ("1.5h", 5400.0), ("1h30m", 5400.0), ("2m30s", 150.0)],
+)
+def test_durations_read_hours_minutes_and_seconds(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "m", "-5", "5x", "1m1h", "ten minutes", "1h-3m"])
+def test_anything_else_is_refused_with_the_forms_it_takes(text):
+    with pytest.raises(ValueError, match="90s, 9m or 1h30m"):
+        parse_duration(text)
+
+
+def test_a_run_starts_only_while_the_budget_lasts_and_its_estimate_ends_inside_it():
+    budget = Budget(seconds=600.0, deadline=1_000.0)  # 600 s from 400
+    assert budget.refusal("run", 100.0, now=850.0) is None  # 150 s left, 100 s needed
+    assert budget.refusal("run", None, now=999.0) is None  # no estimate: only a spent budget refuses
+    past = budget.refusal("run", 200.0, now=850.0)
+    assert "run not started: its estimate, 3 min 20 s, ends past the 2 min 30 s left" in past
+    assert "the same command continues" in past
+    whole = budget.refusal("run", 700.0, now=400.0)
+    assert "longer than the whole budget; give --claims-budget more than that" in whole
+    for estimate in (None, 0.0):
+        assert "spent: run not started" in budget.refusal("run", estimate, now=1_000.0)
+    assert "spent" in Budget(seconds=0.0, deadline=5.0).refusal("run", 0.0, now=5.0)  # a budget of 0 trains nothing
+
+
+def test_the_store_asks_its_hook_only_when_a_run_must_train_and_a_refusal_leaves_nothing(tiny_npz, results):
+    config = RunConfig(data=f"npz:{tiny_npz}", max_passes=2, device="cpu", variant="random")
+    asked = []
+
+    def refuse(key):
+        asked.append(key)
+        raise RuntimeError("refused")
+
+    with pytest.raises(RuntimeError, match="refused"):
+        cached_fit(config, before_training=refuse)
+    assert asked == [run_key(config)]
+    assert not (results / "runs").exists() and not list((results / "checkpoints").glob("*"))
+    trained = cached_fit(config, before_training=asked.append)  # a hook that lets it train
+    assert trained["reused"] is False and asked == [run_key(config)] * 2
+    reused = cached_fit(config, before_training=refuse)  # recorded now: the hook is not asked
+    assert reused["reused"] is True and len(asked) == 2
+
+
+def test_a_spent_budget_skips_the_tests_whose_runs_are_not_recorded_exits_interrupted_and_the_rerun_finishes(
+    pytester, tmp_path
+):
+    setup_project(pytester, tmp_path)
+    data, results = tmp_path / "data", tmp_path / "r"
+    pytester.makepyfile(test_claim=TWO_RUNS)
+    common = (f"--data-dir={data}", f"--results-dir={results}", "--profile=smoke", "-p", "no:xdist", "-rs")
+    first = pytester.runpytest_subprocess(*common, "-k", "test_one_run_again")  # records seed 0 only
+    assert first.ret == 0
+
+    cut = pytester.runpytest_subprocess(*common, "--claims-budget=0")
+    cut.stdout.fnmatch_lines(
+        [
+            "claims budget: 0 s from the session's start (--claims-budget)*",
+            "*claims budget*",
+            "1 run not started within the budget of 0 s (estimated * alone); their tests were skipped. "
+            "The same command continues: recorded runs are reused.",
+            f"  mlp_1x512 true seed 1 max_passes=40 (about * s), key {toy_key(data, 1)}",
+        ]
+    )
+    cut.stdout.fnmatch_lines(
+        [
+            "SKIPPED [[]1[]] *time budget (0 s, --claims-budget) spent: mlp_1x512 true seed 1 max_passes=40 not "
+            "started; the same command continues*"
+        ]
+    )
+    cut.stdout.fnmatch_lines(["*2 passed, 1 skipped*"])  # the recorded run's test and the theory test ran
+    assert cut.ret == 2  # incomplete: interrupted, not passed
+    sessions = sorted((results / "sessions").glob("*.json"))
+    assert json.loads(sessions[-1].read_text())["exit_status"] == 2  # the session file says so too
+    assert not (results / "runs" / toy_key(data, 1)).exists()
+
+    rest = pytester.runpytest_subprocess(*common, "--claims-budget=1h")
+    rest.stdout.fnmatch_lines(["run 1 done: mlp_1x512 true seed 1 max_passes=40*", "*3 passed*"])
+    assert rest.ret == 0 and "claims budget ====" not in rest.stdout.str()
+    recorded = pytester.runpytest_subprocess(*common, "--claims-budget=0")  # nothing left to train: complete
+    recorded.stdout.fnmatch_lines(["*3 passed*"])
+    assert recorded.ret == 0
+
+
+def test_a_failed_claim_keeps_the_failed_status_under_a_spent_budget(pytester, tmp_path):
+    setup_project(pytester, tmp_path)
+    pytester.makepyfile(
+        test_failing="""
+def test_fails(claim_figure):
+    claim_figure("CF", "planted", 0.0, "== 1.0", False)
+"""
+    )
+    result = pytester.runpytest_subprocess(
+        f"--data-dir={tmp_path / 'data'}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-p", "no:xdist",
+        "--claims-budget=0",
+    )  # fmt: skip
+    result.stdout.fnmatch_lines(["*1 failed, 1 skipped*"])  # setup_project's claim test: its run refused
+    assert result.ret == 1
+
+
+def test_workers_share_the_controllers_deadline_and_prefetched_runs_are_refused_too(pytester, tmp_path):
+    setup_project(pytester, tmp_path)
+    data = tmp_path / "data"
+    pytester.makepyfile(test_claim=TWO_RUNS)
+    result = pytester.runpytest_subprocess(
+        f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-n", "2",
+        "--claims-plan=run", "--claims-prefetch", "--claims-budget=0", "-rs",
+    )  # fmt: skip
+    result.stdout.fnmatch_lines(["*2 runs not started within the budget of 0 s*"])
+    # seed 0: its prefetch item and the two claim tests that use it; seed 1: its prefetch item (test_two_runs
+    # stopped at seed 0)
+    result.stdout.fnmatch_lines(["SKIPPED [[]3[]] *time budget (0 s, --claims-budget) spent: *seed 0*"])
+    result.stdout.fnmatch_lines(["SKIPPED [[]1[]] *time budget (0 s, --claims-budget) spent: *seed 1*"])
+    result.stdout.fnmatch_lines(["*1 passed, 4 skipped*"])  # the theory test; two prefetch items, two claims
+    assert result.ret == 2
+    assert not (tmp_path / "r" / "runs").exists()
+
+
+def test_a_budget_that_is_not_a_duration_stops_the_session_before_anything_runs(pytester, tmp_path):
+    setup_project(pytester, tmp_path)
+    result = pytester.runpytest_subprocess(f"--data-dir={tmp_path / 'data'}", "--claims-budget=soon")
+    result.stderr.fnmatch_lines(["*--claims-budget takes a duration such as 90s, 9m or 1h30m, not 'soon'"])
+    assert result.ret == 4
+
+
+MOVING_FIGURE = """
+import os
+
+
+def test_moves(claim_figure):
+    claim_figure("CM", "a figure that moves", float(os.environ["FIGURE"]), "reported", True)
+
+
+def test_trains(claim_run, claim_figure):
+    run = claim_run("mlp_1x512", variant="true", max_passes=40, seed=int(os.environ["SEED"]))
+    claim_figure("CT", "fitted", run["train_accuracy"], "== 1.0", run["outcome"] == "fitted")
+"""
+
+
+def test_a_regression_outranks_the_budgets_interrupted_status(pytester, tmp_path, monkeypatch):
+    setup_project(pytester, tmp_path)
+    pytester.makepyfile(test_claim=MOVING_FIGURE)
+    common = (f"--data-dir={tmp_path / 'data'}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-p", "no:xdist")
+    monkeypatch.setenv("FIGURE", "1.0")
+    monkeypatch.setenv("SEED", "0")
+    assert pytester.runpytest_subprocess(*common).ret == 0
+    monkeypatch.setenv("SEED", "1")  # a run not recorded: the budget refuses it
+    still = pytester.runpytest_subprocess(*common, "--claims-budget=0", "--claims-compare=last")
+    assert still.ret == 2
+    monkeypatch.setenv("FIGURE", "0.5")  # and the figure moves past its rule
+    moved = pytester.runpytest_subprocess(
+        *common, "--claims-budget=0", "--claims-compare=1", "--claims-compare-fail=CM:0.1"
+    )
+    assert moved.ret == 1, moved.stdout.str()
