@@ -1,6 +1,7 @@
 """--claims-budget: runs that would end past the session's time are not started, and the session says so."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 from test_plan import TWO_RUNS, toy_key
@@ -8,7 +9,8 @@ from test_plugin import setup_project
 
 from harness.core.config import RunConfig
 from harness.core.store import cached_fit, run_key
-from harness.suite.budget import Budget, parse_duration
+from harness.suite import budget as budget_module
+from harness.suite.budget import Budget, Pace, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -167,3 +169,34 @@ def test_a_regression_outranks_the_budgets_interrupted_status(pytester, tmp_path
         *common, "--claims-budget=0", "--claims-compare=1", "--claims-compare-fail=CM:0.1"
     )
     assert moved.ret == 1, moved.stdout.str()
+
+
+def test_the_pace_of_the_runs_trained_so_far_scales_the_next_estimate():
+    pace = Pace()
+    assert pace.factor() == 1.0  # nothing trained yet: the estimate alone
+    pace.note(30.0, None)  # a run without an estimate says nothing of the pace
+    assert pace.factor() == 1.0
+    pace.note(30.0, 10.0)
+    pace.note(10.0, 10.0)
+    assert pace.factor() == 2.0  # 40 s measured for 20 s estimated: two runs side by side, say
+    budget = Budget(seconds=600.0, deadline=1_000.0)
+    assert budget.refusal("run", 100.0, now=850.0, pace=1.0) is None  # 100 s fits the 150 s left
+    slowed = budget.refusal("run", 100.0, now=850.0, pace=pace.factor())  # 200 s does not
+    assert "its estimate, 3 min 20 s (1 min 40 s alone x 2.00, the pace of the runs trained here so far)" in slowed
+    assert "longer than the whole budget" in budget.refusal("run", 400.0, now=400.0, pace=2.0)
+
+
+def test_a_guard_times_the_run_it_let_start_and_the_next_guard_goes_by_that_pace(monkeypatch):
+    clock = iter([100.0, 100.0, 130.0, 130.0])  # asked: refusal, start, end, the next refusal
+    monkeypatch.setattr(budget_module.time, "time", lambda: next(clock))
+    monkeypatch.setattr(budget_module, "_PACE", Pace())
+    item = SimpleNamespace(config=SimpleNamespace(_budget=Budget(seconds=600.0, deadline=160.0)), user_properties=[])
+    first = budget_module.before_training(item, "first", lambda: 10.0)
+    first("key-1")  # 60 s left, 10 s estimated: starts
+    first.finished()  # took 30 s: three times the estimate
+    second = budget_module.before_training(item, "second", lambda: 15.0)
+    with pytest.raises(pytest.skip.Exception, match=r"its estimate, 45 s \(15 s alone x 3.00"):
+        second("key-2")  # 15 s alone, 45 s at this pace, 30 s left
+    assert item.user_properties == [("claims_budget_refused", {"key": "key-2", "label": "second", "seconds": 15.0})]
+    item.config._budget = None
+    assert budget_module.before_training(item, "third", lambda: 1.0) is None  # no budget: no hook

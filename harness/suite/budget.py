@@ -5,7 +5,8 @@ an evening). With ``--claims-budget=DURATION`` ("0", "90s", "9m", "1h30m";
 counted from the session's start, its planning included) a run that must
 train is started only while the budget lasts and, where its time can be
 estimated (harness.suite.plan.estimate: measured seconds per pass x expected
-passes), only if that estimate ends inside the budget. A refused run skips
+passes, times the pace of the runs the process trained so far, `Pace`),
+only if that estimate ends inside the budget. A refused run skips
 its test (or its --claims-prefetch item) with the reason; the runs trained
 before are recorded as always, and a run already training finishes. The
 same command run again reuses every record and trains what is left, so a
@@ -18,8 +19,9 @@ A session that refused a run ends with pytest's "interrupted" exit status
 or a nightly job must not read as all claims holding. The terminal summary
 lists the runs not started.
 
-Estimates are of one run alone on its device: runs side by side (xdist
-workers, --runs-per-gpu) each take longer, so leave a margin. A run killed
+Estimates are of one run alone on its device; runs side by side (xdist
+workers, --runs-per-gpu) each take longer, which the pace learns only once
+a run has ended, so leave a margin for the first ones. A run killed
 by an outer time limit is not lost either: it resumes from its checkpoint
 (harness.core.checkpoint) when the results folder is kept.
 
@@ -64,28 +66,56 @@ class Budget:
     seconds: float
     deadline: float
 
-    def refusal(self, label: str, estimate: float | None, now: float) -> str | None:
+    def refusal(self, label: str, estimate: float | None, now: float, pace: float = 1.0) -> str | None:
         """Why the run `label` may not start at `now` (epoch seconds), or None where it may.
 
         estimate: the run's expected seconds alone (None where its model has
         no measurement on this device: then only a spent budget refuses it).
+        pace: measured / estimated seconds of the runs this process trained
+        so far (`Pace`); the estimate is scaled by it.
         """
         left = self.deadline - now
         head = f"time budget ({duration(self.seconds)}, --claims-budget)"
         rerun = "the same command continues: recorded runs are reused"
         if left <= 0:
             return f"{head} spent: {label} not started; {rerun}"
-        if estimate is not None and estimate > self.seconds:
-            return (
-                f"{head}: {label} not started: its estimate, {duration(estimate)}, is longer than the whole "
-                f"budget; give --claims-budget more than that"
-            )
-        if estimate is not None and estimate > left:
-            return (
-                f"{head}: {label} not started: its estimate, {duration(estimate)}, ends past the "
-                f"{duration(left)} left; {rerun}"
-            )
+        if estimate is None:
+            return None
+        expected = estimate * pace
+        said = (
+            duration(expected)
+            if pace == 1.0
+            else f"{duration(expected)} ({duration(estimate)} alone x {pace:.2f}, the pace of the runs trained here so far)"
+        )
+        if expected > self.seconds:
+            return f"{head}: {label} not started: its estimate, {said}, is longer than the whole budget; give --claims-budget more than that"
+        if expected > left:
+            return f"{head}: {label} not started: its estimate, {said}, ends past the {duration(left)} left; {rerun}"
         return None
+
+
+@dataclass
+class Pace:
+    """Measured / estimated seconds over the runs one process trained: how much slower than alone they go.
+
+    Runs side by side (xdist workers, --runs-per-gpu) share the machine, so
+    each takes longer than the estimate of it alone; every worker scales the
+    next estimate by what its own runs took. 1.0 before any run with an estimate.
+    """
+
+    measured: float = 0.0
+    estimated: float = 0.0
+
+    def note(self, measured: float, estimated: float | None) -> None:
+        if estimated:
+            self.measured += measured
+            self.estimated += estimated
+
+    def factor(self) -> float:
+        return self.measured / self.estimated if self.estimated > 0 and self.measured > 0 else 1.0
+
+
+_PACE = Pace()  # this process's: a worker's runs, or the session's without xdist
 
 
 @pytest.hookimpl(tryfirst=True)  # the deadline counts from before the plan is made
@@ -127,25 +157,40 @@ def pytest_report_header(config):
     ]
 
 
-def before_training(item, label: str, estimate):
+def before_training(item, label: str, estimate) -> RunGuard | None:
     """The store's hook (harness.core.store.cached_fit) for one run of `item`, or None without a budget.
 
-    estimate: a callable giving the run's estimated seconds (or None), asked
-    only when the run must train. A refused run skips `item` with the reason
-    and is noted in its report for the terminal summary.
+    estimate: a callable giving the run's estimated seconds alone (or None),
+    asked only when the run must train. A refused run skips `item` with the
+    reason and is noted in its report for the terminal summary. Call the
+    guard's `finished()` once the run trained, so the pace counts it.
     """
     budget = item.config._budget
-    if budget is None:
-        return None
+    return None if budget is None else RunGuard(budget, item, label, estimate)
 
-    def check(key: str) -> None:
-        seconds = estimate()
-        why = budget.refusal(label, seconds, time.time())
+
+class RunGuard:
+    """cached_fit's `before_training` for one run under a budget: refuses it, or times it for the pace."""
+
+    def __init__(self, budget: Budget, item, label: str, estimate):
+        self.budget, self.item, self.label, self.estimate = budget, item, label, estimate
+        self.started: float | None = None
+        self.estimated: float | None = None
+
+    def __call__(self, key: str) -> None:
+        self.estimated = self.estimate()
+        why = self.budget.refusal(self.label, self.estimated, time.time(), _PACE.factor())
         if why is not None:
-            item.user_properties.append((BUDGET_PROPERTY, {"key": key, "label": label, "seconds": seconds}))
+            entry = {"key": key, "label": self.label, "seconds": self.estimated}
+            self.item.user_properties.append((BUDGET_PROPERTY, entry))
             pytest.skip(why)
+        self.started = time.time()
 
-    return check
+    def finished(self) -> None:
+        """The run this guard let start has ended: its wall time joins the pace."""
+        if self.started is not None:
+            _PACE.note(time.time() - self.started, self.estimated)
+            self.started = None
 
 
 class _RefusedRuns:

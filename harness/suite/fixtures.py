@@ -137,6 +137,8 @@ def claim_run(request, profile, data_spec, optimizer_spec):
             record = fit_reporting_unsaved(config, fresh_since, record_fields, before_training=check)
         except DataError as error:
             pytest.fail(f"data error: {error}", pytrace=False)
+        if check is not None:
+            check.finished()
         request.node.user_properties.append((RUN_PROPERTY, {**claims_summary.run_entry(record), "label": label}))
         return record
 

@@ -45,6 +45,8 @@ class PlannedRun(pytest.Item):
         config = RunConfig.from_dict(self.run["config"])
         check = budget.before_training(self, self.run["label"], lambda: self.run["seconds"])
         record = fit_reporting_unsaved(config, self.config._fresh_since, before_training=check)
+        if check is not None:
+            check.finished()
         self.user_properties.append((RUN_PROPERTY, {**run_entry(record), "label": self.run["label"]}))
 
     def reportinfo(self):
