@@ -10,7 +10,7 @@ from test_plugin import setup_project
 from harness.core.config import RunConfig
 from harness.core.store import cached_fit, run_key
 from harness.suite import budget as budget_module
-from harness.suite.budget import Budget, Pace, parse_duration
+from harness.suite.budget import Budget, Pace, parse_duration, sittings_line
 
 
 @pytest.mark.parametrize(
@@ -123,6 +123,9 @@ def test_workers_share_the_controllers_deadline_and_prefetched_runs_are_refused_
         f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-n", "2",
         "--claims-plan=run", "--claims-prefetch", "--claims-budget=0", "-rs",
     )  # fmt: skip
+    result.stdout.fnmatch_lines(
+        ["claims budget: 0 s x 2 workers: trains nothing; 2 runs to train are left for a sitting with a budget"]
+    )
     result.stdout.fnmatch_lines(["*2 runs not started within the budget of 0 s*"])
     # seed 0: its prefetch item and the two claim tests that use it; seed 1: its prefetch item (test_two_runs
     # stopped at seed 0)
@@ -161,13 +164,12 @@ def test_a_regression_outranks_the_budgets_interrupted_status(pytester, tmp_path
     monkeypatch.setenv("FIGURE", "1.0")
     monkeypatch.setenv("SEED", "0")
     assert pytester.runpytest_subprocess(*common).ret == 0
-    monkeypatch.setenv("SEED", "1")  # a run not recorded: the budget refuses it
-    still = pytester.runpytest_subprocess(*common, "--claims-budget=0", "--claims-compare=last")
-    assert still.ret == 2
+    monkeypatch.setenv("SEED", "1")  # a run not recorded: the budget refuses it (exit 2 alone)
     monkeypatch.setenv("FIGURE", "0.5")  # and the figure moves past its rule
     moved = pytester.runpytest_subprocess(
         *common, "--claims-budget=0", "--claims-compare=1", "--claims-compare-fail=CM:0.1"
     )
+    moved.stdout.fnmatch_lines(["*1 run not started within the budget of 0 s*"])
     assert moved.ret == 1, moved.stdout.str()
 
 
@@ -200,3 +202,28 @@ def test_a_guard_times_the_run_it_let_start_and_the_next_guard_goes_by_that_pace
     assert item.user_properties == [("claims_budget_refused", {"key": "key-2", "label": "second", "seconds": 15.0})]
     item.config._budget = None
     assert budget_module.before_training(item, "third", lambda: 1.0) is None  # no budget: no hook
+
+
+def test_the_plan_says_how_many_sittings_its_runs_need_at_the_least():
+    line = sittings_line(180.0, 2, [300.0, 200.0, 100.0, None])  # 600 s against 360 s a sitting
+    assert line == (
+        "claims budget: 3 min 0 s x 2 workers against 10 min 0 s of runs to train (estimated alone): "
+        "at least 2 sittings of this command (+ 1 run without an estimate)"
+    )
+    assert "at least 1 sitting of this command" in sittings_line(180.0, 1, [180.0])  # exactly one budget's worth
+    assert "at least 2 sittings" in sittings_line(180.0, 1, [180.0, 1.0])
+    assert "nothing to train, one sitting gives every verdict" in sittings_line(180.0, 1, [])
+    assert "trains nothing; 2 runs to train are left" in sittings_line(0.0, 4, [1.0, None])
+
+
+def test_a_plan_under_a_budget_counts_the_workers_asked_for(pytester, tmp_path):
+    setup_project(pytester, tmp_path)
+    pytester.makepyfile(test_claim=TWO_RUNS)
+    result = pytester.runpytest_subprocess(
+        f"--data-dir={tmp_path / 'data'}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-n", "2",
+        "--claims-plan", "--claims-budget=1s",
+    )  # fmt: skip
+    result.stdout.fnmatch_lines(
+        ["claims budget: 1 s x 2 workers against 1 s of runs to train (estimated alone): at least 1 sitting*"]
+    )
+    assert result.ret == 0  # planning trains nothing, so refuses nothing

@@ -32,6 +32,7 @@ trains.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -92,6 +93,28 @@ class Budget:
         if expected > left:
             return f"{head}: {label} not started: its estimate, {said}, ends past the {duration(left)} left; {rerun}"
         return None
+
+
+def sittings_line(budget_seconds: float, workers: int, to_train: list[float | None]) -> str:
+    """The plan's line under a budget: the runs to train against budget x workers, and the sittings that needs.
+
+    to_train: the estimated seconds of each run to train (None: no estimate).
+    At the least, since a test's runs train one after another and runs side
+    by side go slower than alone; a budget of 0 trains nothing.
+    """
+    known = sum(seconds for seconds in to_train if seconds is not None)
+    unknown = sum(seconds is None for seconds in to_train)
+    head = f"claims budget: {duration(budget_seconds)} x {workers} worker{'s' if workers != 1 else ''}"
+    if not to_train:
+        return f"{head}: nothing to train, one sitting gives every verdict"
+    if budget_seconds <= 0:
+        return f"{head}: trains nothing; {len(to_train)} runs to train are left for a sitting with a budget"
+    sittings = max(1, math.ceil(known / (budget_seconds * workers)))
+    line = (
+        f"{head} against {duration(known)} of runs to train (estimated alone): at least {sittings} "
+        f"sitting{'s' if sittings != 1 else ''} of this command"
+    )
+    return line + (f" (+ {unknown} run{'s' if unknown != 1 else ''} without an estimate)" if unknown else "")
 
 
 @dataclass

@@ -279,6 +279,7 @@ def _configure_plan_and_progress(config) -> None:
     nodes) before xdist's configure starts workers: the plan trains nothing,
     and one process sees every planned run.
     """
+    config._workers_asked = _workers(config)  # planning sets xdist off; the budget's line counts the workers asked
     if planning_only(config):
         config._plan = plan.Plan()
         if getattr(config.option, "dist", "no") != "no":
@@ -601,9 +602,18 @@ def pytest_runtestloop(session):
     for line in config._run_plan.lines():
         write(line)
     write("tests go longest first (by the estimated seconds of the runs they train)")
+    _write_budget_line(config, config._run_plan, write)
     if config.getoption("--claims-prefetch"):
         write("--claims-prefetch: the runs to train go first, as items of their own, longest first")
     return None
+
+
+def _write_budget_line(config, run_plan: plan.Plan, write) -> None:
+    """Under --claims-budget: how many sittings the plan's runs to train need at the least."""
+    from harness.suite import budget  # here: imported first by pytest, as a plugin (asserts rewritten)
+
+    if config._budget is not None:
+        write(budget.sittings_line(config._budget.seconds, config._workers_asked, list(run_plan.to_train().values())))
 
 
 def _item_optimizer(item) -> str | None:
@@ -684,6 +694,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section("claims plan")
         for line in config._plan.lines():
             terminalreporter.write_line(line)
+        _write_budget_line(config, config._plan, terminalreporter.write_line)
         return
     if not (_SESSION.figures or _SESSION.runs) or hasattr(config, "workerinput"):  # the controller reports
         return
