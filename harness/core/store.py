@@ -287,7 +287,9 @@ def cached_fit(
     before_training: called with the run's key once no record answers and the
     run must train (holding its lock, before any checkpoint or log is touched);
     an exception it raises leaves the store as it was and nothing trains (a
-    session's time budget refuses a run this way).
+    session's time budget refuses a run this way). What it returns, if not
+    None, is called with the record once the run has trained (an interrupted
+    one too, before the interrupt is raised again).
     A run killed before its record was saved resumes from its checkpoint.
     An interrupted run is saved (its curves are kept), its checkpoint kept
     for the next attempt, and the interrupt raised again.
@@ -312,8 +314,7 @@ def cached_fit(
                 if locked:  # a kill between saving this record and removing its checkpoint left one
                     checkpoint_path(root, key).unlink(missing_ok=True)
                 return record
-        if before_training is not None:
-            before_training(key)
+        trained = before_training(key) if before_training is not None else None
         checkpoint = None
         if writable:
             if checkpoint_min_seconds is None:
@@ -341,6 +342,8 @@ def cached_fit(
         record["path"], record["reused"], record["saved"] = path, False, path is not None
         if record["saved"] and checkpoint is not None and record["outcome"] != "interrupted":
             checkpoint.remove()  # the record now holds the run; an interrupted one may resume
+        if trained is not None:
+            trained(record)
         if not problems.none:
             message = problems.summary(record["saved"])
             if not record["saved"]:

@@ -15,19 +15,30 @@ tier too long for one sitting is checked in a few, and the last sitting
 nothing: the verdicts of what is recorded, the rest skipped.
 
 A session that refused a run ends with pytest's "interrupted" exit status
-(2) unless a test failed (1): its verdicts are incomplete, which a script
-or a nightly job must not read as all claims holding. The terminal summary
-lists the runs not started.
+(2) unless a test failed or a comparison regressed (1): its verdicts are
+incomplete, which a script or a nightly job must not read as all claims
+holding. Where a run's estimate is longer than a sitting of this budget
+has for runs at all (the budget less the session's start-up, measured
+from when this process began running tests), running again cannot help:
+the status is then 4 (a usage error: give a larger budget). The terminal
+summary lists the runs not started, the session file keeps them
+("budget"). --claims-fresh is refused beside a budget: each sitting would
+retrain the runs of the one before.
 
 Estimates are of one run alone on its device; runs side by side (xdist
-workers, --runs-per-gpu) each take longer, which the pace learns only once
-a run has ended, so leave a margin for the first ones. A run killed
-by an outer time limit is not lost either: it resumes from its checkpoint
+workers, --runs-per-gpu) each take longer. Each process therefore scales
+its next estimate by the pace of the runs it trained (`Pace`: wall time
+against the estimate of the passes each trained, so a run that diverged
+early or resumed from a checkpoint counts for what it did), which it learns
+only once a run has ended: leave a margin for the first ones. A run with a
+checkpoint is judged on its whole estimate (the checkpoint is read only
+when it trains), so it may be refused with little of it left. A run killed
+by an outer time limit is not lost: it resumes from its checkpoint
 (harness.core.checkpoint) when the results folder is kept.
 
 A plugin of its own, listed by harness.suite.plugin; claim_run and the
-prefetch items ask `before_training` for the store's hook. Nothing here
-trains.
+prefetch items ask `before_training` for the store's hook (it refuses a
+run, or lets it start and times it). Nothing here trains.
 """
 
 from __future__ import annotations
@@ -44,20 +55,32 @@ from harness.suite.plan import duration
 BUDGET_INPUT = "harness_budget"  # xdist worker input: the controller's budget, so every worker has one deadline
 BUDGET_PROPERTY = "claims_budget_refused"  # a run the budget did not start, carried in its test's report
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
+_BARE_SECONDS = re.compile(r"\d+(?:\.\d+)?")
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in '90', '90s', '9m', '1.5h', '1h30m', '2m30s' (h, m, s; a bare number is seconds).
+    """Seconds in '90', '90s', '9m', '1.5h', '1h30m', '2m30s' (h, m, s; a bare number alone is seconds).
 
-    Raises ValueError for anything else, negative or empty included.
+    Raises ValueError for anything else: empty, negative, units out of
+    order, or a number without its unit after another ('1h30').
     """
     cleaned = text.strip().lower().replace(" ", "")
+    if _BARE_SECONDS.fullmatch(cleaned):
+        return float(cleaned)
     match = _DURATION.fullmatch(cleaned)
     if not cleaned or match is None or not any(match.groups()):
         raise ValueError(f"--claims-budget takes a duration such as 90s, 9m or 1h30m, not {text!r}")
     hours, minutes, seconds = (float(group) if group else 0.0 for group in match.groups())
     return hours * _UNITS["h"] + minutes * _UNITS["m"] + seconds
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a run may not start; `never`: no sitting of this budget can start it (rerunning does not help)."""
+
+    text: str
+    never: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,31 +90,44 @@ class Budget:
     seconds: float
     deadline: float
 
-    def refusal(self, label: str, estimate: float | None, now: float, pace: float = 1.0) -> str | None:
+    def refusal(
+        self, label: str, estimate: float | None, now: float, *, pace: float = 1.0, loop_start: float | None = None
+    ) -> Refusal | None:
         """Why the run `label` may not start at `now` (epoch seconds), or None where it may.
 
         estimate: the run's expected seconds alone (None where its model has
         no measurement on this device: then only a spent budget refuses it).
         pace: measured / estimated seconds of the runs this process trained
-        so far (`Pace`); the estimate is scaled by it.
+        so far (`Pace`); the estimate is scaled by it. loop_start: when this
+        process began running tests; the time from then to the deadline is
+        the most any sitting gives a run (the session's start-up comes off
+        the budget every time), and a run estimated past it is refused as
+        `never`. A budget of 0 trains nothing: its refusals are not `never`.
         """
         left = self.deadline - now
         head = f"time budget ({duration(self.seconds)}, --claims-budget)"
         rerun = "the same command continues: recorded runs are reused"
-        if left <= 0:
-            return f"{head} spent: {label} not started; {rerun}"
+        if left <= 0 and (self.seconds <= 0 or estimate is None):
+            return Refusal(f"{head} spent: {label} not started; {rerun}")
         if estimate is None:
             return None
         expected = estimate * pace
-        said = (
-            duration(expected)
-            if pace == 1.0
-            else f"{duration(expected)} ({duration(estimate)} alone x {pace:.2f}, the pace of the runs trained here so far)"
-        )
-        if expected > self.seconds:
-            return f"{head}: {label} not started: its estimate, {said}, is longer than the whole budget; give --claims-budget more than that"
+        said = duration(expected)
+        if pace != 1.0:
+            said += f" ({duration(estimate)} alone x {pace:.2f}, the pace of the runs trained here so far)"
+        most = self.deadline - (loop_start if loop_start is not None else self.deadline - self.seconds)
+        if expected > most:
+            return Refusal(
+                f"{head}: {label} not started: its estimate, {said}, is longer than the {duration(max(most, 0))} "
+                f"a sitting of this budget has for runs; give --claims-budget more than that",
+                never=True,
+            )
+        if left <= 0:
+            return Refusal(f"{head} spent: {label} not started; {rerun}")
         if expected > left:
-            return f"{head}: {label} not started: its estimate, {said}, ends past the {duration(left)} left; {rerun}"
+            return Refusal(
+                f"{head}: {label} not started: its estimate, {said}, ends past the {duration(left)} left; {rerun}"
+            )
         return None
 
 
@@ -130,6 +166,7 @@ class Pace:
     estimated: float = 0.0
 
     def note(self, measured: float, estimated: float | None) -> None:
+        """measured: wall seconds of the passes one run trained; estimated: the estimate of those passes."""
         if estimated:
             self.measured += measured
             self.estimated += estimated
@@ -152,6 +189,11 @@ def pytest_configure(config):
     text = config.getoption("--claims-budget")
     if text is None:
         return
+    if config.getoption("--claims-fresh"):
+        raise pytest.UsageError(
+            "--claims-budget with --claims-fresh never finishes: each sitting would retrain the runs of the one "
+            "before; give the sittings a fresh --results-dir instead of --claims-fresh"
+        )
     try:
         seconds = parse_duration(text)
     except ValueError as error:
@@ -159,6 +201,12 @@ def pytest_configure(config):
     config._budget = Budget(seconds, time.time() + seconds)
     config._budget_refused = []
     config.pluginmanager.register(_RefusedRuns(config), "claims-budget-refused")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session):
+    """The moment this process starts running tests: what is left of the budget then is all a run can get."""
+    session.config._budget_loop_start = time.time()
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -176,17 +224,17 @@ def pytest_report_header(config):
         return None
     return [
         f"claims budget: {duration(budget.seconds)} from the session's start (--claims-budget): a run starts only "
-        "if it is estimated to end inside it"
+        "while it lasts and, where the run has an estimate, only if it is estimated to end inside it"
     ]
 
 
 def before_training(item, label: str, estimate) -> RunGuard | None:
     """The store's hook (harness.core.store.cached_fit) for one run of `item`, or None without a budget.
 
-    estimate: a callable giving the run's estimated seconds alone (or None),
-    asked only when the run must train. A refused run skips `item` with the
-    reason and is noted in its report for the terminal summary. Call the
-    guard's `finished()` once the run trained, so the pace counts it.
+    estimate: a callable giving the run's harness.suite.plan.Estimate (its
+    seconds alone may be None), asked only when the run must train. A refused
+    run skips `item` with the reason and is noted in its report for the
+    terminal summary; a run let start is timed, once trained, for the pace.
     """
     budget = item.config._budget
     return None if budget is None else RunGuard(budget, item, label, estimate)
@@ -198,22 +246,27 @@ class RunGuard:
     def __init__(self, budget: Budget, item, label: str, estimate):
         self.budget, self.item, self.label, self.estimate = budget, item, label, estimate
         self.started: float | None = None
-        self.estimated: float | None = None
 
-    def __call__(self, key: str) -> None:
-        self.estimated = self.estimate()
-        why = self.budget.refusal(self.label, self.estimated, time.time(), _PACE.factor())
-        if why is not None:
-            entry = {"key": key, "label": self.label, "seconds": self.estimated}
+    def __call__(self, key: str):
+        """Skips the item where the run may not start; else returns what the store calls with its record."""
+        estimate = self.estimate()
+        now = time.time()
+        loop_start = getattr(self.item.config, "_budget_loop_start", None)
+        refusal = self.budget.refusal(self.label, estimate.seconds, now, pace=_PACE.factor(), loop_start=loop_start)
+        if refusal is not None:
+            entry = {"key": key, "label": self.label, "seconds": estimate.seconds, "never": refusal.never}
             self.item.user_properties.append((BUDGET_PROPERTY, entry))
-            pytest.skip(why)
-        self.started = time.time()
+            pytest.skip(refusal.text)
+        started = now
 
-    def finished(self) -> None:
-        """The run this guard let start has ended: its wall time joins the pace."""
-        if self.started is not None:
-            _PACE.note(time.time() - self.started, self.estimated)
-            self.started = None
+        def trained(record: dict) -> None:
+            """The pace counts the passes this run trained now (a resumed run's checkpoint passes are not)."""
+            if estimate.seconds is None or not estimate.passes:
+                return
+            passes = record.get("passes", 0) - (record.get("resumed_from_pass") or 0)
+            _PACE.note(time.time() - started, estimate.seconds * max(passes, 0) / estimate.passes)
+
+        return trained
 
 
 class _RefusedRuns:
@@ -227,10 +280,13 @@ class _RefusedRuns:
             if name == BUDGET_PROPERTY and all(value["key"] != seen["key"] for seen in self.config._budget_refused):
                 self.config._budget_refused.append(value)
 
-    @pytest.hookimpl(tryfirst=True)  # before the claims plugin saves the status in the session file
+    @pytest.hookimpl(tryfirst=True)  # before the claims plugin saves the status and the refusals in the session file
     def pytest_sessionfinish(self, session, exitstatus):
-        if self.config._budget_refused and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.INTERRUPTED
+        refused = self.config._budget_refused
+        if refused and session.exitstatus == pytest.ExitCode.OK:
+            # 4 where no sitting of this budget can start a run (running again would not help), else 2
+            never = any(entry["never"] for entry in refused)
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR if never else pytest.ExitCode.INTERRUPTED
 
     def pytest_terminal_summary(self, terminalreporter):
         refused = self.config._budget_refused
@@ -239,12 +295,29 @@ class _RefusedRuns:
         budget = self.config._budget
         terminalreporter.section("claims budget")
         known = [entry["seconds"] for entry in refused if entry["seconds"] is not None]
+        unknown = len(refused) - len(known)
+        estimated = f"estimated {duration(sum(known))} alone" if known else ""
+        if unknown:
+            estimated += f"{' + ' if known else ''}{unknown} without an estimate"
+        never = [entry for entry in refused if entry["never"]]
         terminalreporter.write_line(
             f"{len(refused)} run{'s' if len(refused) != 1 else ''} not started within the budget of "
-            f"{duration(budget.seconds)}"
-            + (f" (estimated {duration(sum(known))} alone)" if known else "")
-            + "; their tests were skipped. The same command continues: recorded runs are reused."
+            f"{duration(budget.seconds)} ({estimated}); their tests were skipped. "
+            + (
+                f"{len(never)} of them can never start within it (exit status 4): give --claims-budget more."
+                if never
+                else "The same command continues: recorded runs are reused."
+            )
         )
         for entry in refused:
-            estimate = "no estimate" if entry["seconds"] is None else f"about {duration(entry['seconds'])}"
-            terminalreporter.write_line(f"  {entry['label']} ({estimate}), key {entry['key']}")
+            estimate = "no estimate" if entry["seconds"] is None else f"about {duration(entry['seconds'])} alone"
+            longer = ", longer than any sitting of this budget" if entry["never"] else ""
+            terminalreporter.write_line(f"  {entry['label']} ({estimate}{longer}), key {entry['key']}")
+
+
+def session_entry(config) -> dict | None:
+    """What the session file keeps of the budget: its seconds and the runs it did not start (None without one)."""
+    budget = getattr(config, "_budget", None)
+    if budget is None:
+        return None
+    return {"seconds": budget.seconds, "refused": list(getattr(config, "_budget_refused", []))}

@@ -130,15 +130,13 @@ def claim_run(request, profile, data_spec, optimizer_spec):
             return _planned_run(request, profile, model, dataset, record_fields, changes)
         config = profile.config(model, data=data_spec(dataset), **changes)
         label = plan.run_label(config, profile.config(model, data=config.data), dataset)
-        check = budget.before_training(request.node, label, lambda: plan.run_estimate(config, dataset).seconds)
+        check = budget.before_training(request.node, label, lambda: plan.run_estimate(config, dataset))
         try:
             # Under --claims-fresh a record counts only if this session made it: each
             # shared run is trained once, by whichever worker reaches it first.
             record = fit_reporting_unsaved(config, fresh_since, record_fields, before_training=check)
         except DataError as error:
             pytest.fail(f"data error: {error}", pytrace=False)
-        if check is not None:
-            check.finished()
         request.node.user_properties.append((RUN_PROPERTY, {**claims_summary.run_entry(record), "label": label}))
         return record
 

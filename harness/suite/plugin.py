@@ -666,15 +666,21 @@ def pytest_sessionfinish(session, exitstatus):
             expected_failures=config.getoption("--claims-xfail"),
         )
     )
+    from harness.suite import budget  # here: imported first by pytest, as a plugin (asserts rewritten)
+
+    if budget.session_entry(config) is not None:
+        summary["budget"] = budget.session_entry(config)  # which runs a sitting did not start, and why
     end = claims_summary.SessionEnd(summary)
     reference = config.getoption("--claims-compare")
     if reference:
         end.compare_with(reference, config._fail_rules)
-        # A regression outranks a session cut short (--claims-budget's "interrupted").
+        # A regression outranks a session cut short ("interrupted": by --claims-budget, or Ctrl-C)
+        # and a budget too small for a run (--claims-budget's usage error).
         if end.regressed and session.exitstatus in (
             pytest.ExitCode.OK,
             pytest.ExitCode.TESTS_FAILED,
             pytest.ExitCode.INTERRUPTED,
+            pytest.ExitCode.USAGE_ERROR,
         ):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
     end.save(int(session.exitstatus), _SESSION.run_counts())

@@ -27,7 +27,7 @@ from __future__ import annotations
 import pytest
 
 from harness.core.config import RunConfig
-from harness.suite import budget
+from harness.suite import budget, plan
 from harness.suite.fixtures import fit_reporting_unsaved
 from harness.suite.summary import RUN_PROPERTY, run_entry
 
@@ -39,14 +39,13 @@ class PlannedRun(pytest.Item):
 
     def __init__(self, *, run: dict, **kwargs):
         super().__init__(**kwargs)
-        self.run = run  # {"key", "label", "seconds", "config": RunConfig.to_dict()}
+        self.run = run  # {"key", "label", "seconds", "passes", "device", "basis", "config": RunConfig.to_dict()}
 
     def runtest(self) -> None:
         config = RunConfig.from_dict(self.run["config"])
-        check = budget.before_training(self, self.run["label"], lambda: self.run["seconds"])
+        planned = plan.Estimate(self.run["passes"], self.run["seconds"], self.run["device"], self.run["basis"])
+        check = budget.before_training(self, self.run["label"], lambda: planned)
         record = fit_reporting_unsaved(config, self.config._fresh_since, before_training=check)
-        if check is not None:
-            check.finished()
         self.user_properties.append((RUN_PROPERTY, {**run_entry(record), "label": self.run["label"]}))
 
     def reportinfo(self):
@@ -56,7 +55,7 @@ class PlannedRun(pytest.Item):
 def prefetched_runs(run_plan) -> list[dict]:
     """The runs to train of a plan (harness.suite.plan.Plan), longest first, each with its config."""
     return [
-        {"key": e["key"], "label": e["label"], "seconds": e["seconds"], "config": e["config"]}
+        {key: e[key] for key in ("key", "label", "seconds", "passes", "device", "basis", "config")}
         for e in run_plan.ordered()
         if e["status"] == "to train" and e.get("config") is not None
     ]
