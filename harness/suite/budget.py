@@ -101,8 +101,9 @@ class Budget:
         so far (`Pace`); the estimate is scaled by it. loop_start: when this
         process began running tests; the time from then to the deadline is
         the most any sitting gives a run (the session's start-up comes off
-        the budget every time), and a run estimated past it is refused as
-        `never`. A budget of 0 trains nothing: its refusals are not `never`.
+        the budget every time), and a run estimated past it alone (the pace
+        starts anew in each sitting) is refused as `never`. A budget of 0
+        trains nothing: its refusals are not `never`.
         """
         left = self.deadline - now
         head = f"time budget ({duration(self.seconds)}, --claims-budget)"
@@ -116,10 +117,12 @@ class Budget:
         if pace != 1.0:
             said += f" ({duration(estimate)} alone x {pace:.2f}, the pace of the runs trained here so far)"
         most = self.deadline - (loop_start if loop_start is not None else self.deadline - self.seconds)
-        if expected > most:
+        # Never: judged on the estimate alone, since a later sitting may start the run before any
+        # other has slowed the pace (the longest runs go first).
+        if estimate > most:
             return Refusal(
-                f"{head}: {label} not started: its estimate, {said}, is longer than the {duration(max(most, 0))} "
-                f"a sitting of this budget has for runs; give --claims-budget more than that",
+                f"{head}: {label} not started: its estimate alone, {duration(estimate)}, is longer than the "
+                f"{duration(max(most, 0))} a sitting of this budget has for runs; give --claims-budget more than that",
                 never=True,
             )
         if left <= 0:
