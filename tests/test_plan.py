@@ -262,6 +262,8 @@ def test_estimates_are_measured_seconds_per_pass_times_expected_passes_scaled_by
     assert plan.estimate(paper("inception", variant="true"), 50_000, "cifar10").passes == 26
     assert plan.estimate(paper("alexnet", variant="partial", corruption=0.4), 50_000, "cifar10").passes == 43
     assert plan.estimate(paper("alexnet", variant="random", weight_decay=0.05), 50_000, "cifar10").passes == 150
+    assert plan.estimate(smoke(variant="true", weight_decay=0.02), 5_000, "cifar10").passes == 30  # fits
+    assert plan.estimate(smoke(variant="true", weight_decay=0.05), 5_000, "cifar10").passes == 150  # 83.02% at 150
     assert (
         plan.estimate(paper("mlp_1x512", variant="random", dropout=0.5, max_passes=20), 50_000, "cifar10").passes == 20
     )  # capped at the budget
