@@ -668,8 +668,9 @@ def pytest_sessionfinish(session, exitstatus):
     )
     from harness.suite import budget  # here: imported first by pytest, as a plugin (asserts rewritten)
 
-    if budget.session_entry(config) is not None:
-        summary["budget"] = budget.session_entry(config)  # which runs a sitting did not start, and why
+    budget_entry = budget.session_entry(config)
+    if budget_entry is not None:
+        summary["budget"] = budget_entry  # which runs a sitting did not start, and why
     end = claims_summary.SessionEnd(summary)
     reference = config.getoption("--claims-compare")
     if reference:
