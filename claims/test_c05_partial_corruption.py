@@ -51,8 +51,14 @@ def test_c5_test_error_rises_with_corruption(claim_run, claim_figure, profile, m
     accuracy must also be chance, the end point the paper's curve approaches:
     C2's class-relabelling test at alpha 0.01 (why not a binomial interval:
     claims/test_c01_c02_random_labels.py, test_c2_test_accuracy_is_chance).
+    Premise: every run fitted. Figure 1c's test errors are those of nets that
+    fit their training labels ("training error is 0"), and only those make
+    the trend the claim's: runs that never trained (diverged in pass 1) all
+    test at chance, and the end point would pass C2's test on any of them.
     """
     records = _runs(claim_run, model, profile.seeds[0])
+    for p, record in zip(LEVELS, records):
+        require_fitted(record, f"C5: {model} p={p}")
     errors = [1.0 - r["test_accuracy"] for r in records]
     p_value = stats.increasing_trend_p(LEVELS, errors)
     tau = stats.kendall_tau(LEVELS, errors)
@@ -64,6 +70,7 @@ def test_c5_test_error_rises_with_corruption(claim_run, claim_figure, profile, m
         p_value <= TREND_ALPHA,
     )
     end = claim_run(model, variant="partial", corruption=1.0, seed=profile.seeds[0], record_fields=("test_confusion",))
+    require_fitted(end, f"C5: {model} p=1.0")
     chance_p = stats.relabelling_p_value(end["test_confusion"])
     claim_figure(
         "C5",

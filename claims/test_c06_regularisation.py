@@ -9,8 +9,12 @@ on (Inception 100%, MLP 1x512 99.21%), except AlexNet, which "failed to
 converge" with weight decay on random labels (coefficient unstated: swept
 below, test_c6_weight_decay_sweep_finds_where_random_labels_stop_fitting).
 
-Paper scope: Table 1's five models; the sweep over the models of section 3
-and appendix Table 4 (AlexNet, Inception, MLP 1x512).
+Paper scope: Table 1's five models; the weight-decay sweep over AlexNet
+alone, the model of the exception (section 3: "fails to converge"). Appendix
+Table 4's Inception and MLP 1x512 are the models the paper shows still
+fitting with weight decay: that is the "not sufficient" test, not the sweep;
+the sweep on them (the smoke tier's MLP 1x512 included) runs under
+--claims-extended, labelled beyond the paper.
 
 Weight decay when on: 0.0005 (what reproductions use; unconfirmed). Crop: the
 harness's random 28x28 crop of the image padded by 2 pixels (the paper's
@@ -22,13 +26,18 @@ others, as in the table). Smoke: MLP 1x512 on 5,000 images, seeds 0 and 1,
 weight decay on/off: exactly MLP 1x512's rows of Table 1 (the table has no
 crop rows for the MLPs, so the smoke tier trains none); the paper's numbers
 are full-scale values, reported beside the subset's, not targets for it.
+
+Premises: every run a figure reads trained without diverging, stalling or
+being stopped (harness.suite.fixtures.require_trained); the true-label runs
+of "not necessary" and "a few points" fitted as Table 1's runs did
+(TABLE_1_FIT), the figures being Table 1's test accuracies of fitted nets.
 """
 
 import pytest
 
 from harness.core.models import MODEL_NAMES
 from harness.suite import paper, stats
-from harness.suite.fixtures import require_fitted
+from harness.suite.fixtures import require_fitted, require_trained
 
 WEIGHT_DECAY = 0.0005  # the "on" value: the paper gives none; reproductions' common choice
 CHANCE = 0.1  # CIFAR-10's balanced test set
@@ -55,6 +64,15 @@ MAX_EFFECT = 0.06
 # training set memorised at random is memorisation beyond doubt.
 MIN_FIT = 0.99
 CROP_MODELS = ("inception", "alexnet")  # the models Table 1 trains with random crop
+# Premise of the Table 1 comparisons: each true-label run fitted as Table 1's runs
+# did, to at least the lowest training accuracy of the table's true-label rows
+# (99.80%, MLP 1x512 with weight decay; harness.suite.paper). Why: Table 1 reports
+# the test accuracy of nets that fit their training set; a run that did not (one
+# that diverged in pass 1 tests at chance, and so does its pair, a "change" of 0)
+# is not the table's experiment, and its difference from another says nothing of
+# regularisers. Not stricter: an out-of-budget run at 99.85% counts, as the table's
+# 99.82% and 99.90% did.
+TABLE_1_FIT = paper.TRUE_LABELS_LOWEST_TRAIN_ACCURACY / 100
 
 
 def _grid(model):
@@ -71,10 +89,13 @@ def test_c6_no_regulariser_is_needed_to_generalise(claim_run, claim_figure, prof
     """C6 "not necessary": true labels, crop and weight decay off, test accuracy far above chance.
 
     Threshold: test accuracy >= MIN_TEST_ACCURACY (30%, three times chance;
-    derivation above) for every seed of the profile.
+    derivation above) for every seed of the profile. Premise: the run fitted
+    to TABLE_1_FIT (a net that fits its training set and still generalises
+    is the claim; derivation above).
     """
     for seed in profile.seeds:
         record = claim_run(model, variant="true", seed=seed)
+        require_trained(record, f"C6: {model} true labels, no regularisers, seed {seed}", fitted=TABLE_1_FIT)
         accuracy = record["test_accuracy"]
         claim_figure(
             "C6",
@@ -97,17 +118,22 @@ def test_c6_regularisers_move_test_accuracy_by_a_few_points(claim_run, claim_fig
     Inception and AlexNet: +3.3 and +5.2 points with weight decay) the gain
     must also be positive ("regularisers help"); weight decay alone moves
     Table 1's numbers by -0.12..+1.29 points, too little to claim a sign.
+    Premise: both runs of every pair fitted to TABLE_1_FIT, as Table 1's did
+    (derivation above): two runs that never trained test alike, and their
+    change of 0 would hold here without showing anything.
     """
     plain = {seed: claim_run(model, variant="true", seed=seed) for seed in profile.seeds}
+    for seed, record in plain.items():
+        require_trained(record, f"C6: {model} true labels, no regularisers, seed {seed}", fitted=TABLE_1_FIT)
     for crop, weight_decay in _grid(model):
-        changes = [
-            claim_run(model, variant="true", seed=seed, **_settings(crop, weight_decay))["test_accuracy"]
-            - plain[seed]["test_accuracy"]
-            for seed in profile.seeds
-        ]
+        name = f"crop {'on' if crop else 'off'}, weight decay {'on' if weight_decay else 'off'}"
+        changes = []
+        for seed in profile.seeds:
+            regularised = claim_run(model, variant="true", seed=seed, **_settings(crop, weight_decay))
+            require_trained(regularised, f"C6: {model} true labels, {name}, seed {seed}", fitted=TABLE_1_FIT)
+            changes.append(regularised["test_accuracy"] - plain[seed]["test_accuracy"])
         effect = stats.median(changes)
         paper_effect = PAPER_TEST_ACCURACY[model][(crop, weight_decay)] - PAPER_TEST_ACCURACY[model][(False, False)]
-        name = f"crop {'on' if crop else 'off'}, weight decay {'on' if weight_decay else 'off'}"
         claim_figure(
             "C6",
             f"test accuracy change from regularisers ({name}), {model}, median of "
@@ -126,7 +152,9 @@ def test_c6_weight_decay_does_not_prevent_fitting_random_labels(claim_run, claim
 
     Threshold: training accuracy >= MIN_FIT (99%; derivation above) within the
     profile's pass budget, every seed. AlexNet is the paper's exception and
-    has its own test below.
+    has its own test below. Premise: the run trained (did not diverge, stall
+    or stop); a run that did not fit within the budget is the claim failing,
+    and its figure says so.
     """
     if model == "alexnet":
         pytest.skip(
@@ -135,6 +163,7 @@ def test_c6_weight_decay_does_not_prevent_fitting_random_labels(claim_run, claim
         )
     for seed in profile.seeds:
         record = claim_run(model, variant="random", seed=seed, weight_decay=WEIGHT_DECAY)
+        require_trained(record, f"C6: {model} random labels, weight decay {WEIGHT_DECAY}, seed {seed}")
         claim_figure(
             "C6",
             f"train accuracy, random labels, weight decay {WEIGHT_DECAY}, {model}, seed {seed}",
@@ -155,15 +184,13 @@ def test_c6_weight_decay_does_not_prevent_fitting_random_labels(claim_run, claim
 # within MAX_EFFECT of no weight decay; the smallest such coefficient (the
 # threshold) is reported with the accuracy there. The grid doubles or so per step
 # from reproductions' 0.0005 and goes past 0.01 because MLP 1x512 on the smoke tier
-# still fits random labels there (measured on 2 cores, 5,000 images, seed 0: fitted
-# in 33, 35, 35, 38, 83 passes at 0.0005..0.01; 99.48% after 150 passes at 0.02;
-# 76.74% at 0.05).
+# (an extension, beyond the paper's scope) still fits random labels there (measured
+# on 2 cores, 5,000 images, seed 0: fitted in 33, 35, 35, 38, 83 passes at
+# 0.0005..0.01; 99.48% after 150 passes at 0.02; 76.74% at 0.05).
 WEIGHT_DECAY_SWEEP = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 
 
-@pytest.mark.paper_scope(
-    "inception", "alexnet", "mlp_1x512", source="section 3 (AlexNet) and appendix Table 4 (Inception, MLP 1x512)"
-)
+@pytest.mark.paper_scope("alexnet", source="section 3: AlexNet with weight decay fails to converge on random labels")
 def test_c6_weight_decay_sweep_finds_where_random_labels_stop_fitting(claim_run, claim_figure, profile, model):
     """C6, AlexNet's exception as a sweep: the weight decay that stops random labels, and its cost.
 
@@ -175,8 +202,14 @@ def test_c6_weight_decay_sweep_finds_where_random_labels_stop_fitting(claim_run,
     true-label run gives the test accuracy change from no weight decay.
     Threshold of the claim: a threshold exists in the sweep, and the change
     there is at least -MAX_EFFECT (6 points, C6's "a few points"; derivation
-    above). Premise: random labels without weight decay are fitted (C1),
-    else nothing is shown.
+    above). Premises: random labels without weight decay are fitted (C1),
+    else nothing is shown; every run of the sweep trained without diverging,
+    stalling or being stopped, since only a run that trained and still fell
+    short of MIN_FIT shows weight decay stopping the fit (a run that diverged
+    is not one that "fails to converge" because of weight decay, and would
+    otherwise be taken for the threshold); the true-label run without weight
+    decay fitted to TABLE_1_FIT, and the one at the threshold trained (it need
+    not fit: weight decay that strong may slow it past the budget).
     """
     seed = profile.seeds[0]
     require_fitted(
@@ -186,6 +219,7 @@ def test_c6_weight_decay_sweep_finds_where_random_labels_stop_fitting(claim_run,
     threshold = None
     for weight_decay in WEIGHT_DECAY_SWEEP:
         random = claim_run(model, variant="random", seed=seed, weight_decay=weight_decay)
+        require_trained(random, f"C6 sweep: {model} random labels, weight decay {weight_decay:g}")
         fitted = random["train_accuracy"] >= MIN_FIT
         claim_figure(
             "C6",
@@ -210,9 +244,11 @@ def test_c6_weight_decay_sweep_finds_where_random_labels_stop_fitting(claim_run,
         pytest.fail(
             f"C6 sweep: {model} fits random labels at every weight decay up to {WEIGHT_DECAY_SWEEP[-1]}", pytrace=False
         )
-    plain = claim_run(model, variant="true", seed=seed)["test_accuracy"]
+    plain = claim_run(model, variant="true", seed=seed)
+    require_trained(plain, f"C6 sweep: {model} true labels without weight decay", fitted=TABLE_1_FIT)
     true = claim_run(model, variant="true", seed=seed, weight_decay=threshold)
-    change = true["test_accuracy"] - plain
+    require_trained(true, f"C6 sweep: {model} true labels, weight decay {threshold:g}")
+    change = true["test_accuracy"] - plain["test_accuracy"]
     holds = change >= -MAX_EFFECT
     claim_figure(
         "C6",

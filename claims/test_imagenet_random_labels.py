@@ -163,8 +163,18 @@ def test_c2_imagenet_test_accuracy_is_chance(imagenet_random_run, claim_figure):
     RELABELLINGS), whose standard error at p = ALPHA is sqrt(0.01 x 0.99 / 20,000) = 0.0007.
     A record made before the confusion matrix was recorded cannot be judged: the test
     fails and says to rerun it.
+    Premise: the run fitted its random labels by C1's reading (top-1 training accuracy
+    >= TRAIN_TOP1_THRESHOLD). Chance test accuracy is evidence only for a net that
+    memorised its random labels: one that never learned anything tests at chance too.
     """
     record = imagenet_random_run
+    if record["train_accuracy"] < TRAIN_TOP1_THRESHOLD:
+        pytest.fail(
+            f"C2: ImageNet {record['config']['model']} not shown, random labels not fitted: top-1 train "
+            f"accuracy {record['train_accuracy']:.4f} after {record['epochs']} epochs, below C1's "
+            f"{TRAIN_TOP1_THRESHOLD:.4f}",
+            pytrace=False,
+        )
     if "test_confusion" not in record:
         pytest.fail(
             "the ImageNet record has no test confusion matrix (made before it was recorded); "

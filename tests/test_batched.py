@@ -65,3 +65,14 @@ def test_batched_records_have_their_own_key(tiny_npz):
     assert single.key("d") != single.replace(loop="batched").key("d")
     with pytest.raises(ValueError, match="fit_batched"):
         fit(single.replace(loop="batched"))
+
+
+def test_batched_runs_carry_the_evidence_a_single_run_measures(tiny_npz):
+    """The same data items, measured the same way; the weight decay is what the batched update applies."""
+    configs = [config(tiny_npz, variant=variant, max_passes=1, weight_decay=5e-4) for variant in ("random", "true")]
+    for together, single_config in zip(fit_batched(configs), configs):
+        alone = fit(single_config)
+        for name in ("labels", "label_flags", "test_labels", "pixels", "train_test_overlap", "n_train", "n_test"):
+            assert together["evidence"][name] == alone["evidence"][name]
+        decay = together["evidence"]["weight_decay"]
+        assert decay["holds"] and decay["measured"]["batched_update"] == pytest.approx(single_config.weight_decay)

@@ -3,7 +3,9 @@
 import pytest
 from session_entries import figure
 
+from harness.core.formatting import scope_beyond_the_paper, shown_figure
 from harness.suite.matrix import claims_matrix, verdict
+from harness.suite.paper import ARPIT_ET_AL as ARPIT
 
 C1 = "claims/test_c01.py::test_c1_random_labels_are_fitted_exactly[mlp_1x512-{}]"
 C3 = "claims/test_c03.py::test_c3_random_labels_cost_a_small_constant_factor[mlp_1x512-{}]"
@@ -168,6 +170,46 @@ def test_a_figure_beyond_the_papers_scope_is_labelled_in_both_tables():
     }
     rows = table_rows(claims_matrix(session), "C4")
     assert "| C4 | train accuracy, gaussian [beyond the paper] | ? | 1 holds |" in rows
+
+
+def test_another_papers_claims_are_labelled_with_that_paper_in_both_tables_and_beyond_the_paper_adds_to_it():
+    """A1-A3 are Arpit et al.'s: their figures carry that scope, and a run beyond Zhang et al.'s scope adds its own."""
+    a1 = "claims/test_a1_a3_memorisation.py::test_a1_clean_examples_are_fitted_before_corrupted_ones[{}-paper_sgd]"
+    session = {
+        "profile": "paper",
+        "optimizers": ["paper_sgd"],
+        "tests": {a1.format("mlp_1x512"): {"optimizer": "paper_sgd", "outcome": "passed"}},
+        "figures": [
+            figure("A1", "lag, p=0.4, mlp_1x512", 5, True, "paper_sgd", a1.format("mlp_1x512"), scope=ARPIT),
+            figure(
+                "A1",
+                "lag, p=0.4, mlp_3x512",
+                4,
+                True,
+                "paper_sgd",
+                a1.format("mlp_3x512"),
+                scope=scope_beyond_the_paper(ARPIT),
+            ),
+        ],
+    }
+    text = claims_matrix(session)
+    assert table_rows(text, f"A1 [{ARPIT}]") == [f"| A1 [{ARPIT}] | holds · 2/2 figures hold · 5, 4 |"]
+    rows = figures_rows(text, "A1")
+    assert f"| A1 | lag, p=0.4, mlp_1x512 [{ARPIT}] | ? | 5 holds |" in rows, rows
+    assert f"| A1 | lag, p=0.4, mlp_3x512 [{ARPIT}; beyond the paper] | ? | 4 holds |" in rows, rows
+    assert shown_figure({"figure": "x", "scope": scope_beyond_the_paper(ARPIT)}) == f"x [{ARPIT}; beyond the paper]"
+    assert scope_beyond_the_paper(None) == scope_beyond_the_paper("paper") == "beyond the paper"
+    assert scope_beyond_the_paper(scope_beyond_the_paper(ARPIT)) == f"{ARPIT}; beyond the paper"  # once
+
+
+def test_a_claim_whose_tests_all_skipped_is_skipped_whatever_figures_they_reported():
+    """C3 at the smoke tier reports its per-seed ratios, then skips its verdict: not a claim that holds."""
+    skipped = {"t": "skipped"}
+    assert verdict(
+        {"figures": [{"holds": True, "test": "t", "threshold": "ratio (reported)"}], "outcomes": skipped}
+    ) == ("skipped")
+    assert verdict({"figures": [{"holds": True, "test": "t"}], "outcomes": {"t": "skipped", "u": "passed"}}) == "holds"
+    assert verdict({"figures": [{"holds": False, "test": "t"}], "outcomes": skipped}) == "**FAILS**"
 
 
 # --- the figures table's full labels and datasets, and each cell's training time ---

@@ -226,6 +226,7 @@ def test_plan_of_the_real_smoke_tier_lists_its_runs_and_trains_nothing(pytester,
         f"--results-dir={results}",
         "--profile=smoke",
         "--claims-plan",
+        "--claims-extended",  # the weight-decay sweep is AlexNet's in the paper: on the MLP an extension
         "-p",
         "no:xdist",
     )

@@ -46,22 +46,59 @@ def test_header_names_profile_device_data_and_versions(pytester, tmp_path):
     assert "CUDA" not in device_line  # a CPU run names no CUDA version or GPU
 
 
-def test_missing_data_skips_with_the_reason(pytester, tmp_path):
+def test_missing_data_fails_the_session_in_one_framed_section_unless_partial_is_accepted(pytester, tmp_path):
+    """No data means nothing measured: the claim skips with the reason, and the session is not green."""
     setup_project(pytester, tmp_path)
     empty = tmp_path / "empty"
     empty.mkdir()
-    result = pytester.runpytest_subprocess(f"--data-dir={empty}", "--profile=smoke", "-rs", "-p", "no:xdist")
-    result.stdout.fnmatch_lines(["*no cifar10 data in*HARNESS_DATA_DIR*", "*1 skipped*"])
+    options = [f"--data-dir={empty}", "--profile=smoke", "-rs", "-p", "no:xdist"]
+    result = pytester.runpytest_subprocess(*options)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "*claims not measured*",
+            "1 selected claim test(s) measured nothing, data missing (the session fails):",
+            "  no cifar10 data in*",
+            "  fix: point HARNESS_DATA_DIR (or --data-dir) at the data*--claims-partial accepts*",
+            "SKIPPED*data missing: no cifar10 data in*HARNESS_DATA_DIR*",
+            "*1 skipped*",
+        ]
+    )
+    partial = pytester.runpytest_subprocess(*options, "--claims-partial")
+    assert partial.ret == 0
+    partial.stdout.fnmatch_lines(["*measured nothing, data missing (accepted by --claims-partial):"])
 
 
-def test_paper_profile_marks_training_claims_gpu_and_skips_them_without_cuda(pytester, tmp_path):
+@pytest.mark.parametrize("ask", [["--profile=paper"], ["-m", "gpu"]])
+def test_the_gpu_tier_without_cuda_is_refused_before_anything_runs(pytester, tmp_path, ask):
     import torch
 
     if torch.cuda.is_available():
-        return  # on a GPU machine the claim would run for real
+        pytest.skip("on a GPU machine the claim runs for real")
+    data = setup_project(pytester, tmp_path)
+    result = pytester.runpytest_subprocess(f"--data-dir={data}", *ask, "-p", "no:xdist")
+    assert result.ret == 4  # pytest's usage error: one line, nothing collected or run
+    result.stderr.fnmatch_lines(["ERROR: * but torch sees no CUDA device *--claims-partial to accept the skips"])
+
+
+@pytest.mark.parametrize(
+    "expression, asks",
+    [("gpu", True), ("gpu and slow", True), ("gpu or slow", False), ("not gpu", False), ("gpu or not slow", False)],
+)
+def test_a_mark_expression_asks_for_the_gpu_tier_only_when_it_keeps_no_unmarked_test(expression, asks):
+    from harness.suite.plugin import _selects_gpu_only
+
+    assert _selects_gpu_only(expression) is asks
+
+
+def test_paper_profile_marks_training_claims_gpu_and_skips_them_without_cuda_when_partial(pytester, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("on a GPU machine the claim would run for real")
     data = setup_project(pytester, tmp_path)
     result = pytester.runpytest_subprocess(
-        f"--data-dir={data}", "--profile=paper", "-m", "gpu", "-rs", "-p", "no:xdist"
+        f"--data-dir={data}", "--profile=paper", "-m", "gpu", "--claims-partial", "-rs", "-p", "no:xdist"
     )
     result.stdout.fnmatch_lines(["*needs a CUDA device*", "*1 skipped*"])
 

@@ -12,8 +12,11 @@ import torch
 from harness.core.batched import fit_batched
 from harness.core.checkpoint import save_atomic
 from harness.core.config import RunConfig
+from harness.core.evidence import REQUIRED_ITEMS
 from harness.core.models import build_model
 from harness.core.record import (
+    CLAIM_CURVES,
+    CLAIM_FIELDS,
     CURVES,
     FIELDS,
     NOISE_CURVES,
@@ -91,6 +94,12 @@ def test_every_loop_writes_the_same_keys(tiny_npz):
         assert all(len(curve) == record["passes"] for curve in record["curves"].values())
     assert set(NOISE_CURVES) <= set(partial["curves"])
     assert (eager["loop"], batched["loop"]) == ("eager", "batched")
+    for record in (eager, batched, partial):  # every loop proves its variant and settings the same way
+        assert set(record["evidence"]) == {*REQUIRED_ITEMS, "weight_decay", "augmentation"}
+        assert all(
+            set(item) == {"measured", "expected", "holds"} and item["holds"] for item in record["evidence"].values()
+        )
+        assert record["labels_changed"] == record["evidence"]["labels"]["measured"]
     assert eager["initial_loss"] > 0 and batched["initial_loss"] is None
 
 
@@ -107,3 +116,8 @@ def test_the_key_check_finds_a_planted_missing_and_an_unknown_key():
     del record["setup_seconds"]
     record["stray"] = 1
     assert missing_and_unknown(record) == ({"setup_seconds"}, {"stray"})
+
+
+def test_the_fields_and_curves_claims_read_are_record_fields():
+    assert set(CLAIM_FIELDS) <= set(FIELDS)
+    assert set(CLAIM_CURVES) <= set(CURVES) | set(NOISE_CURVES)

@@ -69,6 +69,7 @@ def results(tmp_path_factory):
                     "measured": 5,
                     "threshold": "clean first",
                     "holds": False,
+                    "scope": "Arpit et al. (2017)",
                     "test": "claims/test_a1.py::test_a1[mlp_1x512-paper_sgd]",
                 },
                 {
@@ -153,6 +154,31 @@ def test_claim_figures_come_from_the_newest_session_of_each_test(rendered):
     text = path.read_text()
     assert "2 of 3 figures hold" in text and "| A1 | **FAILS** |" in text and "| 99.34 |" in text
     assert "| C4 | holds | train accuracy, gaussian [beyond the paper] |" in text
+    assert "| A1 | **FAILS** | lag to 50% [Arpit et al. (2017)] |" in text  # another paper's claim, labelled
+    assert "[Arpit et al. (2017)] for that paper's claims" in text  # and the label explained
+
+
+def test_another_papers_claim_that_failed_before_any_figure_is_still_labelled_with_that_paper():
+    """A3 failing on a premise declares no figure; its row in the report still says whose claim it is."""
+    from harness.core.formatting import shown_figure
+    from harness.report.describe import claim_figures
+
+    a3 = "claims/test_a1_a3_memorisation.py::test_a3_dropout_slows_noise_more_than_real_data[mlp_1x512-paper_sgd]"
+    c3 = "claims/test_c03_slowdown.py::test_c3_random_labels_cost_a_small_constant_factor[mlp_1x512-paper_sgd]"
+    session = {
+        "file": "1.json",
+        "profile": "smoke",
+        "figures": [],
+        "tests": {
+            a3: {"outcome": "failed", "message": "A3: mlp_1x512 true labels without dropout, seed 0 diverged: ..."},
+            c3: {"outcome": "failed", "message": "C3: mlp_1x512 true labels, seed 0 diverged: ..."},
+        },
+    }
+    shown = {row["claim"]: shown_figure(row) for row in claim_figures([session])}
+    assert shown == {
+        "A3": "test failed before declaring a figure [Arpit et al. (2017)]",
+        "C3": "test failed before declaring a figure",
+    }
 
 
 def test_without_matplotlib_the_report_is_tables_only_and_says_so(results, tmp_path, monkeypatch):

@@ -142,6 +142,31 @@ def test_compare_across_machines_warns_loudly_and_lists_new_and_missing_figures(
     assert "note: 1 figures of adam have no baseline (the baseline did not run it)" in lines
 
 
+def test_a_baseline_figure_the_session_lacks_is_a_regression_that_names_why():
+    """A session without data declares only the theory figures: every training figure of the baseline is listed."""
+    trained = figure("C1", "train accuracy, seed 0", 1.0)
+    theory = {**figure("C8", "worst residual", 1e-13), "optimizer": None, "test": "claims/test_c08.py::test_c8_fit"}
+    baseline = session(trained, theory)
+    no_data = session(theory)
+    no_data["tests"] = {
+        f"{trained['test']}": {
+            "optimizer": "paper_sgd",
+            "outcome": "skipped",
+            "reason": "data missing: no cifar10 data in '/x'",
+        }
+    }
+    result = compare(no_data, baseline)
+    (row,) = result.regressions
+    assert row.status == "missing" and row.key[1] == "C1"
+    assert row.regression == "absent from this session (its test skipped: data missing: no cifar10 data in '/x')"
+    assert "1 regression(s)" in format_comparison(result)[-1]
+    no_data.pop("tests")
+    assert compare(no_data, baseline).regressions[0].regression == (
+        "absent from this session (its test did not run, or declared no such figure)"
+    )
+    assert not compare(baseline, baseline).regressions  # the same figures: nothing missing
+
+
 def test_a_session_from_before_the_optimizer_plug_in_compares_as_the_papers_sgd():
     legacy = {
         "profile": "paper",
@@ -246,13 +271,14 @@ def lion_figure(spec, measured, holds=True, claim="C1", text="train accuracy, se
 
 
 def test_two_specs_of_one_optimizer_line_up_when_paired():
-    """Lion(lr=0.0001) and Lion have different ids: unpaired, nothing is compared; paired, every figure is."""
+    """Lion(lr=0.0001) and Lion have different ids: unpaired, the baseline's Lion is missing; paired, it is compared."""
     monday = session(lion_figure(LION, 1.0), lion_figure("paper_sgd", 1.0), optimizers=("paper_sgd", LION))
     tuesday = session(
         lion_figure(SLOW_LION, 0.91, holds=False), lion_figure("paper_sgd", 1.0), optimizers=("paper_sgd", SLOW_LION)
     )
     unpaired = compare(tuesday, monday)
-    assert [row.key[0] for row in unpaired.rows] == ["paper_sgd"]
+    assert [(row.key[0], row.status) for row in unpaired.rows] == [("Lion", "missing"), ("paper_sgd", "same")]
+    assert unpaired.rows[0].regression == "absent from this session (Lion did not run)"
     assert "note: 1 figures of Lion(lr=0.0001) have no baseline (the baseline did not run it)" in format_comparison(
         unpaired
     )
@@ -315,8 +341,9 @@ def test_sessions_of_two_days_compare_on_the_command_line_with_a_pair(tmp_path, 
     sessions.save_session(monday, tmp_path)
     sessions.save_session(tuesday, tmp_path)
     root = ["--results-dir", str(tmp_path), "compare", "2", "1", "--fail", "C3:50%"]
-    assert sessions_cli.main(root) == 0  # nothing in common: Lion(lr=0.0001) has no baseline
-    assert "have no baseline" in capsys.readouterr().out
+    assert sessions_cli.main(root) == 1  # nothing in common: the baseline's Lion was not measured
+    out = capsys.readouterr().out
+    assert "have no baseline" in out and "REGRESSION: absent from this session (Lion did not run)" in out
     assert sessions_cli.main(root + ["--as-optimizer", f"{SLOW_LION}={LION}"]) == 1
     out = capsys.readouterr().out
     assert "C3   changed  slowdown, seed 0: true #, random # <Lion -> Lion(lr=0.0001)>: 2 -> 3.5" in out

@@ -73,8 +73,30 @@ def fitted_below_its_target(record):
     record["train_accuracy"] = record["curves"]["train_accuracy"][-1] = 0.5
 
 
+def fitted_in_150_passes_by_hand(record):
+    """The issue's record: passes_to_fit 150 for a run whose curves never reached the target."""
+    record.update(passes_to_fit=150, steps_to_fit=150 * record["steps_per_pass"])
+
+
+def its_evidence_removed(record):
+    del record["evidence"]
+
+
+def its_labels_changed_not_its_evidence(record):
+    record["labels_changed"] = 0
+
+
 @pytest.mark.parametrize(
-    "edit", [fitted_by_hand, its_test_accuracy_not_its_curves, more_passes_than_its_curves, fitted_below_its_target]
+    "edit",
+    [
+        fitted_by_hand,
+        its_test_accuracy_not_its_curves,
+        more_passes_than_its_curves,
+        fitted_below_its_target,
+        fitted_in_150_passes_by_hand,
+        its_evidence_removed,
+        its_labels_changed_not_its_evidence,
+    ],
 )
 def test_a_record_whose_figures_disagree_with_its_curves_is_not_reused(tiny_npz, results, edit):
     """A hand-made train_accuracy 1.0 over curves at 10% must not make a memorisation claim hold."""

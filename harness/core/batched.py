@@ -17,6 +17,10 @@ elementwise, so a batched run is the single run up to the rounding of
 batched matrix products. A fitted run's learning rate drops to zero, so it
 stays as it was fitted while the others continue.
 
+Each run carries the evidence a single run measures (harness.core.evidence),
+the weight decay read from a probe step of the batched update; one run whose
+evidence contradicts its config refuses the whole batch before any pass.
+
 Batched runs are not checkpointed: a killed batched run starts again from
 its first pass.
 """
@@ -29,6 +33,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from harness.core import evidence
 from harness.core.config import RunConfig
 from harness.core.models import build_model
 from harness.core.optim import BUILTIN_OPTIMIZERS
@@ -151,6 +156,11 @@ def fit_batched(configs: list[RunConfig], *, progress=None) -> list[dict]:
                 device
             )
         )
+    # Each run's evidence, measured before any pass as a single run measures it; one run that
+    # contradicts its config refuses the batch (nothing trains, no record is written).
+    findings = [_run_evidence(config, data, raw, model) for config, data, model in zip(configs, runs, models)]
+    for config, found in zip(configs, findings):
+        evidence.refuse_contradictions(config, found)
     layers = _stack_layers(models)
     params = [tensor for layer in layers for tensor in layer]
     buffers = [torch.zeros_like(p) for p in params]
@@ -252,6 +262,27 @@ def fit_batched(configs: list[RunConfig], *, progress=None) -> list[dict]:
             steps_per_pass=steps_per_pass,
             loop=LoopFacts("batched"),
             test_predictions=final_test[index],
+            evidence=evidence.as_record(findings[index]),
         )
         records.append(record)
     return records
+
+
+def _run_evidence(config: RunConfig, data, raw, model) -> dict[str, evidence.Finding]:
+    """One batched run's evidence: its data and model as a single run's, the update's decay by a probe step.
+
+    The batched loop applies its own SGD update (`_sgd_step`) and never
+    augments, so weight decay is what that update applies to a probe
+    weight, and augmentation is none.
+    """
+
+    def probe_step(param: torch.Tensor) -> None:
+        lr = torch.ones(1, 1, 1, dtype=param.dtype)
+        _sgd_step([param], [torch.zeros_like(param)], lr, 0.0, config.weight_decay)
+
+    return {
+        **evidence.data_evidence(config, data, raw),
+        "dropout": evidence.dropout_finding(config, model, data.train_x[: evidence.PROBE_ROWS]),
+        "weight_decay": evidence.update_decay_finding(config, evidence.decay_applied(probe_step), "batched"),
+        "augmentation": evidence.augmentation_finding(config, None, data.train_x, None),
+    }

@@ -68,11 +68,38 @@ def fmt_train_reading(state: dict, *, optimizer: str | None = None, pass_seconds
     return text
 
 
-# The scope label of a figure from a run the paper never made (--claims-extended).
+# A figure's scope (its entry's "scope"): unset for a claim of the paper within the
+# paper's scope; BEYOND_THE_PAPER for one from a run the paper never made
+# (--claims-extended); the name of another paper for a claim that paper makes, read
+# from this paper's runs ("Arpit et al. (2017)"); both, joined by SCOPE_SEPARATOR,
+# for another paper's claim on a run beyond this paper's scope. Every display (the
+# terminal, the matrix, the report) labels a figure with its scope.
 BEYOND_THE_PAPER = "beyond the paper"
+PAPER_SCOPE = "paper"  # what the session export writes for a figure with no scope: not a label
+SCOPE_SEPARATOR = "; "
+
+
+def scope_beyond_the_paper(scope: str | None) -> str:
+    """`scope` (a figure's own, or None) with BEYOND_THE_PAPER added, once."""
+    if not scope or scope in (BEYOND_THE_PAPER, PAPER_SCOPE):
+        return BEYOND_THE_PAPER
+    parts = scope.split(SCOPE_SEPARATOR)
+    return scope if BEYOND_THE_PAPER in parts else f"{scope}{SCOPE_SEPARATOR}{BEYOND_THE_PAPER}"
+
+
+def figure_scope(entry: dict) -> str | None:
+    """The scope label of a declared figure ("beyond the paper", "Arpit et al. (2017)", ...); None within the paper."""
+    scope = entry.get("scope")
+    return str(scope) if scope and scope != PAPER_SCOPE else None
+
+
+def is_beyond_the_paper(entry: dict) -> bool:
+    """Whether a figure comes from a run beyond the paper's scope (alone or with another scope)."""
+    return BEYOND_THE_PAPER in (figure_scope(entry) or "").split(SCOPE_SEPARATOR)
 
 
 def shown_figure(entry: dict) -> str:
-    """A declared figure's text as shown, labelled when it comes from a run beyond the paper's scope."""
+    """A declared figure's text as shown, labelled with its scope where it has one ("... [beyond the paper]")."""
     figure = str(entry.get("figure", ""))
-    return f"{figure} [{BEYOND_THE_PAPER}]" if entry.get("scope") == BEYOND_THE_PAPER else figure
+    scope = figure_scope(entry)
+    return f"{figure} [{scope}]" if scope else figure

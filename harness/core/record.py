@@ -82,7 +82,9 @@ def write_json_atomic(path: Path, value) -> None:
 # Bumped whenever a change alters what a run computes (data, variants,
 # training, evaluation): it is part of every run key, so records made by the
 # old code are never reused for the new.
-RUN_SEMANTICS_VERSION = 2
+# 3: every record carries the evidence that its variant and settings took effect
+# (harness.core.evidence); a run whose evidence contradicts its config is refused.
+RUN_SEMANTICS_VERSION = 3
 
 # One entry per pass, in pass order; every curve has `passes` entries.
 CURVES = {
@@ -142,7 +144,32 @@ FIELDS = {
     "colliding_inputs": "training inputs identical to another",
     "conflicting_inputs": "colliding inputs whose group carries more than one label",
     "unavoidable_errors": "training images no classifier can get right",
+    "evidence": "measured proof that the variant and settings took effect: name -> {measured, expected, holds} "
+    "(harness.core.evidence)",
 }
+
+# The record fields the claims read (claims/*.py and the suite's helpers), in one place: the
+# store trusts a record only when each of them agrees with the record's curves and evidence
+# (harness.core.store.CLAIM_FIELD_CHECKS says how, field by field).
+CLAIM_FIELDS = (
+    "config",
+    "data_source",
+    "outcome",
+    "passes",
+    "passes_to_fit",
+    "steps_per_pass",
+    "steps_to_fit",
+    "train_accuracy",
+    "test_accuracy",
+    "best_test_accuracy",
+    "n_train",
+    "n_test",
+    "labels_changed",
+    "train_seconds",
+    "test_confusion",
+)
+# The curves the claims read, each checked as well (same place).
+CLAIM_CURVES = ("train_accuracy", "test_accuracy", "train_accuracy_clean", "train_accuracy_corrupted")
 
 
 def empty_curves(track_noise: bool = False) -> dict[str, list]:
@@ -175,13 +202,16 @@ def run_record(
     steps_per_pass: int,
     loop: LoopFacts,
     test_predictions,
+    evidence: dict,
 ) -> dict:
     """The record of one run, for every loop: the keys of FIELDS.
 
     config: its RunConfig; data: its harness.core.prepare.DeviceData; model:
     the trained network (its parameters are counted and hashed);
     test_predictions: (n_test,) class indices of the final model, or None
-    when the last pass measured no test accuracy.
+    when the last pass measured no test accuracy; evidence: the run's
+    measured evidence, name -> {measured, expected, holds}
+    (harness.core.evidence.as_record).
     """
     from harness.core.models import count_parameters
 
@@ -215,6 +245,7 @@ def run_record(
         "model_sha256": state_digest(model),
         **test_counts(test_predictions, data.test_y, data.num_classes),
         **data.collisions.record_fields(),
+        "evidence": evidence,
     }
 
 

@@ -41,9 +41,11 @@ import torch
 
 from harness.core.checkpoint import RunCheckpoint, checkpoint_path
 from harness.core.config import RunConfig
+from harness.core.data import KNOWN_ARRAYS_FILES, KNOWN_FOLDER_CONTENT
+from harness.core.evidence import REQUIRED_ITEMS
 from harness.core.formatting import fmt_train_reading
 from harness.core.prepare import load_raw_cached
-from harness.core.record import RUN_SEMANTICS_VERSION, write_json_atomic
+from harness.core.record import NOISE_CURVES, RUN_SEMANTICS_VERSION, write_json_atomic
 
 # "interrupted" is kept but never reused; "stalled" (no parameter moved in a pass) and "not_fittable"
 # (identical inputs with different labels, refused before training) are: the same config and data give
@@ -52,6 +54,36 @@ REUSABLE = ("fitted", "out_of_budget", "diverged", "stalled", "not_fittable")
 OUTCOMES = REUSABLE + ("interrupted",)
 # On a GPU a pass can be shorter than writing its checkpoint (see harness.core.checkpoint).
 GPU_CHECKPOINT_SECONDS = 10.0
+
+
+# Each record field the claims read (harness.core.record.CLAIM_FIELDS) and what the store holds
+# it to before trusting the record (`untrusted_because`), so that no figure a claim reads can
+# disagree with the curves and the evidence it came with.
+CLAIM_FIELD_CHECKS = {
+    "config": "hashes, with the data fingerprint, to the record's own run key",
+    "data_source": "a known dataset's name only for that dataset's fingerprint, and that name for it",
+    "outcome": "one of OUTCOMES; fitted exactly when passes_to_fit is set, with training accuracy at the target",
+    "passes": "the length of every curve",
+    "passes_to_fit": "the first pass whose whole-set reading reaches the target, which is the last pass; "
+    "None when not fitted",
+    "steps_per_pass": "ceil(n_train / batch_size)",
+    "steps_to_fit": "passes_to_fit x steps_per_pass; None when not fitted",
+    "train_accuracy": "the training curve's last reading",
+    "test_accuracy": "the test curve's last reading, and the final confusion's diagonal share",
+    "best_test_accuracy": "the largest reading of the test curve",
+    "n_train": "the evidence's count of training images; no reading is over more",
+    "n_test": "the evidence's count of test images; the test label counts add up to it",
+    "labels_changed": "the evidence's recount of training labels that differ from the dataset's",
+    "train_seconds": "the sum of the per-pass training seconds",
+    "test_confusion": "K x K counts whose rows add up to the test label counts",
+}
+# The same for the curves the claims read (harness.core.record.CLAIM_CURVES).
+CLAIM_CURVE_CHECKS = {
+    "train_accuracy": "one reading per pass; no whole-set reading before the last pass reaches the target",
+    "test_accuracy": "readings exactly at the passes the schedule measures: every test_every passes and the last",
+    "train_accuracy_clean": "with the corrupted curve, weighted by labels_changed, gives each whole-set reading",
+    "train_accuracy_corrupted": "with the clean curve, weighted by labels_changed, gives each whole-set reading",
+}
 
 
 class ResultsNotSavedWarning(UserWarning):
@@ -107,8 +139,9 @@ def untrusted_because(record, key: str) -> str | None:
 
     It must be a JSON object with one of the OUTCOMES, a config and a data
     fingerprint that hash to `key` under this code (`record_key`), a numeric
-    or absent `finished_at`, and summary figures equal to its own curves'
-    (see `_figures_disagree`).
+    or absent `finished_at`, summary figures equal to its own curves' (see
+    `_figures_disagree`), and evidence that holds and agrees with its figures
+    (see `_evidence_disagrees`): together, every field of CLAIM_FIELD_CHECKS.
     """
     if not isinstance(record, dict):
         return f"it is not a record (a JSON {type(record).__name__}, not an object)"
@@ -126,7 +159,13 @@ def untrusted_because(record, key: str) -> str | None:
         return f"its config and data fingerprint hash to run {own_key}, not {key} (a record of another run)"
     if "finished_at" in record and _finished_at(record) == -math.inf:
         return f"its finished_at {record['finished_at']!r} is not a time"
-    return _figures_disagree(record)
+    figures = _figures_disagree(record)
+    if figures is not None:
+        return figures
+    try:
+        return _evidence_disagrees(record)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as error:  # a field of the wrong kind
+        return f"its evidence cannot be read as a run's ({type(error).__name__}: {error})"
 
 
 def _figures_disagree(record: dict) -> str | None:
@@ -134,7 +173,10 @@ def _figures_disagree(record: dict) -> str | None:
 
     passes == len(curves["loss"]); train_accuracy and test_accuracy equal the
     last entries of their curves (None after no pass); a "fitted" run's
-    train_accuracy reaches its config's target_accuracy.
+    train_accuracy reaches its config's target_accuracy; and the figures
+    of `_schedule_disagrees` (passes and steps to fit, best test accuracy,
+    the test readings' passes, the final confusion, train seconds, the
+    data's name).
     """
     curves = record.get("curves")
     names = ("loss", "train_accuracy", "test_accuracy")
@@ -154,7 +196,175 @@ def _figures_disagree(record: dict) -> str | None:
         accuracy = record["train_accuracy"]
         if not isinstance(accuracy, (int, float)) or not accuracy >= target:  # NaN is no fit either
             return f"it says fitted at training accuracy {accuracy!r}, below its target {target}"
+    try:
+        return _schedule_disagrees(record, curves, passes)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as error:  # a field of the wrong kind
+        return f"its figures cannot be read as a run's ({type(error).__name__}: {error})"
+
+
+def _schedule_disagrees(record: dict, curves: dict, passes: int) -> str | None:
+    """Why the figures a claim reads contradict the training loop's rules over these curves, or None.
+
+    The rules are train.py's (and batched.py's): a run stops at the first
+    pass whose whole-set reading (train_checked == n_train) reaches the
+    target, so that pass is the last and passes_to_fit names it; the test
+    set is read every test_every passes and at the last pass (an
+    interrupted run's last pass may hold a reading or not).
+    """
+    config = RunConfig.from_dict(record["config"])
+    n_train, outcome = record.get("n_train"), record["outcome"]
+    if not _is_count(n_train) or not _is_count(record.get("n_test")):
+        return f"its n_train {n_train!r} and n_test {record.get('n_test')!r} are not image counts"
+    if passes and record.get("steps_per_pass") != math.ceil(n_train / config.batch_size):
+        return (
+            f"its steps_per_pass {record.get('steps_per_pass')!r} is not ceil({n_train} / batch size "
+            f"{config.batch_size})"
+        )
+    # Older code checked the whole set every pass and kept no train_checked curve.
+    checked = curves.get("train_checked", [n_train] * passes)
+    if len(checked) != passes or any(not _is_count(count) or count > n_train for count in checked):
+        return f"its train_checked curve is not {passes} counts of at most n_train {n_train}"
+    reached = [
+        number
+        for number, (count, accuracy) in enumerate(zip(checked, curves["train_accuracy"]), start=1)
+        if count == n_train and isinstance(accuracy, (int, float)) and accuracy >= config.target_accuracy
+    ]
+    if reached and reached[0] < passes:
+        return (
+            f"its whole training set reached the target {config.target_accuracy} at pass {reached[0]}, "
+            f"yet it trained {passes} passes"
+        )
+    passes_to_fit = record.get("passes_to_fit")
+    if outcome == "fitted":
+        if passes_to_fit != passes or not reached:
+            return (
+                f"its passes_to_fit {passes_to_fit!r} is not the pass its whole training set reached the target "
+                f"({reached[0] if reached else 'none'})"
+            )
+    elif passes_to_fit is not None:
+        return f"it says passes_to_fit {passes_to_fit!r} for a run that ended {outcome}"
+    elif reached and outcome in ("out_of_budget", "stalled"):
+        return f"it ended {outcome} though its whole training set reached the target at pass {reached[0]}"
+    steps = passes_to_fit * record.get("steps_per_pass") if passes_to_fit else None
+    if record.get("steps_to_fit") != steps:
+        return f"its steps_to_fit {record.get('steps_to_fit')!r} is not passes_to_fit x steps_per_pass ({steps!r})"
+    return _test_readings_disagree(record, curves, passes, config) or _names_disagree(record, curves)
+
+
+def _test_readings_disagree(record: dict, curves: dict, passes: int, config: RunConfig) -> str | None:
+    """The test curve's readings against the schedule, best_test_accuracy and the final confusion."""
+    readings = curves["test_accuracy"]
+    measured = [number for number, reading in enumerate(readings, start=1) if reading is not None]
+    scheduled = [number for number in range(1, passes + 1) if number % config.test_every == 0 or number == passes]
+    if record["outcome"] == "interrupted":  # stopped after a pass that may or may not have read the test set
+        scheduled = [number for number in scheduled if number < passes] + [n for n in measured if n == passes]
+    if measured != scheduled:
+        return (
+            f"its test curve has {len(measured)} readings, at passes {_passes_list(measured)}; its schedule "
+            f"(every {config.test_every} passes and the last) reads at {_passes_list(scheduled)}"
+        )
+    best = max((readings[number - 1] for number in measured), default=None)
+    if not _same_number(record.get("best_test_accuracy"), best):
+        return f"its best_test_accuracy {record.get('best_test_accuracy')!r} is not its test curve's best {best!r}"
+    label_counts = record.get("test_label_counts")
+    if label_counts is not None and sum(label_counts) != record["n_test"]:
+        return f"its test label counts add up to {sum(label_counts)}, not its n_test {record['n_test']}"
+    confusion = record.get("test_confusion")
+    if confusion is None:
+        return None
+    classes = len(confusion)
+    if any(len(row) != classes or any(not _is_count(count, 0) for count in row) for row in confusion):
+        return "its test_confusion is not a square table of counts"
+    if sum(map(sum, confusion)) != record["n_test"] or (
+        label_counts is not None and [sum(row) for row in confusion] != label_counts
+    ):
+        return f"its test_confusion counts {sum(map(sum, confusion))} images by class unlike its test label counts"
+    predicted = record.get("test_prediction_counts")
+    if predicted is not None and [sum(row[k] for row in confusion) for k in range(classes)] != predicted:
+        return "its test_confusion's columns do not add up to its test prediction counts"
+    final = record.get("test_accuracy")
+    diagonal = sum(confusion[k][k] for k in range(classes)) / record["n_test"]
+    if not isinstance(final, (int, float)) or not math.isclose(final, diagonal, rel_tol=1e-12, abs_tol=1e-12):
+        return f"its test_accuracy {final!r} is not its final confusion's diagonal share {diagonal!r}"
     return None
+
+
+def _names_disagree(record: dict, curves: dict) -> str | None:
+    """train_seconds against its curve (where kept), and the data's name against its fingerprint."""
+    if "train_seconds" in curves:
+        total = sum(curves["train_seconds"])
+        if not isinstance(record.get("train_seconds"), (int, float)) or not math.isclose(
+            record["train_seconds"], total, rel_tol=1e-9, abs_tol=1e-9
+        ):
+            return f"its train_seconds {record.get('train_seconds')!r} is not its curve's sum {total!r}"
+    known = {**KNOWN_ARRAYS_FILES, **KNOWN_FOLDER_CONTENT}
+    named = known.get(str(record.get("data_fingerprint", "")).removeprefix("sha256:"))
+    source = record.get("data_source")
+    if (named is not None and source != named) or (named is None and source in known.values()):
+        return f"its data_source {source!r} is not the name of the data its fingerprint identifies ({named!r})"
+    return None
+
+
+def _evidence_disagrees(record: dict) -> str | None:
+    """Why `record`'s evidence is missing, does not hold, or disagrees with its figures, or None.
+
+    Every item of harness.core.evidence.REQUIRED_ITEMS is there and every
+    item holds; labels_changed, n_train and n_test are the evidence's
+    counts; the curves the loop keeps per pass (train_seconds, and the clean
+    and corrupted readings where kept) have one entry per pass; and on each
+    whole-set pass the clean and corrupted readings, weighted by the
+    changed labels, give the training reading.
+    """
+    found = record.get("evidence")
+    if not isinstance(found, dict) or any(not isinstance(found.get(name), dict) for name in REQUIRED_ITEMS):
+        missing = [name for name in REQUIRED_ITEMS if not isinstance(found, dict) or name not in found]
+        return f"it carries no evidence that its variant and settings took effect (lacks {', '.join(missing)})"
+    for name, item in found.items():
+        if not isinstance(item, dict) or item.get("holds") is not True:
+            expected = item.get("expected") if isinstance(item, dict) else None
+            return f"its evidence {name} does not hold (measured {_measured(item)!r}, expected {expected!r})"
+    for field, item in (("labels_changed", "labels"), ("n_train", "n_train"), ("n_test", "n_test")):
+        if record.get(field) != found[item].get("measured"):
+            return f"its {field} {record.get(field)!r} is not its evidence's {found[item].get('measured')!r}"
+    curves, passes = record["curves"], record["passes"]
+    for name in ("train_seconds", *NOISE_CURVES):
+        if (name == "train_seconds" or name in curves) and len(curves.get(name) or ()) != passes:
+            return f"its {name} curve does not have one entry for each of its {passes} passes"
+    if "train_accuracy_clean" in curves or "train_accuracy_corrupted" in curves:
+        return _noise_curves_disagree(record, curves)
+    return None
+
+
+def _noise_curves_disagree(record: dict, curves: dict) -> str | None:
+    """On every whole-set pass: clean x kept labels + corrupted x changed labels = training reading x n_train."""
+    n, changed = record["n_train"], record["labels_changed"]
+    checked = curves.get("train_checked", [n] * record["passes"])
+    rows = zip(checked, curves["train_accuracy"], curves["train_accuracy_clean"], curves["train_accuracy_corrupted"])
+    for number, (count, accuracy, clean, corrupted) in enumerate(rows, start=1):
+        if count != n:
+            continue  # a sampled reading: its groups are the sample's members
+        if not all(isinstance(value, (int, float)) for value in (accuracy, clean, corrupted)):
+            return f"its pass {number} lacks a clean or corrupted reading"
+        if abs(clean * (n - changed) + corrupted * changed - accuracy * n) > 1e-6:
+            return (
+                f"its pass {number} reads {clean!r} on kept and {corrupted!r} on changed labels, which with "
+                f"{changed} of {n} labels changed is not its training reading {accuracy!r}"
+            )
+    return None
+
+
+def _measured(item):
+    return item.get("measured") if isinstance(item, dict) else item
+
+
+def _is_count(value, least: int = 1) -> bool:
+    """An int (not a bool) of at least `least`."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _passes_list(numbers: list[int], shown: int = 8) -> str:
+    """'5, 10, 15, ...': pass numbers for a message."""
+    return ", ".join(map(str, numbers[:shown])) + (", ..." if len(numbers) > shown else "") if numbers else "none"
 
 
 def _same_number(a, b) -> bool:

@@ -9,6 +9,14 @@ changing the pass it stops at: harness.core.train_check). The outcome is a
 value, never a lost traceback: "fitted", "out_of_budget", "diverged" or
 "interrupted", and the curves are kept in every case.
 
+Evidence: before any pass, the run measures on the data, model, optimizer
+and augmentation it actually uses that its variant and settings took effect
+(labels changed as p says, pixels as the variant says, no test input among
+the training inputs, weight decay in the updates, dropout and crops on when
+asked: harness.core.evidence); a contradiction raises `ManipulationError`
+naming the run, nothing trains, and the record carries the rest as
+`evidence`.
+
 Checkpoints: given a `RunCheckpoint` (harness.core.checkpoint), `fit` saves the
 run's state after every pass and, on start, resumes from a trustworthy
 checkpoint of the same run; on the CPU a resumed run ends with the record of
@@ -57,6 +65,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from harness.core import evidence
 from harness.core.checkpoint import RunCheckpoint
 from harness.core.config import RunConfig
 from harness.core.models import MODELS, build_model
@@ -171,10 +180,18 @@ def _fit(
     checkpoint: RunCheckpoint | None,
 ) -> dict:
     resolve(config.optimizer)  # an unresolvable optimizer fails before any data is read
+    raw = load_raw_cached(config.data)
     if data is None:
-        data = prepare(config, load_raw_cached(config.data), device)
+        data = prepare(config, raw, device)
 
     model, train_x, test_x = _model_and_inputs(config, data, device)
+    # What the config implies, measured on the data and model the run uses, before any pass:
+    # a contradiction raises ManipulationError and nothing trains (harness.core.evidence).
+    findings = {
+        **evidence.data_evidence(config, data, raw),
+        "dropout": evidence.dropout_finding(config, model, train_x[: evidence.PROBE_ROWS]),
+    }
+    evidence.refuse_contradictions(config, findings)
     refusal = fitting_refusal(data.collisions, config.target_accuracy)
     if refusal is not None:
         # Identical inputs carry different labels: no optimizer reaches the target, so none is blamed.
@@ -189,10 +206,14 @@ def _fit(
             steps_per_pass=math.ceil(len(data.train_y) / config.batch_size),
             loop=LoopFacts("none"),
             test_predictions=None,
+            evidence=evidence.as_record(findings),
         )
     optimizer, base_lrs, generator, autocast, augment, graphed, setup_seconds = _stepping(
         config, data, model, train_x, device
     )
+    findings["weight_decay"] = _weight_decay_finding(config, optimizer, graphed)
+    findings["augmentation"] = evidence.augmentation_finding(config, augment, train_x, generator)
+    evidence.refuse_contradictions(config, findings)
     n = len(data.train_y)
     steps_per_pass = math.ceil(n / config.batch_size)
     track_noise = bool(data.label_changed.any()) and not bool(data.label_changed.all())
@@ -313,7 +334,21 @@ def _fit(
         steps_per_pass=steps_per_pass,
         loop=facts,
         test_predictions=test_predictions if measured_at_end else None,
+        evidence=evidence.as_record(findings),
     )
+
+
+def _weight_decay_finding(config: RunConfig, optimizer, graphed) -> evidence.Finding:
+    """The weight decay the run's updates apply: the graph step's own update, else the optimizer's param groups."""
+    if graphed is None:
+        return evidence.param_group_decay_finding(config, optimizer)
+    from harness.core import graph_step
+
+    def probe_step(param: torch.Tensor) -> None:
+        lr = torch.ones((), dtype=param.dtype)
+        graph_step.sgd_update_([param], [param.grad], [torch.zeros_like(param)], lr, 0.0, graphed.weight_decay)
+
+    return evidence.update_decay_finding(config, evidence.decay_applied(probe_step), "graph")
 
 
 def _stop_reason(

@@ -14,7 +14,7 @@ from harness.core.config import RunConfig
 from harness.core.models import MODELS
 from harness.core.optim import spec_id
 from harness.core.store import RecordIgnoredWarning, latest_record
-from harness.suite.paper import RANDOM_LABELS_WEIGHT_DECAY_TRAIN, TABLE_1
+from harness.suite.paper import OTHER_PAPERS_CLAIMS, RANDOM_LABELS_WEIGHT_DECAY_TRAIN, TABLE_1
 from harness.suite.sessions import claim_of_test, claim_order
 
 # Expected spread of a reproduction around Table 1, in percentage points.
@@ -97,6 +97,7 @@ def claim_figures(sessions: list[dict]) -> list[dict]:
                             "holds": False,
                             "test": test,
                             "optimizer": result.get("optimizer"),
+                            **_claim_scope(claim_of_test(test)),
                         }
                     ],
                 }
@@ -105,6 +106,12 @@ def claim_figures(sessions: list[dict]) -> list[dict]:
         for figure in entry["figures"]:
             rows.append({**figure, "profile": profile, "session": entry["session"]["file"]})
     return sorted(rows, key=lambda f: (f["profile"] or "", claim_order(f.get("claim", "")), f.get("test", "")))
+
+
+def _claim_scope(claim: str) -> dict:
+    """{"scope": ...} for a claim another paper makes (A1-A3: Arpit et al.), as its figures carry; else {}."""
+    scope = OTHER_PAPERS_CLAIMS.get(claim)
+    return {"scope": scope} if scope else {}
 
 
 # --- describing runs ---------------------------------------------------------

@@ -38,7 +38,7 @@ from harness.report.describe import (
     setup_text,
     variant_name,
 )
-from harness.suite.paper import TABLE_1
+from harness.suite.paper import ARPIT_ET_AL, TABLE_1
 
 # --- tables ------------------------------------------------------------------
 
@@ -251,7 +251,9 @@ def _markdown(report: dict, figure_files: list[dict], out_dir: Path) -> str:
         held = sum(1 for f in claims if f.get("holds"))
         lines += [
             f"{held} of {len(claims)} figures hold. Paper values as printed (percent, or percentage points "
-            "for differences); measured values as the claim reports them (fractions for accuracies).",
+            "for differences); measured values as the claim reports them (fractions for accuracies). "
+            "A label in brackets after a figure is its scope: [beyond the paper] for a run the paper never "
+            f"made (--claims-extended), [{ARPIT_ET_AL}] for that paper's claims (A1-A3), read from these runs.",
             "",
             "| claim | verdict | figure | threshold | paper | measured | profile | optimizer | test |",
             "|---|---|---|---|---|---|---|---|---|",

@@ -36,8 +36,34 @@ Fixtures:
   == 1.0" figure names what happened to the run).
   Do not restate a figure's verdict in an ``assert``; assert only what no
   figure declares (an invariant of the method, a planted fault found).
+  ``scope="Arpit et al. (2017)"`` in the context marks a claim another paper
+  makes, read from this paper's runs (`harness.suite.paper.ARPIT_ET_AL`);
+  a test beyond the paper's scope adds "beyond the paper" to it. Every
+  display labels a figure with its scope ("... [Arpit et al. (2017)]").
 - ``require_fitted(record, "C3: mlp_1x512 true labels, seed 0")`` (import it
   from this module): fails the test in one line unless the run fitted.
+- ``require_trained(record, what, *, fitted=False, min_passes=0, min_test_readings=0)``:
+  the premises of a claim that reads a run, checked before its figures mean
+  anything; fails the test in one line naming what happened. Always: the run
+  did not diverge, stall, stop interrupted or refuse to train (not
+  fittable). ``fitted=True``: it reached its target accuracy; a number:
+  its final training accuracy is at least that (a paper's level of fit,
+  Table 1's 99.80%, where an out-of-budget run counts as the paper's did).
+  ``min_passes``: it trained at least that many passes, or fitted sooner (a
+  claim that reads a pass). ``min_test_readings``: its test-accuracy curve
+  has at least that many readings (a claim that reads a curve;
+  ``count_test_readings(record)`` counts them). Each premise a claim passes
+  is a module constant derived like a threshold.
+
+Premises: a claim that reads a training run states, with `require_trained`
+(or `require_fitted`), how the run must have trained for its figure to be
+evidence, and fails on them: a run that diverged in its first pass tests
+at chance, changes nothing between two settings and has one test reading,
+and C6's "a few points", C7 and A2 held on such runs before they stated
+their premises (tests/test_claim_premises.py plants them). Where a figure is
+bounded on the side where the claim holds (best - final test accuracy is
+>= 0 by construction), the premise is what lets it fail, and a comment
+beside it says how the claim can fail.
 
 Thresholds: fix each threshold before measuring, as a module constant
 (``MAX_SLOWDOWN = 10.0``) with a comment deriving it from the paper's words
@@ -63,7 +89,7 @@ import pytest
 
 from harness.core.config import RunConfig
 from harness.core.data import DataError, find_data_spec
-from harness.core.formatting import BEYOND_THE_PAPER
+from harness.core.formatting import scope_beyond_the_paper
 from harness.core.models import MODELS
 from harness.core.optim import spec_kwargs
 from harness.core.store import ResultsNotSavedWarning, cached_fit
@@ -90,7 +116,7 @@ def data_spec(request):
     def spec_for(dataset: str) -> str:
         spec, why = find_data_spec(dataset, request.config.getoption("--allow-download"))
         if spec is None:
-            pytest.skip(why)
+            pytest.skip(f"{claims_summary.DATA_MISSING}: {why}")  # measured nothing: the session is not green
         return spec
 
     return spec_for
@@ -172,10 +198,68 @@ def require_fitted(record: dict, what: str) -> None:
     `what` names the run in the claim's words, e.g. "C1: inception seed 0";
     the failure reads "C1: inception seed 0 diverged: training loss became
     nan in pass 3 (lr 0.1)", with no traceback: the outcome is the finding,
-    not a bug in the test.
+    not a bug in the test. The same as ``require_trained(record, what, fitted=True)``.
     """
-    if record["outcome"] != "fitted":
+    require_trained(record, what, fitted=True)
+
+
+# Outcomes after which a run's readings are evidence of nothing a claim reads: its
+# loss blew up, no parameter moved, it was stopped, or its data cannot be fitted.
+FAILED_RUN_OUTCOMES = ("diverged", "stalled", "interrupted", "not_fittable")
+
+
+def require_trained(
+    record: dict, what: str, *, fitted: bool | float = False, min_passes: int = 0, min_test_readings: int = 0
+) -> None:
+    """Fail the calling claim test in one line unless `record`'s run trained as the claim needs.
+
+    The premises, checked in this order, the first one missed failing the test:
+
+    - always: the run did not diverge, stall, stop interrupted or refuse to
+      train (FAILED_RUN_OUTCOMES): "C6: mlp_1x512 seed 0 diverged: training
+      loss became nan in pass 1 (lr 10)";
+    - fitted=True: it reached its target accuracy (as `require_fitted`); a
+      number in (0, 1]: its final training accuracy is at least that, whatever
+      its outcome ("... did not fit: training accuracy 95.0000% after 150
+      passes (lr 0.01); the claim needs 99.80% training accuracy");
+    - min_passes: it trained at least that many passes, or fitted sooner
+      ("A3: ... trained 4 passes (did not fit), the claim reads pass 10");
+    - min_test_readings: its test-accuracy curve holds at least that many
+      readings ("C7: mlp_1x512 seed 0 has 1 test reading, the claim needs at
+      least 3").
+
+    `what` names the run in the claim's words, as for `require_fitted`. No
+    traceback: a premise missed is the finding, not a bug in the test.
+    """
+    outcome = record["outcome"]
+    if outcome in FAILED_RUN_OUTCOMES or (fitted is True and outcome != "fitted"):
         pytest.fail(unfitted_run_line(record, what), pytrace=False)
+    if not isinstance(fitted, bool) and record["train_accuracy"] < fitted:
+        line = (
+            unfitted_run_line(record, what)
+            if outcome != "fitted"
+            else f"{what} reached {record['train_accuracy']:.4%} training accuracy (its target)"
+        )
+        pytest.fail(f"{line}; the claim needs {fitted:.2%} training accuracy", pytrace=False)
+    if record["passes"] < min_passes and outcome != "fitted":
+        passes = record["passes"]
+        pytest.fail(
+            f"{what} trained {passes} pass{'es' if passes != 1 else ''} "
+            f"({_OUTCOME_WORDS.get(outcome, outcome)}), the claim reads pass {min_passes}",
+            pytrace=False,
+        )
+    readings = count_test_readings(record)
+    if readings < min_test_readings:
+        pytest.fail(
+            f"{what} has {readings} test reading{'s' if readings != 1 else ''}, "
+            f"the claim needs at least {min_test_readings}",
+            pytrace=False,
+        )
+
+
+def count_test_readings(record: dict) -> int:
+    """How many passes of the run measured test accuracy (its curve's entries that are not None)."""
+    return sum(value is not None for value in record["curves"]["test_accuracy"])
 
 
 _OUTCOME_WORDS = {
@@ -233,7 +317,7 @@ def claim_figure(request, record_property):
         if planning_only(request.config):
             return  # a figure of stand-in records: neither shown, saved nor checked
         if request.node.get_closest_marker("beyond_paper") is not None:
-            context.setdefault("scope", BEYOND_THE_PAPER)
+            context["scope"] = scope_beyond_the_paper(context.get("scope"))
         callspec = getattr(request.node, "callspec", None)
         optimizer = callspec.params.get("optimizer_spec") if callspec else None
         record_property(

@@ -83,6 +83,12 @@ def pytest_addoption(parser):
         "those figures are labelled 'beyond the paper' in the summary, the matrix and the report",
     )
     group.addoption("--allow-download", action="store_true", help="let torchvision download missing datasets")
+    group.addoption(
+        "--claims-partial",
+        action="store_true",
+        help="accept a session that could not measure what it selected (claims skipped for missing data; the "
+        "GPU tier asked for without a CUDA device): without it such a session exits non-zero",
+    )
     group.addoption("--device", default=None, help="training device; default the profile's (cpu or cuda)")
     group.addoption(
         "--optimizer",
@@ -235,7 +241,63 @@ def pytest_configure(config):
             workers_per_gpu(config.option, runs_per_gpu, gpus, config.pluginmanager.hasplugin("xdist"))
         except ValueError as error:
             raise pytest.UsageError(str(error)) from None
+    refusal = _gpu_refusal(config)
+    if refusal is not None:
+        raise pytest.UsageError(refusal)
     _configure_plan_and_progress(config)
+
+
+def _gpu_refusal(config) -> str | None:
+    """Why a session that asks for the GPU tier cannot run here (no usable CUDA device), or None.
+
+    Asked for: training on CUDA (--profile=paper, --device=cuda...) or a -m
+    expression that selects gpu-marked tests and no unmarked ones (-m gpu).
+    Without CUDA every such test would skip and the session would exit 0
+    having measured nothing. Planning (--claims-plan), collecting and
+    --claims-partial are exempt: they do not claim to have measured.
+    """
+    if torch.cuda.is_available() or hasattr(config, "workerinput") or planning_only(config):
+        return None
+    if config.option.collectonly or config.getoption("--claims-partial"):
+        return None
+    if _device(config).startswith("cuda"):
+        asked = f"the {active_profile(config).name} profile trains on {_device(config)}"
+    elif _selects_gpu_only(config.option.markexpr):
+        asked = f"-m {config.option.markexpr!r} selects the GPU tier"
+    else:
+        return None
+    return (
+        f"{asked}, but torch sees no CUDA device (torch.cuda.is_available() is False), so nothing would be "
+        "measured. Run it on a machine with a CUDA GPU and a CUDA build of torch, run the CPU smoke tier "
+        "instead (python -m pytest claims/), or add --claims-partial to accept the skips"
+    )
+
+
+def _selects_gpu_only(markexpr: str) -> bool:
+    """Whether the -m expression selects some gpu-marked test and no test without the gpu marker.
+
+    Read over every combination of the markers it names (a handful), with
+    pytest's own -m parser: "gpu" and "gpu and slow" ask for the GPU tier;
+    "not gpu" and "gpu or not slow" also keep CPU tests.
+    """
+    if not markexpr:
+        return False
+    from itertools import combinations
+
+    from _pytest.mark.expression import Expression  # the parser behind -m: the same reading as the selection
+
+    try:
+        expression = Expression.compile(markexpr)
+    except Exception:  # noqa: BLE001 - pytest reports a malformed -m itself
+        return False
+    names = sorted(set(re.findall(r"[A-Za-z_][\w.]*", markexpr)) - {"and", "or", "not", "gpu"})
+    selected_with = {True: False, False: False}
+    for size in range(len(names) + 1):
+        for others in combinations(names, size):
+            for gpu in (True, False):
+                marks = frozenset({*others, *(["gpu"] if gpu else [])})
+                selected_with[gpu] |= expression.evaluate(marks.__contains__)
+    return selected_with[True] and not selected_with[False]
 
 
 def workers_per_gpu(option, runs_per_gpu: int, gpus: int, has_xdist: bool) -> None:
@@ -652,7 +714,12 @@ def pytest_sessionfinish(session, exitstatus):
     config = session.config
     if planning_only(config) and PLAN_FILE_VARIABLE in os.environ and not hasattr(config, "workerinput"):
         Path(os.environ[PLAN_FILE_VARIABLE]).write_text(json.dumps(config._plan.to_json()))
-    if hasattr(config, "workerinput") or not _SESSION.figures or planning_only(config):
+    if hasattr(config, "workerinput") or planning_only(config):
+        return
+    config._unmeasured = _SESSION.unmeasured()
+    if config._unmeasured and not config.getoption("--claims-partial") and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # skipped for want of data is not measured
+    if not _SESSION.figures:
         return
     summary = sessions.plain(
         claims_summary.session_summary(
@@ -703,7 +770,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             terminalreporter.write_line(line)
         _write_budget_line(config, config._plan, terminalreporter.write_line)
         return
-    if not (_SESSION.figures or _SESSION.runs) or hasattr(config, "workerinput"):  # the controller reports
+    if hasattr(config, "workerinput"):  # the controller reports
+        return
+    unmeasured = getattr(config, "_unmeasured", None)
+    if unmeasured:
+        accepted = config.getoption("--claims-partial")
+        terminalreporter.section("claims not measured", red=not accepted, yellow=accepted, bold=True)
+        for line in claims_summary.unmeasured_lines(unmeasured, accepted):
+            terminalreporter.write_line(line, red=not accepted, yellow=accepted, bold=True)
+    if not (_SESSION.figures or _SESSION.runs):
         return
     end = getattr(config, "_session_end", None)  # None where no figure was declared: nothing was saved
     for title, markup, lines in claims_summary.terminal_sections(_SESSION, config._optimizers, results_dir(), end):

@@ -602,7 +602,7 @@ def compare(
             )
     result.notes += _code_changes(current, baseline, pairs)
     before_index, after_index = indexed_figures(baseline), indexed_figures(current, pairs)
-    compared_optimizers = {key[0] for key in before_index} & {key[0] for key in after_index}
+    renamed_away = {spec_id(spec) for spec, other in pairs.items() if spec != other}
     only_new = sorted({key[0] for key in after_index} - {key[0] for key in before_index} - {""})
     for optimizer in only_new:
         count = sum(key[0] == optimizer for key in after_index)
@@ -611,9 +611,12 @@ def compare(
         before, after = before_index.get(key), after_index.get(key)
         if key[0] in only_new:
             continue
+        if after is None and key[0] in renamed_away:
+            continue  # this session's figures of that spec are compared under another's name
         if after is None:
-            if key[0] in compared_optimizers:
-                result.rows.append(Row(key, before, None, "missing"))
+            # Not measured is never "same": a figure the baseline has and this session lacks fails the comparison.
+            why = _absence(key, current, pairs)
+            result.rows.append(Row(key, before, None, "missing", regression=f"absent from this session ({why})"))
             continue
         if before is None:
             result.rows.append(Row(key, None, after, "new"))
@@ -644,6 +647,22 @@ def compare(
         if row.key[0] in shown:
             row.key = (shown[row.key[0]], *row.key[1:])
     return result
+
+
+def _absence(key: tuple, current: dict, pairs: dict[str, str]) -> str:
+    """Why the session `current` has no figure under `key` (optimizer id, claim, test, label), in a phrase."""
+    optimizer_id, _, test, _ = key
+    for nodeid, entry in (current.get("tests") or {}).items():
+        optimizer = entry.get("optimizer")
+        identity = pairs.get(optimizer, optimizer)
+        if (spec_id(identity) if identity else "") != optimizer_id or strip_optimizer_param(nodeid, optimizer) != test:
+            continue
+        outcome = entry.get("outcome", "ran")
+        detail = str(entry.get("reason") or entry.get("message") or "").removeprefix("Skipped: ")  # pytest's prefix
+        return f"its test {outcome}" + (f": {' '.join(str(detail).split())[:160]}" if detail else "")
+    if optimizer_id and optimizer_id not in {spec_id(pairs.get(s, s)) for s in session_optimizers(current)}:
+        return f"{optimizer_id} did not run"
+    return "its test did not run, or declared no such figure"
 
 
 def _code_changes(current: dict, baseline: dict, pairs: dict[str, str]) -> list[str]:

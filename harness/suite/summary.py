@@ -37,6 +37,9 @@ from harness.suite.sessions import (
 CLAIM_PROPERTY = "claim_figure"
 OPTIMIZER_PROPERTY = "claims_optimizer"  # a test's optimizer spec, carried to the controller in its reports
 RUN_PROPERTY = "claims_run"  # each run a test used: its key, whether reused and saved, carried to the controller
+# The start of the reason a claim test skips with when its dataset is absent (harness.suite.fixtures.data_spec):
+# such a test measured nothing, and a session with one is not green unless --claims-partial says so.
+DATA_MISSING = "data missing"
 
 
 @dataclass
@@ -92,6 +95,15 @@ class SessionRecord:
         elif report.failed:
             crash = getattr(report.longrepr, "reprcrash", None)
             entry["message"] = (getattr(crash, "message", None) or str(report.longrepr))[:300]
+
+    def unmeasured(self) -> dict[str, str]:
+        """{test id: reason} of the claim tests that skipped because their data was absent."""
+        reasons = {
+            nodeid: str(entry.get("reason", "")).removeprefix("Skipped: ")  # pytest's own prefix
+            for nodeid, entry in self.tests.items()
+            if entry.get("outcome") == "skipped"
+        }
+        return {nodeid: reason for nodeid, reason in reasons.items() if reason.startswith(DATA_MISSING)}
 
     def run_counts(self) -> dict:
         return {"trained": sum(run["trained"] for run in self.runs.values()), "used": len(self.runs)}
@@ -320,6 +332,24 @@ def terminal_sections(
         saved = (f"claim figures saved to {end.path} (session {end.summary['number']:04d})", {})
     sections.append((None, {}, [saved]))
     return sections
+
+
+def unmeasured_lines(unmeasured: dict[str, str], accepted: bool) -> list[str]:
+    """The framed lines of a session whose selected claim tests could not run for missing data.
+
+    unmeasured: {test id: skip reason} (SessionRecord.unmeasured); accepted:
+    --claims-partial was given (the session's exit status is then left as it is).
+    """
+    reasons = sorted({reason.removeprefix(f"{DATA_MISSING}:").strip() for reason in unmeasured.values()})
+    verdict = "accepted by --claims-partial" if accepted else "the session fails"
+    lines = [f"{len(unmeasured)} selected claim test(s) measured nothing, {DATA_MISSING} ({verdict}):"]
+    lines += [f"  {reason}" for reason in reasons]
+    if not accepted:
+        lines.append(
+            "  fix: point HARNESS_DATA_DIR (or --data-dir) at the data, or --allow-download; "
+            "--claims-partial accepts a session that measured only part of what it selected"
+        )
+    return lines
 
 
 def _comparison_line(line: str) -> tuple[str, dict]:
