@@ -6,7 +6,12 @@ never replaces one. A file answers only for the run it describes: its
 config and data fingerprint must hash to its folder's key and its figures
 must agree with its own curves; any other file (copied from another run's
 folder, edited by hand, not a record) is skipped with a
-`RecordIgnoredWarning` naming it. ``RESULTS`` is ``$HARNESS_RESULTS_DIR`` or
+`RecordIgnoredWarning` naming it. Records are ordered by the store itself,
+not by clocks: each saved record's ``stamp.store_seq`` is one more than any
+under its key, given under the run's lock, and the newest record is the one
+with the highest; a record whose ``finished_at`` lies in the future (a
+machine whose clock runs ahead, a planted file) is warned about and ranks
+below every other. ``RESULTS`` is ``$HARNESS_RESULTS_DIR`` or
 ``.harness-results`` in the working directory. Beside the records, while a
 run trains: ``locks/<key>.lock`` (one trainer per run across processes),
 ``live/<key>.log`` (its progress) and ``checkpoints/<key>.pt`` (its state
@@ -94,6 +99,14 @@ class RecordIgnoredWarning(UserWarning):
     """A file under a run's key was not trusted as its record (it names the file and why); it is never reused."""
 
 
+class RecordFromTheFutureWarning(UserWarning):
+    """A record says it finished later than now (beyond FUTURE_TOLERANCE_SECONDS): it ranks oldest, never newest."""
+
+
+# How far a record's finished_at may lie ahead of this machine's clock before it counts as from the future.
+FUTURE_TOLERANCE_SECONDS = 300.0
+
+
 def results_dir() -> Path:
     return Path(os.environ.get("HARNESS_RESULTS_DIR", ".harness-results"))
 
@@ -101,8 +114,12 @@ def results_dir() -> Path:
 def latest_record(key: str, root: Path | None = None, required: tuple[str, ...] = ()) -> dict | None:
     """The newest reusable record under `key`, or None.
 
-    Newest: the latest `finished_at` (epoch seconds) in the record itself,
-    then the file name; a record without one (older code) counts as oldest.
+    Newest: by the store's own order (`record_order`): the highest
+    ``stamp.store_seq``, given when the record was saved; records without
+    one (older code) rank below every record with one, among themselves by
+    `finished_at` then file name. A record whose `finished_at` is later than
+    now plus FUTURE_TOLERANCE_SECONDS ranks below all others, with a
+    `RecordFromTheFutureWarning` naming it.
     Reusable: trusted (see `untrusted_because`) and outcome in REUSABLE. A
     file that is unreadable, not JSON or untrusted is skipped with a
     `RecordIgnoredWarning` naming it and why (records are written
@@ -113,6 +130,7 @@ def latest_record(key: str, root: Path | None = None, required: tuple[str, ...] 
     """
     folder = (root or results_dir()) / "runs" / key
     candidates = []
+    now = time.time()
     for path in folder.glob("*.json"):
         try:
             record = json.loads(path.read_text())
@@ -123,10 +141,47 @@ def latest_record(key: str, root: Path | None = None, required: tuple[str, ...] 
         if problem:
             warnings.warn(f"run record {path} ignored: {problem}", RecordIgnoredWarning, stacklevel=2)
         elif record["outcome"] in REUSABLE and all(field in record for field in required):
-            candidates.append((_finished_at(record), path.name, record))
+            order = record_order(record, path.name, now)
+            if order[0] == -math.inf:
+                warnings.warn(
+                    f"run record {path} says it finished at {record['finished_at']!r}, later than this machine's "
+                    f"clock (plus {FUTURE_TOLERANCE_SECONDS:g} s): ranked oldest (a clock running ahead, or a "
+                    "planted file)",
+                    RecordFromTheFutureWarning,
+                    stacklevel=2,
+                )
+            candidates.append((order, record))
     if not candidates:
         return None
-    return max(candidates, key=lambda candidate: candidate[:2])[2]
+    return max(candidates, key=lambda candidate: candidate[0])[1]
+
+
+def record_order(record: dict, name: str, now: float | None = None) -> tuple:
+    """Where `record` (saved as file `name`) stands in its key's order: larger is newer.
+
+    (tier, store_seq, finished_at, name): tier 1 for a record with a store
+    sequence number, 0 for one without (older code), -inf for one from the
+    future (finished_at beyond now + FUTURE_TOLERANCE_SECONDS).
+    """
+    finished = _finished_at(record)
+    now = time.time() if now is None else now
+    if finished > now + FUTURE_TOLERANCE_SECONDS:
+        return (-math.inf, -1, -math.inf, name)
+    seq = store_seq(record)
+    return (0 if seq is None else 1, -1 if seq is None else seq, finished, name)
+
+
+def store_seq(record) -> int | None:
+    """The sequence number the store gave `record` when it saved it (``stamp.store_seq``), or None."""
+    stamp = record.get("stamp") if isinstance(record, dict) else None
+    seq = stamp.get("store_seq") if isinstance(stamp, dict) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 1 else None
+
+
+def _written_for(record: dict):
+    """The fresh_since of the session whose process saved `record` (``stamp.fresh_since``), or None."""
+    stamp = record.get("stamp")
+    return stamp.get("fresh_since") if isinstance(stamp, dict) else None
 
 
 def _finished_at(record: dict) -> float:
@@ -374,10 +429,32 @@ def _same_number(a, b) -> bool:
 
 
 def save_record(record: dict, root: Path | None = None) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    path = (root or results_dir()) / "runs" / record["key"] / f"{stamp}.json"
+    """Write `record` as a new file under its key; sets ``record["stamp"]["store_seq"]`` (see `next_store_seq`).
+
+    cached_fit calls it holding the run's lock, so two records of one key never share a number.
+    """
+    folder = (root or results_dir()) / "runs" / record["key"]
+    stamp = dict(record.get("stamp") or {})
+    stamp["store_seq"] = next_store_seq(folder)
+    record["stamp"] = stamp
+    name = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    path = folder / f"{name}.json"
+    if path.exists():  # the name is only for people; a new record never replaces one
+        path = folder / f"{name}-{stamp['store_seq']}.json"
     write_json_atomic(path, record)
     return path
+
+
+def next_store_seq(folder: Path) -> int:
+    """One more than the highest ``stamp.store_seq`` of the JSON files in `folder` (1 for none): the store's order."""
+    highest = 0
+    for path in folder.glob("*.json"):
+        try:
+            seq = store_seq(json.loads(path.read_text()))
+        except (OSError, ValueError):  # damaged or vanished: it holds no number
+            continue
+        highest = max(highest, seq or 0)
+    return highest + 1
 
 
 @contextmanager
@@ -486,9 +563,11 @@ def cached_fit(
 ) -> dict:
     """The run record for `config`: reused when one exists, else trained and saved.
 
-    fresh: retrain regardless. fresh_since (epoch seconds): reuse only a record
-    finished at or after that moment, so a session that asked for fresh runs
-    trains each shared run once, whichever process gets to it first.
+    fresh: retrain regardless. fresh_since (the session's start, epoch
+    seconds, also its identity): reuse only the newest record when a process
+    given the same fresh_since saved it (``stamp.fresh_since``), so a session
+    that asked for fresh runs trains each shared run once, whichever process
+    gets to it first; no record's clock field can satisfy it.
     checkpoint_every: passes between checkpoints (not part of the run: a
     resumed run ends as the uninterrupted one whatever its value).
     checkpoint_min_seconds: training seconds between checkpoints at least;
@@ -519,7 +598,9 @@ def cached_fit(
     with _run_lock(key, root, problems) if writable else nullcontext(False) as locked:
         if not fresh:
             record = latest_record(key, root, required)
-            if record is not None and (fresh_since is None or record.get("finished_at", 0.0) >= fresh_since):
+            # By the store's order, not a clock: a record answers a fresh session only if a process of that
+            # session saved it (its stamp carries the session's fresh_since) and no later record shadows it.
+            if record is not None and (fresh_since is None or _written_for(record) == fresh_since):
                 record["reused"] = record["saved"] = True
                 if locked:  # a kill between saving this record and removing its checkpoint left one
                     checkpoint_path(root, key).unlink(missing_ok=True)
@@ -542,6 +623,8 @@ def cached_fit(
             problems.add(checkpoint.error, "checkpoint")
         record["key"] = key
         record["stamp"] = machine_stamp(config.device)
+        if fresh_since is not None:
+            record["stamp"]["fresh_since"] = fresh_since
         record["finished_at"] = time.time()
         path = None
         if writable:

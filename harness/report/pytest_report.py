@@ -3,11 +3,14 @@
 ``--claims-report=DIR`` renders the results folder's report (Markdown, JSON,
 figures; `harness.report.render`) into DIR once the session's file is saved.
 A plugin of its own so that the claims suite never imports the report,
-which reads the suite's session files.
+which reads the suite's session files. A report that cannot be rendered (a
+full disk, a mistyped ``MPLBACKEND``) never changes the session's exit
+status: it says so in one line and what was not written.
 """
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
@@ -30,6 +33,18 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     saved = getattr(config, "_session_end", None)  # set by the suite's plugin when it saved a session file
     if not report_dir or saved is None or hasattr(config, "workerinput"):
         return
-    from harness.report.render import render_report
+    try:
+        from harness.report.render import render_report  # here: a bad MPLBACKEND fails on import
 
-    terminalreporter.write_line(f"report written to {render_report(results_dir(), Path(report_dir))}")
+        written = render_report(results_dir(), Path(report_dir))
+    except Exception as error:  # noqa: BLE001 - the report never turns a session's verdicts red
+        reason = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            reason = f"the disk is full ({error.strerror})"
+        message = (
+            f"--claims-report: report not written to {report_dir} ({reason}); the session's verdicts stand, "
+            "and any report files there may be missing or from an earlier report"
+        )
+        terminalreporter.write_line(f"warning: {message}", yellow=True, bold=True)
+        return
+    terminalreporter.write_line(f"report written to {written}")

@@ -89,6 +89,7 @@ import pytest
 
 from harness.core.config import RunConfig
 from harness.core.data import DataError, find_data_spec
+from harness.core.evidence import ManipulationError
 from harness.core.formatting import scope_beyond_the_paper
 from harness.core.models import MODELS
 from harness.core.optim import spec_kwargs
@@ -160,9 +161,13 @@ def claim_run(request, profile, data_spec, optimizer_spec):
         try:
             # Under --claims-fresh a record counts only if this session made it: each
             # shared run is trained once, by whichever worker reaches it first.
-            record = fit_reporting_unsaved(config, fresh_since, record_fields, before_training=check)
+            record, failure = fit_reporting_unsaved(config, fresh_since, record_fields, before_training=check), None
         except DataError as error:
-            pytest.fail(f"data error: {error}", pytrace=False)
+            failure = f"data error: {error}"
+        except ManipulationError as error:  # the harness did not do what the config says: no figure from it
+            failure = f"run refused: {error}"
+        if failure is not None:  # failed outside the except block: one line, without the chained error
+            pytest.fail(failure, pytrace=False)
         request.node.user_properties.append((RUN_PROPERTY, {**claims_summary.run_entry(record), "label": label}))
         return record
 

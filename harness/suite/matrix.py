@@ -7,7 +7,12 @@ measured values and the training time its runs took (reused records marked
 as reused). A second table lines up every figure across optimizers by its
 full label as declared, with the dataset its runs used.
 Claims that train nothing (the theory claims) do not depend on the optimizer
-and are listed once, below.
+and are listed once, below, with the checks of a claim that run without the
+optimizer under test (C9's fixed checks of plain SGD). A claim the paper
+makes of its SGD and asks of every optimizer (C9) says so in the cells of
+the other optimizers ("the paper's SGD claim asked of adam: ..."), where
+FAILS is an answer about the optimizer, not a fault of the harness; the
+notes say which claims read the optimizer under test and which do not.
 
     from harness.suite.matrix import claims_matrix
     text = claims_matrix(json.load(open("RESULTS/sessions/<file>.json")))
@@ -39,6 +44,19 @@ from harness.suite.sessions import (
 FAILED = ("failed", "error")
 MAX_VALUES = 4  # measured values shown in a matrix cell; the figures table has them all
 MAX_MESSAGE = 90  # characters of a failed test's message shown where it declared no figure
+# Claims the paper makes of its SGD that every optimizer under test is asked too: their cells
+# in another optimizer's column say so, since FAILS there may be the expected answer.
+SGD_CLAIMS_ASKED_OF_EVERY_OPTIMIZER = {
+    "C9": "converging elsewhere is what an adaptive method is known to do (Wilson et al., 2017)",
+}
+# Claims that train nothing and what they run instead of the optimizer under test.
+RUN_WITHOUT_THE_OPTIMIZER = {
+    "C8": "constructs Theorem 1's network, trains nothing",
+    "C10": "solves Gaussian-kernel interpolation in closed form, trains nothing",
+    "C11": "compares kernel solutions' norms in closed form, trains nothing",
+    "C12": "trains one network with its own full-batch Adam, an instrument for the class's supremum",
+}
+UNDECIDED = "undecided"  # a skip whose reason starts with this: the claim's test could not tell
 
 
 def claims_matrix(session: dict, *, reference: dict | None = None) -> str:
@@ -53,12 +71,13 @@ def claims_matrix(session: dict, *, reference: dict | None = None) -> str:
     claims = sorted({claim for cell in cells.values() for claim in cell}, key=claim_order)
     lines = [f"### Claims matrix ({_describe(session)})", ""]
     lines += [f"- {note}" for note in _notes(session, columns)]
+    lines.append(f"- {optimizer_reading(claims, sorted(theory, key=claim_order))}")
     lines.append("")
     if claims:
         lines.append("| claim | " + " | ".join(name for name, _, _ in columns) + " |")
         lines.append("|---" * (len(columns) + 1) + "|")
         for claim in claims:
-            row = [_cell(cells[name].get(claim)) for name, _, _ in columns]
+            row = [_asked_cell(claim, name, spec, cells[name].get(claim)) for name, spec, _ in columns]
             lines.append(f"| {_claim_name(claim)} | " + " | ".join(row) + " |")
         lines += ["", "Figures, lined up across optimizers (measured value, verdict):", ""]
         lines += _figures_table(columns)
@@ -67,13 +86,44 @@ def claims_matrix(session: dict, *, reference: dict | None = None) -> str:
     if theory:
         lines += [
             "",
-            "Claims that train nothing (the same for every optimizer):",
+            "Claims that train nothing, and checks that run without the optimizer under test "
+            "(the same for every optimizer):",
             "",
             "| claim | verdict |",
             "|---|---|",
         ]
         lines += [f"| {claim} | {_cell(theory[claim])} |" for claim in sorted(theory, key=claim_order)]
     return "\n".join(lines) + "\n"
+
+
+def _asked_cell(claim: str, name: str, spec: str, cell: dict | None) -> str:
+    """A matrix cell; in another optimizer's column a claim of the paper's SGD is labelled as asked of it."""
+    text = _cell(cell)
+    if claim in SGD_CLAIMS_ASKED_OF_EVERY_OPTIMIZER and spec != REFERENCE_OPTIMIZER and cell:
+        return f"the paper's SGD claim asked of {name}: {text}"
+    return text
+
+
+def optimizer_reading(claims: list[str], theory: list[str]) -> str:
+    """The note saying which claims read the optimizer under test and which run without it."""
+    reading = [_claim_name(c) for c in claims]
+    without = [c for c in theory if c not in claims]
+    parts = [f"reads the optimizer under test: {', '.join(reading) if reading else 'none in this session'}"]
+    if without:
+        why = [f"{c} ({RUN_WITHOUT_THE_OPTIMIZER[c]})" if c in RUN_WITHOUT_THE_OPTIMIZER else c for c in without]
+        parts.append(f"run without it (listed once, below): {'; '.join(why)}")
+    both = [c for c in claims if c in theory]
+    if both:
+        parts.append(
+            f"{', '.join(both)}: a test per optimizer in the table, and fixed checks that run without it, below"
+        )
+    asked = [c for c in claims if c in SGD_CLAIMS_ASKED_OF_EVERY_OPTIMIZER]
+    for claim in asked:
+        parts.append(
+            f"{claim} is the paper's SGD claim asked of each other optimizer: "
+            f"{SGD_CLAIMS_ASKED_OF_EVERY_OPTIMIZER[claim]}"
+        )
+    return "; ".join(parts)
 
 
 def _claim_name(claim: str) -> str:
@@ -146,7 +196,8 @@ def _notes(session: dict, columns) -> list[str]:
             )
     notes.append(
         "holds: every figure of the claim holds and its tests passed; FAILS: a figure or test failed; "
-        "FAILS (expected): listed in the expected-failures file; skipped: could not run here"
+        "FAILS (expected): listed in the expected-failures file; skipped: could not run here; "
+        "undecided: ran, but could not tell (a run that did not converge in its budget), never holds"
     )
     notes.append(
         "training: the training passes' time of the runs the claim's tests used, each run once; "
@@ -159,7 +210,7 @@ def _notes(session: dict, columns) -> list[str]:
 def _collect(session: dict | None, spec: str | None) -> dict[str, dict]:
     """{claim: {"figures": [...], "outcomes": {nodeid: outcome}}} for one optimizer (None: no optimizer)."""
     found: dict[str, dict] = defaultdict(
-        lambda: {"figures": [], "outcomes": {}, "messages": {}, "reasons": [], "runs": {}}
+        lambda: {"figures": [], "outcomes": {}, "messages": {}, "reasons": [], "runs": {}, "skips": {}}
     )
     if session is None:
         return {}
@@ -175,6 +226,8 @@ def _collect(session: dict | None, spec: str | None) -> dict[str, dict]:
             found[claim]["outcomes"][nodeid] = test.get("outcome")
             if test.get("message"):
                 found[claim]["messages"][nodeid] = test["message"]
+            if test.get("outcome") == "skipped" and test.get("reason"):
+                found[claim]["skips"][nodeid] = str(test["reason"])
             for number, run in enumerate(test.get("runs") or []):  # a run two tests shared counts once
                 found[claim]["runs"].setdefault(run.get("key") or f"{nodeid} #{number}", run)
             if test.get("outcome") in FAILED:
@@ -185,13 +238,19 @@ def _collect(session: dict | None, spec: str | None) -> dict[str, dict]:
 
 
 def verdict(cell: dict | None) -> str:
-    """holds, FAILS, FAILS (expected), holds (unexpectedly), skipped or not run.
+    """holds, FAILS, FAILS (expected), holds (unexpectedly), undecided, skipped or not run.
 
     skipped: every test of the claim skipped, whatever figures they reported before skipping.
+    undecided: every test skipped, one of them because it could not tell (its
+    reason starts with "undecided": C9's run that did not converge); never holds.
     """
     if not cell:
         return "not run"
     outcomes = cell["outcomes"]
+    skips = (cell.get("skips") or {}).values()
+    if outcomes and all(o == "skipped" for o in outcomes.values()):
+        if any(reason.removeprefix("Skipped: ").startswith(UNDECIDED) for reason in skips):
+            return UNDECIDED
     expected = {n for n, o in outcomes.items() if o == "xfailed"}
     failing_figures = [f for f in cell["figures"] if not f.get("holds") and f.get("test") not in expected]
     if failing_figures or any(o in FAILED for o in outcomes.values()):
@@ -210,13 +269,17 @@ def verdict(cell: dict | None) -> str:
 
 
 def _cell(cell: dict | None) -> str:
-    text = verdict(cell)
+    text = decided = verdict(cell)
     figures = (cell or {}).get("figures") or []
     if figures:
         holding = sum(bool(f.get("holds")) for f in figures)
         values = ", ".join(fmt_value(f.get("measured"), none="None") for f in figures[:MAX_VALUES])
         more = ", ..." if len(figures) > MAX_VALUES else ""
         text += f" · {holding}/{len(figures)} figures hold · {values}{more}"
+    if decided == UNDECIDED:  # why, in the test's own words
+        reason = next(iter((cell or {}).get("skips", {}).values()), "")
+        reason = reason.removeprefix("Skipped: ").removeprefix(f"{UNDECIDED}: ")
+        text += f" · {textwrap.shorten(reason, MAX_MESSAGE * 2, placeholder='...')}"
     with_figures = {f.get("test") for f in figures}
     silent = [message for nodeid, message in (cell or {}).get("messages", {}).items() if nodeid not in with_figures]
     reasons = (cell or {}).get("reasons") or []

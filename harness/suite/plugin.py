@@ -517,7 +517,12 @@ def _device(config) -> str:
 
 
 def pytest_generate_tests(metafunc):
-    """A claim test runs for every model of the profile and, if it trains, every optimizer under test."""
+    """A claim test runs for every model of the profile and, if it trains, every optimizer under test.
+
+    A test trains with the optimizer under test if it uses claim_run, or
+    asks for `optimizer_spec` itself (C9's linear problem, stepped by each
+    optimizer through the training loop's step).
+    """
     if "model" in metafunc.fixturenames:
         scope = metafunc.definition.get_closest_marker("paper_scope")
         params = []
@@ -531,7 +536,7 @@ def pytest_generate_tests(metafunc):
                 )
                 params.append(pytest.param(model, marks=pytest.mark.beyond_paper(reason=why)))
         metafunc.parametrize("model", params)
-    if "claim_run" in metafunc.fixturenames:
+    if "claim_run" in metafunc.fixturenames or "optimizer_spec" in metafunc.fixturenames:
         specs = metafunc.config._optimizers
         metafunc.parametrize("optimizer_spec", specs, ids=[spec_id(s) for s in specs])
 

@@ -36,11 +36,14 @@ Command line: ``python -m harness sessions {list,show,compare,matrix,export,base
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
+import io
 import json
 import math
 import re
 import sys
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -48,7 +51,7 @@ from pathlib import Path
 
 from harness.core.formatting import fmt_value
 from harness.core.optim import optimizer_identity, spec_id
-from harness.core.record import json_value
+from harness.core.record import json_value, replace_atomically
 
 REFERENCE_OPTIMIZER = "paper_sgd"  # the paper's SGD: the reference column of every comparison
 SESSION_NAME = re.compile(r"^(?P<time>\d{8}T\d{6}Z)-(?P<number>\d{4,})-(?P<profile>[\w-]+)\.json$")
@@ -60,6 +63,10 @@ SOFTWARE_FIELDS = ("python", "torch", "torchvision", "numpy", "cuda")
 
 class SessionError(ValueError):
     """A session reference or failure rule that cannot be used."""
+
+
+class SessionSkippedWarning(UserWarning):
+    """A numbered session file that cannot be read was passed over by 'last' (the warning names it)."""
 
 
 class SessionNotSavedError(OSError):
@@ -136,13 +143,24 @@ def plain(value):
 
 
 def resolve_reference(ref: str, root: Path | None = None, *, before: int | None = None) -> Path:
-    """The file a reference names: 'last' (newest numbered session, older than `before` if given),
-    a session number ('3', '0003'), or a path to a session or baseline file."""
+    """The file a reference names: 'last' (newest readable numbered session, older than `before` if given),
+    a session number ('3', '0003'), or a path to a session or baseline file.
+
+    'last' passes over a damaged newer file (not JSON, not a session) with a
+    `SessionSkippedWarning` naming it, so a broken file never stands in for
+    the session before it.
+    """
     if ref in ("last", "latest"):
         candidates = [(n, p) for n, p in numbered_sessions(root) if before is None or n < before]
-        if not candidates:
-            raise SessionError(f"no earlier numbered session under {sessions_dir(root)} to compare with")
-        return candidates[-1][1]
+        for _, path in reversed(candidates):
+            try:
+                _read_session(path)
+            except SessionError as error:
+                warnings.warn(f"'last' skipped {path.name}: {error}", SessionSkippedWarning, stacklevel=2)
+                continue
+            return path
+        skipped = f" (the {len(candidates)} there cannot be read)" if candidates else ""
+        raise SessionError(f"no earlier numbered session under {sessions_dir(root)} to compare with{skipped}")
     if ref.isdigit():
         for number, path in numbered_sessions(root):
             if number == int(ref):
@@ -155,7 +173,11 @@ def resolve_reference(ref: str, root: Path | None = None, *, before: int | None 
 
 
 def load_session(ref: str | Path, root: Path | None = None, *, before: int | None = None) -> dict:
-    path = resolve_reference(str(ref), root, before=before)
+    """The session `ref` names (see `resolve_reference`); SessionError when it cannot be read."""
+    return _read_session(resolve_reference(str(ref), root, before=before))
+
+
+def _read_session(path: Path) -> dict:
     try:
         session = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as error:
@@ -807,13 +829,18 @@ def _csv_value(value):
 def write_csv(rows: list[dict], path: str | Path) -> None:
     """Write `rows` (from `export_rows`) as CSV under an EXPORT_COLUMNS header; path "-" is standard output.
 
-    Raises OSError where the file cannot be written.
+    Written atomically (`harness.core.record.replace_atomically`): a file that
+    cannot be written (OSError) leaves any earlier one as it was.
     """
     if str(path) == "-":
         _write_rows(rows, sys.stdout)
         return
-    with open(path, "w", newline="", encoding="utf-8") as stream:
-        _write_rows(rows, stream)
+    path = Path(path)
+    if not path.parent.is_dir():  # a mistyped folder is refused, not made
+        raise FileNotFoundError(errno.ENOENT, "no such folder", str(path.parent))
+    text = io.StringIO(newline="")
+    _write_rows(rows, text)
+    replace_atomically(path, text.getvalue().encode("utf-8"))  # never a half file, nor the earlier one lost
 
 
 def _write_rows(rows: list[dict], stream) -> None:

@@ -262,13 +262,31 @@ class SessionEnd:
     compare_error: str | None = None
     path: Path | None = None
     save_error: str | None = None
+    rules: list[FailRule] = field(default_factory=list)  # the failure rules the comparison was asked with
 
     def compare_with(self, reference: str, rules: list[FailRule]) -> None:
-        """Compare with the session `reference` names; the outcome goes into summary["comparison"]."""
+        """Compare with the session `reference` names; the outcome goes into summary["comparison"].
+
+        A comparison that cannot be made (no readable session to compare
+        with) leaves the reason in compare_error; with failure rules given,
+        the session then counts as regressed (`regressed`): a gate that was
+        asked for never switches itself off.
+        """
+        self.rules = list(rules)
         try:
             baseline = load_session(reference)
         except SessionError as error:
             self.compare_error = str(error)
+            if self.rules:
+                self.compare_error += (
+                    f"; the session fails: failure rules were given ({', '.join(r.text for r in rules)})"
+                )
+            self.summary["comparison"] = {
+                "baseline": None,
+                "rules": [rule.text for rule in rules],
+                "error": self.compare_error,
+                "regressions": [],
+            }
             return
         result = compare(self.summary, baseline, rules)
         self.comparison, self.baseline = result, baseline
@@ -281,6 +299,9 @@ class SessionEnd:
 
     @property
     def regressed(self) -> bool:
+        """A figure regressed, or failure rules were given and no comparison could be made."""
+        if self.compare_error is not None:
+            return bool(self.rules)
         return bool(self.comparison and self.comparison.regressions)
 
     def save(self, exit_status: int, runs: dict) -> None:

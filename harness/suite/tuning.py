@@ -146,11 +146,23 @@ def _scale(base: RunConfig, passes: int) -> dict:
 
 
 def load_choice(spec: str, base: RunConfig, grid=GRID, passes: int = PASSES, root: Path | None = None) -> dict | None:
-    """The recorded tuning of `spec` if it was made with this grid, budget and scale, else None."""
+    """The recorded tuning of `spec` if it was made with this grid, budget and scale, else None.
+
+    A damaged file (unreadable, not JSON, not a tuning record) and a record
+    whose lr is not one of the values this grid tries (a rate of 1e9, -1 or
+    NaN written by hand) are passed over with a `TuningWarning` naming the
+    file: the optimizer is tuned again and the file replaced.
+    """
     path = tuning_path(spec, root)
     try:
         record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:  # unreadable, not UTF-8 or not JSON
+        _skip(path, f"it cannot be read as JSON ({error})")
+        return None
+    if not isinstance(record, dict):
+        _skip(path, f"it is not a tuning record (a JSON {type(record).__name__}, not an object)")
         return None
     same = (
         record.get("optimizer") == spec
@@ -158,7 +170,20 @@ def load_choice(spec: str, base: RunConfig, grid=GRID, passes: int = PASSES, roo
         and record.get("scale") == _scale(base, passes)
         and record.get("code") == code_fingerprint(spec)
     )
-    return record if same else None
+    if not same:
+        return None
+    lr, values = record.get("lr"), tuning_grid(spec, grid)
+    if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr) and lr in values):
+        _skip(path, f"its lr {lr!r} is not one of the values tried ({', '.join(f'{v:g}' for v in values)})")
+        return None
+    if not isinstance(record.get("passes"), int) or not isinstance(record.get("id"), str):
+        _skip(path, "it lacks the passes or id of a tuning record")
+        return None
+    return record
+
+
+def _skip(path: Path, why: str) -> None:
+    warnings.warn(f"tuning file {path} skipped: {why}; the optimizer is tuned again", TuningWarning, stacklevel=3)
 
 
 def _trial(lr: float, run: dict) -> dict:

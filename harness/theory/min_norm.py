@@ -10,7 +10,13 @@ stay in w0 + row space and the limit is w* + P_perp w0.
 
 The optimizer is a plug-in: any callable that turns an iterable of
 parameters into a torch.optim.Optimizer. The harness owns the rest (model,
-loss, gradient, batches, step budget, the checks). Adaptive methods scale
+loss, gradient, batches, step budget, the checks). `train_optimizer_spec`
+runs an optimizer under test as the training loop does: resolved from its
+spec with `harness.core.optim.resolve(spec)(params, Hyper(lr))`, stepped
+through `harness.core.train.closure_step` (so closure optimizers such as
+LBFGS run), switched with `set_optimizer_mode` (train() to step, eval() to
+read the weights); `optimizer_outcome` reads its run: REACHES, ELSEWHERE or
+UNDECIDED (a run that did not converge is never REACHES). Adaptive methods scale
 coordinates separately, leave the row space and end at another interpolant;
 `train_least_squares` measures how far.
 
@@ -35,10 +41,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from harness.core.optim import BUILTIN_OPTIMIZERS, Hyper, builtin_name, resolve, spec_kwargs
+from harness.core.train import closure_step, set_optimizer_mode
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
 _EPS = float(np.finfo(np.float64).eps)
@@ -58,6 +68,12 @@ DECISION_FRACTION = MIN_RELATIVE_DEPARTURE / 2
 WITHIN = "within bound"  # at the predicted limit, as far as float64 can tell
 OUTSIDE = "outside bound"  # provably not at the predicted limit
 UNDECIDED = "undecided"  # the bound is too loose to tell either way
+
+
+# The outcomes of an optimizer asked the paper's SGD claim (`optimizer_outcome`).
+REACHES = "reaches the minimum-norm solution"
+ELSEWHERE = "converges elsewhere"
+NOT_DECIDED = "undecided"
 
 
 def _gamma(m: int) -> float:
@@ -214,6 +230,7 @@ def train_least_squares(
     max_steps: int = 20_000,
     tolerance: float = 1e-10,
     seed: int = 0,
+    closure: bool = False,
 ) -> LinearRun:
     """Train w on 0.5 ||X_B w - y_B||^2 over random batches until ||X w - y|| <= tolerance ||X w0 - y||.
 
@@ -224,6 +241,10 @@ def train_least_squares(
         replacement, reshuffled every pass, seeded. The gradient is
         X_B^T (X_B w - y_B), written into w.grad before each optimizer step.
     Every step measures the iterate's component outside w0 + row space.
+    closure: step as the training loop does (`_closure_stepper`): the loss
+        recomputed by a closure, optimizer.train() to step and optimizer.eval()
+        to read the weights; otherwise the gradient is written into w.grad and
+        optimizer.step() is called without a closure.
 
     X may be rank-deficient (repeated rows, rows combining others, n > d):
     the row space, pinv(X) y and the bounds all use the numerical rank.
@@ -265,7 +286,12 @@ def train_least_squares(
     rounding = 0.0  # accumulated rounding budget of span-preserving updates
     max_leak = 0.0
     steps = 0
-    with torch.no_grad():
+    # The closure's gradient passes through four more roundings per entry than
+    # X_B^T r_B (scaling r_B by b, squaring, and the loss's 1/b and 2 back):
+    # gamma_{b+4} instead of gamma_b.
+    gradient_rounding = _gamma(batch_size + 4) if closure else _gamma(batch_size)
+    stepper = _closure_stepper(weights, optimizer) if closure else None
+    with torch.no_grad(), _one_thread(closure):
         residual = float((x @ weights - y).norm()) / start_residual
         while residual > tolerance and steps < max_steps:
             if cursor + batch_size > n:
@@ -274,9 +300,13 @@ def train_least_squares(
             cursor += batch_size
             x_b = x[rows]
             r_b = x_b @ weights - y[rows]
-            weights.grad = x_b.T @ r_b
+            gradient = x_b.T @ r_b
             before = weights.detach().clone()
-            optimizer.step()
+            if stepper is None:
+                weights.grad = gradient
+                optimizer.step()
+            else:
+                stepper(x_b, y[rows])  # leaves the weights the optimizer evaluates in `weights`
             steps += 1
             # Rounding of one span-preserving step: the gradient's matvec (gamma_b
             # times |X_B|^T |r_B|), then scaling and adding the update (eps each).
@@ -285,9 +315,9 @@ def train_least_squares(
             # directions V_cut (true row-space directions below the rank
             # threshold) is (X_B V_cut)^T c, of norm <= sigma_cut ||c||.
             update = weights - before
-            update_per_gradient = float(update.norm()) / max(float(weights.grad.norm()), _TINY)
+            update_per_gradient = float(update.norm()) / max(float(gradient.norm()), _TINY)
             rounding += (
-                _gamma(batch_size) * float((x_b.abs().T @ r_b.abs()).norm()) + sigma_cut * float(r_b.norm())
+                gradient_rounding * float((x_b.abs().T @ r_b.abs()).norm()) + sigma_cut * float(r_b.norm())
             ) * update_per_gradient + _EPS * (float(update.norm()) + float(weights.norm()))
             max_leak = max(max_leak, _leak(weights - start, basis))
             residual = float((x @ weights - y).norm()) / start_residual
@@ -329,6 +359,154 @@ def train_least_squares(
         condition_number=kappa,
         inconsistency=inconsistency,
     )
+
+
+# Soft targets (+1, -1) for each row: cross-entropy against them is z_1 - z_0
+# exactly (the log-sum-exp cancels, the targets summing to zero), and its
+# gradient with respect to the logits is (-1, +1) / b exactly.
+_LINEAR_TARGETS = torch.tensor([[1.0, -1.0]], dtype=torch.float64)
+
+
+class _SquaredResidual(torch.nn.Module):
+    """w as a model whose cross-entropy, against `_LINEAR_TARGETS`, is 0.5 ||X_B w - y_B||^2.
+
+    The training loop's step (`harness.core.train.closure_step`) evaluates
+    F.cross_entropy(model(batch), labels) averaged over the batch. Here the
+    batch is [X_B | y_B] (b, d + 1) and the logits of row i are
+    (0, 0.5 b r_i^2), r_i = <x_i, w> - y_i: the batch mean of z_1 - z_0 is
+    0.5 sum_i r_i^2, whose gradient is X_B^T r_B, as in the plain path.
+    The loss value itself is read through the log-sum-exp (about log 2), so
+    it is exact only to about eps log 2, 1e-16 absolute: an optimizer that
+    reads loss values (a line search) cannot resolve losses below that,
+    while every gradient is exact to the rounding counted in the budget.
+    """
+
+    def __init__(self, weights: torch.nn.Parameter):
+        super().__init__()
+        self.weights = weights
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        residual = batch[:, :-1] @ self.weights - batch[:, -1]
+        half = 0.5 * residual.shape[0] * residual * residual
+        return torch.stack([torch.zeros_like(half), half], 1)
+
+
+def _closure_stepper(weights: torch.nn.Parameter, optimizer: torch.optim.Optimizer):
+    """step(x_b, y_b): one optimizer step on the batch through the training loop's step contract.
+
+    optimizer.train() before the step (`set_optimizer_mode`), the step
+    through `closure_step` (a closure that zeroes the gradient, recomputes
+    the loss and back-propagates, called as often as the optimizer needs;
+    the plain form for an optimizer that ignores it), then optimizer.eval(),
+    so that `weights` holds what the optimizer means to be evaluated (a
+    schedule-free optimizer's average) whenever they are read.
+    """
+    model = _SquaredResidual(weights)
+
+    def step(x_b: torch.Tensor, y_b: torch.Tensor) -> None:
+        set_optimizer_mode(optimizer, "train")
+        closure_step(model, optimizer, torch.cat([x_b, y_b[:, None]], 1), _LINEAR_TARGETS.expand(len(y_b), 2))
+        set_optimizer_mode(optimizer, "eval")
+
+    return step
+
+
+def default_step_budget(kappa: float, tolerance: float, n: int, batch_size: int) -> int:
+    """Steps plain SGD at lr 1/L needs, 4 times over: 4 ceil(kappa^2 ln(1/tol)) ceil(n / b) + 100.
+
+    With lr = 1 / L each pass over the rows shrinks the slowest error mode by
+    at least a factor (1 - 1/kappa^2), so ln(1/tol) kappa^2 passes suffice
+    for gradient descent; 4 times that, in steps of ceil(n / b), leaves room
+    for reshuffling (the rule of C9's fuzz test).
+    """
+    return 4 * math.ceil(kappa**2 * math.log(1 / tolerance)) * math.ceil(n / batch_size) + 100
+
+
+def train_optimizer_spec(
+    x,
+    y,
+    spec: str,
+    lr: float | None = None,
+    *,
+    batch_size: int | None = None,
+    max_steps: int = 20_000,
+    tolerance: float = 1e-10,
+    seed: int = 0,
+) -> LinearRun:
+    """`train_least_squares` from zero with the optimizer `spec` built and stepped as the training loop does.
+
+    The optimizer is `resolve(spec)(params, Hyper(lr))` (the loop's
+    resolution: a built-in or ``package.module:factory``, keywords in the
+    spec winning over lr; paper_sgd gets the config's momentum 0.9), and
+    every step goes through the loop's closure step (`_closure_stepper`).
+    lr: the rate to use; None for C9's own rule, `spec_learning_rate`.
+    """
+    x, y = check_problem(x, y)
+    batch_size = x.shape[0] if batch_size is None else int(batch_size)
+    if lr is None and 1 <= batch_size <= x.shape[0]:
+        lr = spec_learning_rate(spec, x, batch_size)
+    build = resolve(spec)
+    return train_least_squares(
+        x,
+        y,
+        optimizer_factory=lambda params: build(params, Hyper(lr)),
+        batch_size=batch_size,
+        max_steps=max_steps,
+        tolerance=tolerance,
+        seed=seed,
+        closure=True,
+    )
+
+
+def spec_learning_rate(spec: str, x: torch.Tensor, batch_size: int) -> float:
+    """C9's learning rate for an optimizer with no tuned one: (1 - momentum) / L.
+
+    1 / L (`default_learning_rate`) is the largest step safe for plain SGD
+    on every batch. Heavy-ball momentum beta multiplies a steady step by
+    1 / (1 - beta), so an optimizer given momentum (paper_sgd takes the
+    config's 0.9; a spec may set its own) gets (1 - beta) / L: the same
+    effective step (at 1 / L, paper_sgd's momentum 0.9 diverged on C9's
+    problem with batches of 10). Every other optimizer gets 1 / L. A spec
+    that sets lr itself keeps it (its keywords win in `resolve`).
+    """
+    builtin = builtin_name(spec)
+    momentum = spec_kwargs(spec).get("momentum")
+    if momentum is None:
+        takes = builtin is not None and BUILTIN_OPTIMIZERS[builtin].takes_config_momentum
+        momentum = Hyper(None).momentum if takes else 0.0  # the loop's default: the config's 0.9
+    return (1.0 - float(momentum)) * default_learning_rate(x, batch_size)
+
+
+def optimizer_outcome(run: LinearRun) -> str:
+    """REACHES, ELSEWHERE or NOT_DECIDED for a run from zero asked the paper's SGD claim.
+
+    REACHES: it converged (residual within the tolerance) and its limit is
+    within the derived bound of pinv(X) y, the bound being informative
+    (`LinearRun.verdict` WITHIN). ELSEWHERE: it converged and its limit is
+    provably not pinv(X) y (OUTSIDE). NOT_DECIDED: it did not converge within
+    its step budget (whatever its distance: an unfinished run is no limit),
+    or the bound was too loose to tell (UNDECIDED).
+    """
+    if not run.converged:
+        return NOT_DECIDED
+    return {WITHIN: REACHES, OUTSIDE: ELSEWHERE}.get(run.verdict, NOT_DECIDED)
+
+
+@contextmanager
+def _one_thread(wanted: bool):
+    """torch on one CPU thread while the block runs (when `wanted`), then as before.
+
+    The closure's autograd on a (b, d) problem is too small to share: on two
+    busy cores its thread hand-offs cost about 8 ms a step, against 1 ms on one.
+    """
+    threads = torch.get_num_threads()
+    if wanted:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if wanted:
+            torch.set_num_threads(threads)
 
 
 def _leak(v: torch.Tensor, basis: torch.Tensor) -> float:
