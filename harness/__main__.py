@@ -198,8 +198,9 @@ def _fit(args, argv: list[str]) -> int:
     from harness.core.store import cached_fit
 
     for option, variable in (("data_dir", "HARNESS_DATA_DIR"), ("results_dir", "HARNESS_RESULTS_DIR")):
-        if getattr(args, option):
-            os.environ[variable] = getattr(args, option)
+        value = getattr(args, option)
+        if value:
+            os.environ[variable] = os.path.expanduser(value) if option == "results_dir" else value
     if args.allow_download:
         os.environ["HARNESS_ALLOW_DOWNLOAD"] = "1"
     _check_corruption_flags(args)

@@ -24,6 +24,9 @@ DEFAULT_MOMENTUM = 0.9  # the paper's SGD momentum; on any other optimizer the v
 # The config fields a built-in optimizer takes, with the value that means "not set" (the spec may set them).
 OPTIMIZER_SETTINGS = {"lr": None, "momentum": DEFAULT_MOMENTUM, "weight_decay": 0.0}
 
+# The seeds a run takes: torch and numpy seed from a 64-bit integer, and a negative one draws no subset.
+MAX_SEED = 2**63 - 1
+
 # True while a stored record's config is read back (RunConfig.from_dict): records are history,
 # read as written; only new configs are held to the checks that a setting applies.
 _READING_RECORD = contextvars.ContextVar("reading_record", default=False)
@@ -102,6 +105,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         self._check_values()
         if not _READING_RECORD.get():
+            self._check_run_inputs()
             self._check_corruption_and_dropout()
             self._check_device_settings()
             self._check_optimizer_settings()
@@ -140,6 +144,21 @@ class RunConfig:
             raise ValueError(f"train_check_fraction must lie in (0, 1], got {self.train_check_fraction}")
         if not isinstance(self.deterministic, bool):
             raise ValueError(f"deterministic must be True or False, got {self.deterministic!r}")
+
+    def _check_run_inputs(self) -> None:
+        """Values a run cannot start or train with; records made before these checks still read."""
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be an integer in [0, 2**63 - 1] (0 to {MAX_SEED}), got {self.seed!r}")
+        if not 0.0 < self.lr_decay <= 1.0:
+            raise ValueError(
+                f"lr_decay is the factor multiplied into the lr once per decay_every examples: it must lie in "
+                f"(0, 1] (1 keeps the lr constant), got {self.lr_decay}"
+            )
+        if self.n_train is not None and self.n_train < 2:
+            raise ValueError(
+                f"n_train must be at least 2 (or unset for all), got {self.n_train}: one training image "
+                "shows nothing about fitting labels"
+            )
 
     def _check_corruption_and_dropout(self) -> None:
         """The data and model settings the chosen variant and model use."""

@@ -451,6 +451,11 @@ def _validated(
             x = x[..., None]  # grey images: add the channel axis
         if x.ndim != 4:
             raise DataError(f"{origin}: {part}_x must have shape (N, H, W) or (N, H, W, C), got {x.shape}")
+        if 0 in x.shape[1:]:
+            raise DataError(
+                f"{origin}: {part}_x has shape {x.shape}, images without pixels (a height, width or channel "
+                "count of 0); save images as (N, H, W, C) with C = 1 (grey), 3 (RGB) or 4"
+            )
         _refuse_channels_first(x.shape, f"{part}_x", origin)
         if y.ndim != 1 or len(y) != len(x):
             raise DataError(f"{origin}: {part}_y must be a vector of {len(x)} labels, got shape {y.shape}")
@@ -461,6 +466,11 @@ def _validated(
         arrays[f"{part}_x"], arrays[f"{part}_y"] = x, y.astype(np.int64)
     if arrays["train_x"].shape[1:] != arrays["test_x"].shape[1:]:
         raise DataError(f"{origin}: train and test images differ in shape")
+    if len(arrays["train_x"]) < 2:
+        raise DataError(
+            f"{origin}: train_x holds {len(arrays['train_x'])} image; a training set needs at least 2 images "
+            "to show anything about fitting labels"
+        )
     num_classes = _class_count(arrays["train_y"], arrays["test_y"], origin, declared_classes)
     if digest is None:
         digest = hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays.values())).hexdigest()

@@ -108,7 +108,7 @@ FUTURE_TOLERANCE_SECONDS = 300.0
 
 
 def results_dir() -> Path:
-    return Path(os.environ.get("HARNESS_RESULTS_DIR", ".harness-results"))
+    return Path(os.environ.get("HARNESS_RESULTS_DIR", ".harness-results")).expanduser()
 
 
 def latest_record(key: str, root: Path | None = None, required: tuple[str, ...] = ()) -> dict | None:

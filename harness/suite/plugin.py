@@ -197,7 +197,7 @@ def pytest_configure(config):
     if config.getoption("--data-dir"):
         os.environ["HARNESS_DATA_DIR"] = config.getoption("--data-dir")
     if config.getoption("--results-dir"):
-        os.environ["HARNESS_RESULTS_DIR"] = config.getoption("--results-dir")
+        os.environ["HARNESS_RESULTS_DIR"] = os.path.expanduser(config.getoption("--results-dir"))
     if hasattr(config, "workerinput") and not torch.cuda.is_available():
         # One thread per worker: measured 2.6x faster than 2 workers x 2 threads
         # on a 2-core machine (small matrices do not scale across threads).
