@@ -27,7 +27,7 @@ import harness.core.prepare as prepare_module
 import harness.core.train as train
 from harness.core.batched import fit_batched
 from harness.core.config import RunConfig
-from harness.core.data import load_raw
+from harness.core.data import DataError, load_raw
 from harness.core.evidence import (
     LABEL_COUNT_ALPHA,
     REQUIRED_ITEMS,
@@ -315,11 +315,11 @@ def test_the_label_count_interval_is_exact_and_behaves_at_the_edges():
     assert sum(pmf[hi + 1 :]) <= half < sum(pmf[hi:])
 
 
-def test_a_one_class_dataset_expects_no_changed_label_even_at_random_labels(tmp_path):
+def test_a_one_class_dataset_is_refused_before_any_evidence_is_needed(tmp_path):
+    """One class: every prediction right, random labels a no-op; 'fitted at 100% test' would measure nothing."""
     path = write_arrays_file(tmp_path / "one.npz", n_train=64, n_test=32, classes=1)
-    record = fit(tiny(path, variant="random", max_passes=1))
-    assert record["num_classes"] == 1
-    assert record["evidence"]["labels"] == {"measured": 0, "expected": "0 of 64 for random labels", "holds": True}
+    with pytest.raises(DataError, match="train_y holds one class .0., and a classification run needs at least 2"):
+        fit(tiny(path, variant="random", max_passes=1))
 
 
 def test_five_images_are_measured_without_refusing_an_honest_run(tmp_path):

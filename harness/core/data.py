@@ -472,6 +472,15 @@ def _validated(
             "to show anything about fitting labels"
         )
     num_classes = _class_count(arrays["train_y"], arrays["test_y"], origin, declared_classes)
+    present = np.unique(arrays["train_y"])
+    if len(present) < 2:
+        # One class: any classifier is 100% right on train and test, and random labels change nothing,
+        # so every fitting claim would hold without measuring anything.
+        raise DataError(
+            f"{origin}: train_y holds one class ({int(present[0])}), and a classification run needs at least 2: "
+            "every prediction would be right and random labels would change nothing; supply images of two or "
+            "more classes"
+        )
     if digest is None:
         digest = hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays.values())).hexdigest()
     # The bytes alone identify the data: the same file under another name is the same data.
