@@ -671,6 +671,11 @@ def compare(
     return result
 
 
+def reason_of_test(entry: dict) -> str:
+    """A session file's test entry: its skip reason or failure message, without pytest's "Skipped: " prefix."""
+    return str(entry.get("reason") or entry.get("message") or "").removeprefix("Skipped: ")
+
+
 def _absence(key: tuple, current: dict, pairs: dict[str, str]) -> str:
     """Why the session `current` has no figure under `key` (optimizer id, claim, test, label), in a phrase."""
     optimizer_id, _, test, _ = key
@@ -680,7 +685,7 @@ def _absence(key: tuple, current: dict, pairs: dict[str, str]) -> str:
         if (spec_id(identity) if identity else "") != optimizer_id or strip_optimizer_param(nodeid, optimizer) != test:
             continue
         outcome = entry.get("outcome", "ran")
-        detail = str(entry.get("reason") or entry.get("message") or "").removeprefix("Skipped: ")  # pytest's prefix
+        detail = reason_of_test(entry)
         return f"its test {outcome}" + (f": {' '.join(str(detail).split())[:160]}" if detail else "")
     if optimizer_id and optimizer_id not in {spec_id(pairs.get(s, s)) for s in session_optimizers(current)}:
         return f"{optimizer_id} did not run"

@@ -31,6 +31,7 @@ from harness.suite.sessions import (
     compare,
     format_comparison,
     load_session,
+    reason_of_test,
     save_session,
 )
 
@@ -99,9 +100,7 @@ class SessionRecord:
     def unmeasured(self) -> dict[str, str]:
         """{test id: reason} of the claim tests that skipped because their data was absent."""
         reasons = {
-            nodeid: str(entry.get("reason", "")).removeprefix("Skipped: ")  # pytest's own prefix
-            for nodeid, entry in self.tests.items()
-            if entry.get("outcome") == "skipped"
+            nodeid: reason_of_test(entry) for nodeid, entry in self.tests.items() if entry.get("outcome") == "skipped"
         }
         return {nodeid: reason for nodeid, reason in reasons.items() if reason.startswith(DATA_MISSING)}
 
