@@ -39,7 +39,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.core.optim import spec_id
-from harness.suite.sessions import REFERENCE_OPTIMIZER
+from harness.sessions.files import REFERENCE_OPTIMIZER
+from harness.suite.session import SESSION
 from harness.theory.min_norm import (
     DECISION_FRACTION,
     ELSEWHERE,
@@ -175,7 +176,7 @@ def test_c9_each_optimizer_from_zero_asked_for_the_minimum_norm_solution(request
     Scale as above: X 50 x 200 Gaussian, batches of 10, float64, from zero.
     """
     x, y = gaussian_problem()
-    tuned = request.config._tuned_lr.get(optimizer_spec)
+    tuned = request.config.stash[SESSION].tuned_lr.get(optimizer_spec)
     lr = tuned if tuned is not None else spec_learning_rate(optimizer_spec, x, BATCH)
     run = train_optimizer_spec(
         x, y, optimizer_spec, lr, batch_size=BATCH, tolerance=TOLERANCE, max_steps=OPTIMIZER_STEP_BUDGET

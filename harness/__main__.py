@@ -68,10 +68,10 @@ EXIT_STATUSES = {"fitted": 0, "out_of_budget": 3, "diverged": 4, "not_fittable":
 USAGE_ERROR = 2
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-# `bench --tier` times a whole claims tier through pytest: the suite's bench, not the loops'.
-TIER_BENCH = ".suite.tier_bench:main"
+# `bench --tier` times a whole claims tier through pytest (harness.bench.tier), not the loops (harness.bench.loops).
+TIER_BENCH = ".bench.tier:main"
 FORWARDED = {
-    "bench": ".core.bench:main",
+    "bench": ".bench.loops:main",
     "theory-bench": ".theory.bench:main",
     "report": ".report.render:main",
     "sessions": ".suite.sessions_cli:main",
@@ -195,7 +195,7 @@ def _fit(args, argv: list[str]) -> int:
 
     import torch
 
-    from harness.core.store import cached_fit
+    from harness.core.runner import cached_fit
 
     for option, variable in (("data_dir", "HARNESS_DATA_DIR"), ("results_dir", "HARNESS_RESULTS_DIR")):
         value = getattr(args, option)

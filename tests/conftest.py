@@ -1,7 +1,7 @@
 """Fixtures shared by the harness tests: small data files the tests write."""
 
 import pytest
-from arrays_files import write_arrays_file
+from support import write_arrays_file
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from harness.core.batched import check_batchable, fit_batched
+from harness.bench.batched import check_batchable, fit_batched
 from harness.core.config import RunConfig
 from harness.core.train import fit
 

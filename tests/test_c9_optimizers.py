@@ -14,9 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.suite import plugin
 from harness.suite.matrix import claims_matrix, verdict
-from harness.suite.summary import SessionRecord
 from harness.theory import min_norm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,11 +182,9 @@ def test_the_c9_row_has_a_column_per_optimizer(pytester, tmp_path, monkeypatch):
     shutil.copy(ROOT / "claims" / "test_c09_min_norm.py", pytester.path / "test_planted_c09_min_norm.py")
     monkeypatch.setenv("HARNESS_RESULTS_DIR", str(tmp_path / "results"))
     monkeypatch.delenv("HARNESS_OPTIMIZERS", raising=False)
-    monkeypatch.setattr(plugin, "_SESSION", SessionRecord())
     result = pytester.runpytest_inprocess(
         "-p",
         "no:xdist",
-        "--claims-plan=off",
         "--profile=smoke",
         "-k",
         "each_optimizer",

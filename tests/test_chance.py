@@ -8,9 +8,9 @@ reused by the claims that need it.
 
 import json
 
-from harness.core.batched import fit_batched
+from harness.bench.batched import fit_batched
 from harness.core.config import RunConfig
-from harness.core.store import cached_fit
+from harness.core.runner import cached_fit
 from harness.core.train import fit
 from harness.suite import stats
 

@@ -38,20 +38,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from arrays_files import write_arrays_file
+from support import write_arrays_file
 
 import harness.core.corrupt as corrupt
 import harness.core.prepare as prepare_module
 import harness.core.train as train
 import harness.suite.fixtures as fixtures
-import harness.suite.plugin as plugin
 import harness.theory.expressivity as expressivity
 import harness.theory.kernels as kernels
 import harness.theory.min_norm as min_norm
 import harness.theory.rademacher as rademacher
 from harness.core.config import RunConfig
 from harness.core.train import fit
-from harness.suite.summary import SessionRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 # The claim files that read training runs; ImageNet's reads a record of its own kind (no CPU scale).
@@ -168,12 +166,11 @@ def claims_session(pytester, tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_DATA_DIR", str(data))
     monkeypatch.setenv("HARNESS_RESULTS_DIR", str(tmp_path / "results"))
     monkeypatch.delenv("HARNESS_OPTIMIZERS", raising=False)
-    monkeypatch.setattr(plugin, "_SESSION", SessionRecord())
 
     def run(files, *args) -> dict[str, tuple[str, str]]:
         for name in files:
             shutil.copy(ROOT / "claims" / name, pytester.path / f"test_planted_{name.removeprefix('test_')}")
-        result = pytester.runpytest_inprocess("-p", "no:xdist", "--claims-plan=off", "--profile=smoke", *args)
+        result = pytester.runpytest_inprocess("-p", "no:xdist", "--profile=smoke", *args)
         outcomes = {}
         for report in result.reprec.getreports("pytest_runtest_logreport"):
             if report.when == "call" or report.outcome != "passed":
@@ -402,7 +399,7 @@ def write_template_images(path: Path, n_train: int, n_test: int, seed: int = 0) 
     measured on KERNEL_TEST_IMAGES, 1-nearest-neighbour errs on 74% / 71% / 65% of
     them and the pixel interpolant on 68% / 49% / 28%, falling with n; the Gabor
     interpolant's norm exceeds the pixel one's (13.4 against 11.3 at n = 32). (The bands of
-    tests/arrays_files.py are too easy: every rule classifies them perfectly, so
+    tests/support.py are too easy: every rule classifies them perfectly, so
     "below 1-NN" could not hold on them.)
     """
     rng = np.random.default_rng(seed)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision.datasets.cifar
-from arrays_files import write_arrays_file
+from support import write_arrays_file
 
 from harness.core import data
 from harness.core.data import DataError, load_arrays_file, load_raw, subset_indices

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from arrays_files import write_arrays_file
+from support import write_arrays_file
 
 from harness.core.config import RunConfig
 from harness.core.data import load_raw
@@ -182,8 +182,8 @@ def test_counting_uses_the_training_subset_and_names_rows_of_the_file(tmp_path):
 
 def test_a_run_that_cannot_fit_is_refused_before_training_with_its_ceiling(tmp_path, results):
     """The tracker's example through the training loop, the store and the batched loop: no pass is trained."""
-    from harness.core.batched import fit_batched
-    from harness.core.store import cached_fit
+    from harness.bench.batched import fit_batched
+    from harness.core.runner import cached_fit
     from harness.core.train import fit
 
     path = tmp_path / "uniform.npz"

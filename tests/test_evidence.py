@@ -19,13 +19,13 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
-from arrays_files import write_arrays_file
+from support import write_arrays_file
 
-import harness.core.batched as batched
+import harness.bench.batched as batched
 import harness.core.corrupt as corrupt
 import harness.core.prepare as prepare_module
 import harness.core.train as train
-from harness.core.batched import fit_batched
+from harness.bench.batched import fit_batched
 from harness.core.config import RunConfig
 from harness.core.data import DataError, load_raw
 from harness.core.evidence import (
@@ -38,7 +38,8 @@ from harness.core.evidence import (
     param_group_decay_finding,
 )
 from harness.core.record import CLAIM_CURVES, CLAIM_FIELDS
-from harness.core.store import CLAIM_CURVE_CHECKS, CLAIM_FIELD_CHECKS, cached_fit, untrusted_because
+from harness.core.runner import cached_fit
+from harness.core.store import CLAIM_CURVE_CHECKS, CLAIM_FIELD_CHECKS, untrusted_because
 from harness.core.train import fit
 
 CPU = torch.device("cpu")

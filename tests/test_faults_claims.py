@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from arrays_files import write_arrays_file
+from support import write_arrays_file
 
 from harness.core.config import RunConfig
 from harness.suite.fixtures import unfitted_run_line
@@ -53,7 +53,7 @@ def claims_project(pytester, tmp_path) -> list[str]:
     data.mkdir()
     write_arrays_file(data / "cifar10-tiny.npz", n_train=128, n_test=64)
     pytester.makepyfile(test_claim=CLAIMS)
-    return [f"--data-dir={data}", "--profile=smoke", "-p", "no:xdist"]
+    return [f"--data-dir={data}", "--profile=smoke", "-p", "no:xdist", "-v"]  # -v: the figure lines too
 
 
 def run_records(results: Path) -> list[dict]:
@@ -97,7 +97,7 @@ def test_a_diverged_run_fails_in_one_line_and_a_second_session_trains_nothing_wi
     second = pytester.runpytest_subprocess(*options, f"--results-dir={results}")
     second.stdout.fnmatch_lines([*diverged_report, f"runs: 0 trained, 3 reused from {results}", "*1 failed, 2 passed*"])
     assert run_records(results) == records  # not one record added or rewritten
-    assert verdict_lines(second) == verdict_lines(first) and len(verdict_lines(first)) == 4
+    assert verdict_lines(second) == verdict_lines(first) and len(verdict_lines(first)) == 6  # 4 figures, 2 claims
     sessions = sorted((results / "sessions").glob("*.json"))
     assert [json.loads(path.read_text())["runs"] for path in sessions] == [
         {"trained": 3, "used": 3},

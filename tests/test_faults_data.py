@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 import torch
 import torchvision.datasets.cifar
-from arrays_files import write_arrays_file
+from support import write_arrays_file
 from test_data import CIFAR_TRAIN_BATCHES, write_cifar10, write_mnist
 
-from harness.core import store
+from harness.core import runner
 from harness.core.config import RunConfig
 from harness.core.data import DataError, find_data_spec, load_raw
 from harness.core.prepare import prepare
@@ -223,7 +223,7 @@ def test_a_corrupt_arrays_file_stops_cached_fit_before_any_training(tmp_path, re
     trained = []
     monkeypatch.setattr("harness.core.train.fit", lambda *args, **kwargs: trained.append(args))
     with pytest.raises(DataError, match="200 x4"):
-        store.cached_fit(RunConfig(data=f"npz:{path}", max_passes=1))
+        runner.cached_fit(RunConfig(data=f"npz:{path}", max_passes=1))
     assert trained == [] and not (results / "runs").exists()
 
 

@@ -8,14 +8,17 @@ import warnings
 from types import SimpleNamespace
 
 import pytest
-from session_entries import figure
+from support import figure
 
 from harness.core import record as record_module
 from harness.core.config import RunConfig
-from harness.core.store import RecordFromTheFutureWarning, cached_fit, latest_record, store_seq
+from harness.core.runner import cached_fit
+from harness.core.store import RecordFromTheFutureWarning, latest_record, store_seq
 from harness.report import pytest_report
-from harness.suite import sessions, sessions_cli, tuning
-from harness.suite.sessions import SessionSkippedWarning, parse_fail_rule
+from harness.sessions.compare import parse_fail_rule
+from harness.sessions.files import SessionSkippedWarning, resolve_reference, save_session
+from harness.suite import sessions_cli, tuning
+from harness.suite.session import SESSION
 from harness.suite.summary import SessionEnd
 
 HOUR = 3600.0
@@ -104,7 +107,7 @@ def test_a_record_without_a_store_number_ranks_below_every_numbered_one(tiny_npz
 
 
 def saved_session(root, value):
-    return sessions.save_session(
+    return save_session(
         {"profile": "smoke", "stamp": {}, "optimizers": ["paper_sgd"], "figures": [figure("C1", "a", value)]}, root
     )
 
@@ -114,8 +117,8 @@ def test_last_is_the_last_readable_session_and_a_damaged_one_is_named(tmp_path):
     damaged = saved_session(tmp_path, 1.0)
     damaged.write_text("{ half a file")
     with pytest.warns(SessionSkippedWarning, match=damaged.name):
-        assert sessions.resolve_reference("last", tmp_path) == good
-    assert sessions.resolve_reference("last", tmp_path, before=2) == good
+        assert resolve_reference("last", tmp_path) == good
+    assert resolve_reference("last", tmp_path, before=2) == good
 
 
 def test_a_comparison_that_cannot_be_made_fails_a_session_with_a_fail_rule(results):
@@ -208,7 +211,7 @@ def test_the_report_never_turns_a_passing_session_red(tmp_path, results, monkeyp
 
         monkeypatch.setattr(render, "render_report", render_bad_backend)
     options = {"--claims-report": str(tmp_path / "report")}
-    config = SimpleNamespace(getoption=options.get, _session_end=object())
+    config = SimpleNamespace(getoption=options.get, stash={SESSION: SimpleNamespace(end=object())})  # a saved session
     terminal = Terminal()
     pytest_report.pytest_terminal_summary(terminal, 0, config)  # must not raise
     assert len(terminal.lines) == 1 and terminal.lines[0].startswith("warning: --claims-report: report not written")

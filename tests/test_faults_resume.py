@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from arrays_files import write_arrays_file
+from support import write_arrays_file
 
 from harness.core.checkpoint import CheckpointIgnoredWarning, RunCheckpoint
 from harness.core.config import RunConfig
-from harness.core.store import cached_fit
+from harness.core.runner import cached_fit
 from harness.core.train import fit
 
 # Fields that measure time or place, or say how the run was made: everything else must agree.
@@ -48,7 +48,7 @@ VICTIM = """
 import json, sys, time
 import torch
 from harness.core.config import RunConfig
-from harness.core.store import cached_fit
+from harness.core.runner import cached_fit
 
 torch.set_num_threads(int(sys.argv[3]))
 cached_fit(RunConfig.from_dict(json.loads(sys.argv[1])), progress=lambda state: time.sleep(float(sys.argv[2])))

@@ -9,13 +9,13 @@ import warnings
 
 import pytest
 import torch
-from arrays_files import write_arrays_file
+from support import write_arrays_file
 from test_faults_resume import interrupt_at
 
 import harness.core.checkpoint
 import harness.core.store
 from harness.core.config import RunConfig
-from harness.core.store import ResultsNotSavedWarning, cached_fit
+from harness.core.runner import ResultsNotSavedWarning, cached_fit
 
 # Waits until both processes are ready (a file each in the barrier folder), then
 # asks for the run; prints when it asked, when it got the answer, and the answer.
@@ -23,7 +23,7 @@ RACER = """
 import json, sys, time
 from pathlib import Path
 from harness.core.config import RunConfig
-from harness.core.store import cached_fit
+from harness.core.runner import cached_fit
 
 config, barrier, name = RunConfig.from_dict(json.loads(sys.argv[1])), Path(sys.argv[2]), sys.argv[3]
 (barrier / name).touch()

@@ -1,11 +1,11 @@
-"""Runs in flight at once (harness.core.in_flight): on a CPU, small and fast."""
+"""Runs in flight at once (harness.bench.in_flight): on a CPU, small and fast."""
 
 import time
 
 import pytest
 
-from harness.core import bench, in_flight, throughput
-from harness.core.in_flight import in_flight_throughput
+from harness.bench import in_flight, loops, throughput
+from harness.bench.in_flight import in_flight_throughput
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_bf16_on_a_cpu_is_refused(small_set):
 
 
 def test_one_and_two_runs_in_flight_give_a_result_each_and_a_row_each(capsys, monkeypatch):
-    measured = []  # one real measurement per count (spawning costs seconds), seen as bench.main gets it
+    measured = []  # one real measurement per count (spawning costs seconds), seen as loops.main gets it
 
     def spy(*args, **kwargs):
         measured.append(real(*args, **kwargs))
@@ -38,7 +38,7 @@ def test_one_and_two_runs_in_flight_give_a_result_each_and_a_row_each(capsys, mo
     real = in_flight.in_flight_throughput
     monkeypatch.setattr(in_flight, "in_flight_throughput", spy)
     argv = ["--in-flight", "1", "2", "--models", "mlp_1x512", "--data", "synthetic", "--steps", "5", "--device", "cpu"]
-    assert bench.main(argv) == 0
+    assert loops.main(argv) == 0
     assert [result.runs for result in measured] == [1, 2]
     for result in measured:
         assert result.failures == [] and result.images_per_second > 0
@@ -61,17 +61,17 @@ def test_bench_measures_the_baseline_when_1_is_not_asked_for(capsys, monkeypatch
 
     monkeypatch.setattr(in_flight, "in_flight_throughput", fake)
     argv = ["--in-flight", "4", "--models", "mlp_1x512", "--data", "synthetic", "--steps", "5", "--device", "cpu"]
-    assert bench.main(argv) == 0
+    assert loops.main(argv) == 0
     assert asked == [1, 4]
     assert "best for mlp_1x512: 4 in flight (4.00 the single run)" in capsys.readouterr().out
 
 
 def test_bench_refuses_bf16_in_flight_on_a_cpu(capsys):
     argv = ["--in-flight", "1", "--precision", "bf16", "--data", "synthetic", "--device", "cpu"]
-    assert bench.main(argv) == 2
+    assert loops.main(argv) == 2
     assert "bf16" in capsys.readouterr().err
 
 
 def test_bench_points_tier_to_the_harness_command(capsys):
-    assert bench.main(["--tier", "smoke"]) == 2
+    assert loops.main(["--tier", "smoke"]) == 2
     assert "python -m harness bench --tier" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from arrays_files import write_arrays_file
+from support import write_arrays_file
 
 from harness.__main__ import main
 from harness.core.config import RunConfig
@@ -155,5 +155,5 @@ def test_results_folder():
     assert os.environ["HARNESS_RESULTS_DIR"] == {str(home / "results")!r}
 """
     )
-    result = pytester.runpytest_subprocess("--results-dir=~/results", "-p", "no:xdist", "--claims-plan=off")
+    result = pytester.runpytest_subprocess("--results-dir=~/results", "-p", "no:xdist")
     result.assert_outcomes(passed=1)

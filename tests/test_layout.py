@@ -3,9 +3,11 @@
 Wings, lowest first: the run core (`harness.core`) imports no other wing;
 the theory package (`harness.theory`) imports the core for the optimizer
 contract alone (C9 steps every optimizer under test as the training loop
-does); the claims suite (`harness.suite`) and the ImageNet tier
-(`harness.imagenet`) import the core; the report
-(`harness.report`) reads what the core and the suite write. The two doors,
+does); the session files (`harness.sessions`), the benchmarks
+(`harness.bench`) and the ImageNet tier (`harness.imagenet`) import the
+core; the claims suite (`harness.suite`) the core and the session files;
+the report (`harness.report`) reads what the core and the suite write.
+Nothing but the command line imports the benchmarks: no run needs them. The two doors,
 `harness.__main__` (the command line) and the pytest plugins named in the
 root conftest, sit on top. Every import counts, those inside functions too.
 """
@@ -22,10 +24,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "harness"
 ALLOWED = {
     "core": set(),
     "theory": {"core"},
-    "suite": {"core"},
+    "sessions": {"core"},
+    "bench": {"core"},
+    "suite": {"core", "sessions"},
     "imagenet": {"core"},
-    "report": {"core", "suite"},
+    "report": {"core", "sessions", "suite"},
 }
+LAYOUT_DOC = PACKAGE.parent / "docs" / "layout.md"
 
 
 def module_name(path: Path, root: Path = PACKAGE) -> str:
@@ -114,6 +119,22 @@ def test_every_module_sits_in_a_wing_or_is_a_door():
     assert top == {"harness", "harness.__main__"}, "a new module belongs in one of the wings: " + ", ".join(
         sorted(ALLOWED)
     )
+
+
+def test_the_layout_doc_names_every_module():
+    """docs/layout.md lists each module of each wing under its wing's folder, and no module that is gone."""
+    listed, folder = set(), None
+    for line in LAYOUT_DOC.read_text().splitlines():
+        words = line.split()
+        if not words or not line.startswith("  "):
+            continue
+        if line.startswith("  ") and not line.startswith("    ") and words[0].endswith("/"):
+            folder = words[0].rstrip("/")
+        elif line.startswith("    ") and words[0].endswith(".py") and folder is not None:
+            listed.add(f"harness.{folder}.{words[0].removesuffix('.py')}")
+    modules = {module for module in import_graph() if wing(module) is not None and module.count(".") == 2}
+    assert sorted(modules - listed) == [], "modules missing from docs/layout.md"
+    assert sorted(listed - modules) == [], "docs/layout.md lists modules that do not exist"
 
 
 def test_the_checks_find_a_planted_circle_and_a_planted_upward_arrow(tmp_path):

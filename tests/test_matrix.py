@@ -1,7 +1,7 @@
 """The claims matrix: optimizer x claim, figure and verdict in each cell, the paper's SGD as reference."""
 
 import pytest
-from session_entries import figure
+from support import figure
 
 from harness.core.formatting import scope_beyond_the_paper, shown_figure
 from harness.suite.matrix import claims_matrix, verdict
@@ -235,11 +235,11 @@ def check_datasets_are_two_rows(text):
 
 
 def test_figures_whose_short_labels_coincide_are_two_rows_with_their_full_labels_and_datasets(monkeypatch):
+    from harness.sessions.compare import figure_label
     from harness.suite import matrix
-    from harness.suite.sessions import figure_label
 
     cifar, mnist = "train accuracy, seed 0 (CIFAR-10 (JPEG q75 copy), n=5000)", "train accuracy, seed 0 (MNIST, n=5000)"
-    assert figure_label(cifar) == figure_label(mnist)  # what sessions.compare matches by: one figure there
+    assert figure_label(cifar) == figure_label(mnist)  # what harness.sessions.compare matches by: one figure there
     session = one_column_session(
         [
             figure("C1", cifar, 1.0, True, "paper_sgd", C1.format("paper_sgd")),

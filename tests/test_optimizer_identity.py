@@ -18,7 +18,7 @@ import torch
 from harness.core.config import RunConfig
 from harness.core.optim import code_fingerprint, code_identity, describe, optimizer_identity
 from harness.core.record import RUN_SEMANTICS_VERSION
-from harness.suite import sessions
+from harness.sessions.files import save_session
 
 OPTIMIZER_SOURCE = "import torch\n\nclass Opt(torch.optim.SGD):\n    pass\n"
 
@@ -178,7 +178,7 @@ def test_the_session_file_names_each_optimizers_version_and_code(importable, tmp
         }
     )
     summary = {"profile": "smoke", "optimizers": ["paper_sgd", "session_opt:Opt(lr=0.01)"], "figures": []}
-    path = sessions.save_session(summary, tmp_path / "results")
+    path = save_session(summary, tmp_path / "results")
     saved = json.loads(path.read_text())["optimizer_identity"]
     assert saved["paper_sgd"]["code"] == f"torch {torch.__version__}"
     assert saved["session_opt:Opt(lr=0.01)"]["version"] == "2.0"

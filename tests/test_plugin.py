@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from arrays_files import write_arrays_file
+from support import write_arrays_file
 
 CLAIM = """
 def test_fits(claim_run, claim_figure):
@@ -36,8 +36,8 @@ def test_header_names_profile_device_data_and_versions(pytester, tmp_path):
             "claims profile: smoke*",
             "claims device: cpu; torch *",
             "claims data: cifar10=npz:*cifar10-tiny.npz, mnist=absent*",
-            "*claim figures*",
-            "CX   holds  train accuracy: 1*",
+            "*= claims =*",
+            "CX   holds   1/1 figures hold; train accuracy: 1 [[]== 1.0[]]",
             "*1 passed*",
         ]
     )
@@ -86,9 +86,9 @@ def test_the_gpu_tier_without_cuda_is_refused_before_anything_runs(pytester, tmp
     [("gpu", True), ("gpu and slow", True), ("gpu or slow", False), ("not gpu", False), ("gpu or not slow", False)],
 )
 def test_a_mark_expression_asks_for_the_gpu_tier_only_when_it_keeps_no_unmarked_test(expression, asks):
-    from harness.suite.plugin import _selects_gpu_only
+    from harness.suite.gpus import selects_gpu_only
 
-    assert _selects_gpu_only(expression) is asks
+    assert selects_gpu_only(expression) is asks
 
 
 def test_paper_profile_marks_training_claims_gpu_and_skips_them_without_cuda_when_partial(pytester, tmp_path):
@@ -125,12 +125,15 @@ def test_the_suite_fails_with_an_optimizer_that_never_moves(pytester, tmp_path):
         "no:xdist",
         "--optimizer=paper_sgd",
         "--optimizer=brokenopt:frozen",
+        "-v",
     )
     result.stdout.fnmatch_lines(
         [
             "claims optimizers: paper_sgd (torch *); brokenopt:frozen (brokenopt no version, code sha256:* of brokenopt.py)",
             "*CX   FAILS  train accuracy <frozen>*",
             "*CX   holds  train accuracy <paper_sgd>*",
+            "*= claims =*",
+            "CX   FAILS   1/2 figures hold (FAILS with frozen); train accuracy: 0.1* [[]== 1.0[]]",
             "*1 failed, 1 passed*",
         ]
     )
@@ -345,7 +348,7 @@ def test_each_xdist_worker_gets_one_gpu_when_several_are_visible(monkeypatch):
 
     import torch
 
-    from harness.suite import plugin
+    from harness.suite import gpus as plugin
 
     assert plugin.worker_gpu("gw0", None, 4) == "0"
     assert plugin.worker_gpu("gw5", None, 4) == "1"
@@ -356,13 +359,13 @@ def test_each_xdist_worker_gets_one_gpu_when_several_are_visible(monkeypatch):
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw3")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6")
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    assert plugin._pin_worker_gpu(worker) is None and plugin.os.environ["CUDA_VISIBLE_DEVICES"] == "4,5,6"
+    assert plugin.pin_worker_gpu(worker) is None and plugin.os.environ["CUDA_VISIBLE_DEVICES"] == "4,5,6"
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
-    assert plugin._pin_worker_gpu(controller) is None  # a run started inside a worker inherits its variable
-    assert plugin._pin_worker_gpu(worker) == "4" and plugin.os.environ["CUDA_VISIBLE_DEVICES"] == "4"
+    assert plugin.pin_worker_gpu(controller) is None  # a run started inside a worker inherits its variable
+    assert plugin.pin_worker_gpu(worker) == "4" and plugin.os.environ["CUDA_VISIBLE_DEVICES"] == "4"
     monkeypatch.delenv("PYTEST_XDIST_WORKER")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6")
-    assert plugin._pin_worker_gpu(worker) is None  # not an xdist worker: every GPU stays visible
+    assert plugin.pin_worker_gpu(worker) is None  # not an xdist worker: every GPU stays visible
 
 
 def test_the_optimizer_of_the_check_your_optimizer_guide_runs_tuned_beside_the_papers_sgd(pytester, tmp_path):
@@ -423,7 +426,7 @@ def test_numpy_figures_travel_between_xdist_workers(pytester, tmp_path):
     setup_project(pytester, tmp_path)
     pytester.makepyfile(test_numpy=NUMPY_CLAIM)
     result = pytester.runpytest_subprocess(
-        f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-n", "1", "test_numpy.py"
+        f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-n", "1", "-v", "test_numpy.py"
     )
     result.stdout.fnmatch_lines(["CY   holds  numpy figure: 0.25*", "*1 passed*"])
 
@@ -460,7 +463,7 @@ def test_claims_beyond_the_papers_scope_skip_unless_extended_and_are_labelled(py
         ]
     )
     assert "[beyond the paper]" not in result.stdout.str()
-    result = pytester.runpytest_subprocess(*common, "--claims-extended")
+    result = pytester.runpytest_subprocess(*common, "--claims-extended", "-v")
     result.stdout.fnmatch_lines(
         [
             "CX   holds  train accuracy, mlp_1x512 [[]beyond the paper[]]: 1*",
@@ -519,7 +522,7 @@ def test_a_figure_that_does_not_hold_fails_its_test_in_one_line_and_is_still_rec
     setup_project(pytester, tmp_path)
     pytester.makepyfile(test_claim=WRONG_ANSWERS)
     results = tmp_path / "r"
-    result = pytester.runpytest_subprocess(f"--results-dir={results}", "--profile=smoke", "-p", "no:xdist")
+    result = pytester.runpytest_subprocess(f"--results-dir={results}", "--profile=smoke", "-p", "no:xdist", "-v")
     result.stdout.fnmatch_lines(
         [
             "*_ test_wrong_at_once _*",
@@ -534,6 +537,10 @@ def test_a_figure_that_does_not_hold_fails_its_test_in_one_line_and_is_still_rec
             "CV   FAILS  first of a group, wrong: 0.25  [[]<= 0.1[]]",
             "CV   holds  second of the group: 1*",
             "CW   FAILS  planted wrong answer: 0.5  [[]== 1.0[]]",
+            "*= claims =*",
+            "CU   FAILS   0/2 figures hold; deferred to the end, wrong: 3 [[]< 2[]]",
+            "CV   FAILS   1/2 figures hold; first of a group, wrong: 0.25 [[]<= 0.1[]]",
+            "CW   FAILS   0/1 figures hold; planted wrong answer: 0.5 [[]== 1.0[]]",
             "*3 failed*",
         ]
     )
@@ -554,7 +561,7 @@ def test_a_figure_that_does_not_hold_fails_its_test_in_one_line_and_is_still_rec
 def test_runs_per_gpu_starts_k_workers_per_gpu_and_refuses_what_it_cannot_do():
     from types import SimpleNamespace
 
-    from harness.suite.plugin import workers_per_gpu
+    from harness.suite.gpus import workers_per_gpu
 
     option = SimpleNamespace(numprocesses=None, dist="no", tx=[])
     workers_per_gpu(option, 4, 2, has_xdist=True)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.core.batched import fit_batched
+from harness.bench.batched import fit_batched
 from harness.core.checkpoint import save_atomic
 from harness.core.config import RunConfig
 from harness.core.evidence import REQUIRED_ITEMS

@@ -14,7 +14,7 @@ from harness.core import models
 from harness.core.config import RunConfig
 from harness.core.models import MODELS, ModelEntry, build_model, count_parameters, describe_models, register_model
 from harness.core.optim import BUILTIN_OPTIMIZERS, BUILTINS, PAPER_LR, Hyper, graph_optimizers, resolve
-from harness.core.store import cached_fit
+from harness.core.runner import cached_fit
 from harness.report.describe import load_runs
 
 TOY = "toy_mlp_1x32"

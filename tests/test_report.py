@@ -5,10 +5,11 @@ import json
 import sys
 
 import pytest
-from arrays_files import write_arrays_file
+from support import write_arrays_file
 
 from harness.core.config import RunConfig
-from harness.core.store import cached_fit, save_record, write_json_atomic
+from harness.core.runner import cached_fit
+from harness.core.store import save_record, write_json_atomic
 from harness.report.render import main, render_report
 
 PAPER_SCALE_SOURCE = "CIFAR-10 (JPEG q75 copy, centre-cropped 28x28)"

@@ -4,18 +4,21 @@ import json
 from pathlib import Path
 
 import pytest
-from session_entries import figure
+from support import figure
 
-from harness.suite import sessions, sessions_cli
-from harness.suite.sessions import (
-    SessionError,
+from harness.sessions.compare import (
+    FailRule,
     compare,
     figure_label,
     format_comparison,
+    indexed_figures,
     parse_fail_rule,
-    read_expected_failures,
+    parse_optimizer_pair,
     strip_optimizer_param,
 )
+from harness.sessions.expected import read_expected_failures
+from harness.sessions.files import SessionError, load_session, resolve_reference, save_session
+from harness.suite import sessions_cli
 
 BASELINES = Path(__file__).resolve().parents[1] / "ci" / "baselines"
 
@@ -66,25 +69,25 @@ def test_the_optimizer_parameter_is_removed_from_test_ids(nodeid, optimizer, str
 
 
 def test_sessions_are_numbered_in_order_and_their_names_sort_oldest_first(tmp_path):
-    first = sessions.save_session({"profile": "smoke", "figures": []}, tmp_path)
-    second = sessions.save_session({"profile": "paper", "figures": []}, tmp_path)
+    first = save_session({"profile": "smoke", "figures": []}, tmp_path)
+    second = save_session({"profile": "paper", "figures": []}, tmp_path)
     assert first.name.endswith("-0001-smoke.json") and second.name.endswith("-0002-paper.json")
     assert sorted(p.name for p in (tmp_path / "sessions").glob("*.json")) == [first.name, second.name]
     assert json.loads(second.read_text())["number"] == 2
-    assert sessions.resolve_reference("last", tmp_path) == second
-    assert sessions.resolve_reference("last", tmp_path, before=2) == first
-    assert sessions.resolve_reference("0001", tmp_path) == first
-    assert sessions.load_session(str(second))["profile"] == "paper"
+    assert resolve_reference("last", tmp_path) == second
+    assert resolve_reference("last", tmp_path, before=2) == first
+    assert resolve_reference("0001", tmp_path) == first
+    assert load_session(str(second))["profile"] == "paper"
     for bad in ("7", "no-such-file.json"):
         with pytest.raises(SessionError):
-            sessions.resolve_reference(bad, tmp_path)
+            resolve_reference(bad, tmp_path)
     with pytest.raises(SessionError, match="no earlier numbered session"):
-        sessions.resolve_reference("last", tmp_path, before=1)
+        resolve_reference("last", tmp_path, before=1)
 
 
 def test_failure_rules_parse_relative_absolute_and_every_claim():
-    assert parse_fail_rule("C3:50%") == sessions.FailRule("C3", 0.5, True, "C3:50%")
-    assert parse_fail_rule("C2:0.01") == sessions.FailRule("C2", 0.01, False, "C2:0.01")
+    assert parse_fail_rule("C3:50%") == FailRule("C3", 0.5, True, "C3:50%")
+    assert parse_fail_rule("C2:0.01") == FailRule("C2", 0.01, False, "C2:0.01")
     assert parse_fail_rule("*:10%").selects("C12") and parse_fail_rule("5%").selector == "*"
     assert parse_fail_rule("c3:1").selects("C3") and not parse_fail_rule("C3:1").selects("C2")
     for bad in ("C3:", "C3:fast", "C3:-1", "C 3:5%", "C3:nan%", "3:5%"):
@@ -190,7 +193,7 @@ def test_a_session_from_before_the_optimizer_plug_in_compares_as_the_papers_sgd(
 
 def test_repeated_figure_identities_stay_distinct():
     twice = session(figure("C1", "x (seed 0)", 1.0), figure("C1", "x (seed 1)", 0.5))
-    assert [key[3] for key in sessions.indexed_figures(twice)] == ["x", "x #2"]
+    assert [key[3] for key in indexed_figures(twice)] == ["x", "x #2"]
 
 
 def test_expected_failures_file(tmp_path):
@@ -214,8 +217,8 @@ def test_expected_failures_file(tmp_path):
 def test_command_line_compare_exits_1_on_a_regression_and_baseline_copies_the_figures(tmp_path, capsys):
     good = session(figure("C3", "ratio", 2.0))
     worse = session(figure("C3", "ratio", 4.0))
-    sessions.save_session(good, tmp_path)
-    sessions.save_session(worse, tmp_path)
+    save_session(good, tmp_path)
+    save_session(worse, tmp_path)
     root = ["--results-dir", str(tmp_path)]
     assert sessions_cli.main(root + ["compare", "last", "1", "--fail", "C3:50%"]) == 1
     assert "REGRESSION" in capsys.readouterr().out
@@ -234,7 +237,7 @@ def test_the_committed_baselines_are_real_sessions(name):
     path = BASELINES / name
     if not path.exists():
         pytest.skip(f"{name} not committed")
-    baseline = sessions.load_session(str(path))
+    baseline = load_session(str(path))
     assert baseline["baseline"]["from"] and baseline["figures"] and baseline["stamp"]
     result = compare(baseline, baseline, [parse_fail_rule("*:0")])
     assert not result.regressions and not result.hardware
@@ -243,10 +246,10 @@ def test_the_committed_baselines_are_real_sessions(name):
 
 def test_listing_skips_a_damaged_session_file_with_a_warning(tmp_path, capsys):
     """One truncated file (a session killed while saving, a full disk) must not hide the others."""
-    first = sessions.save_session(session(figure("C1", "a", 1.0)), tmp_path)
-    damaged = sessions.save_session(session(figure("C1", "a", 1.0)), tmp_path)
+    first = save_session(session(figure("C1", "a", 1.0)), tmp_path)
+    damaged = save_session(session(figure("C1", "a", 1.0)), tmp_path)
     damaged.write_text(damaged.read_text()[:40])
-    not_a_session = sessions.save_session(session(), tmp_path)
+    not_a_session = save_session(session(), tmp_path)
     not_a_session.write_text("[1, 2]")
     assert sessions_cli.main(["--results-dir", str(tmp_path), "list"]) == 0
     out, err = capsys.readouterr()
@@ -320,13 +323,13 @@ def test_a_pair_naming_no_optimizer_of_its_session_is_refused_with_the_choices()
     ],
 )
 def test_an_optimizer_pair_splits_at_the_equals_sign_outside_the_arguments(text, pair):
-    assert sessions.parse_optimizer_pair(text) == pair
+    assert parse_optimizer_pair(text) == pair
 
 
 @pytest.mark.parametrize("text", ["Lion", "Lion(lr=1)", "=Lion", "Lion="])
 def test_an_optimizer_pair_without_two_sides_is_refused(text):
     with pytest.raises(SessionError, match="expected SPEC_A=SPEC_B"):
-        sessions.parse_optimizer_pair(text)
+        parse_optimizer_pair(text)
 
 
 def test_sessions_of_two_days_compare_on_the_command_line_with_a_pair(tmp_path, capsys):
@@ -338,8 +341,8 @@ def test_sessions_of_two_days_compare_on_the_command_line_with_a_pair(tmp_path, 
     )
     monday["stamp"].update(time="2026-03-02T09:00:00+00:00", commit="a" * 40)
     tuesday["stamp"].update(time="2026-03-03T09:00:00+00:00", commit="b" * 40)
-    sessions.save_session(monday, tmp_path)
-    sessions.save_session(tuesday, tmp_path)
+    save_session(monday, tmp_path)
+    save_session(tuesday, tmp_path)
     root = ["--results-dir", str(tmp_path), "compare", "2", "1", "--fail", "C3:50%"]
     assert sessions_cli.main(root) == 1  # nothing in common: the baseline's Lion was not measured
     out = capsys.readouterr().out

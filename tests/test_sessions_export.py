@@ -4,11 +4,12 @@ import csv
 import json
 
 import pytest
-from session_entries import figure
+from support import figure
 
-from harness.suite import sessions, sessions_cli
+from harness.sessions.export import EXPORT_COLUMNS, export_rows, write_csv
+from harness.sessions.files import load_session, save_session
+from harness.suite import sessions_cli
 from harness.suite.matrix import merged_session, sessions_matrix
-from harness.suite.sessions import EXPORT_COLUMNS, export_rows, write_csv
 
 C1 = "claims/test_c01.py::test_c1_random_labels_are_fitted[{}]"
 C3 = "claims/test_c03.py::test_c3_slowdown[mlp_1x512-{}]"
@@ -73,7 +74,7 @@ def tuesday():
 
 def saved(tmp_path, *made):
     for one in made:
-        sessions.save_session(one, tmp_path)
+        save_session(one, tmp_path)
     return ["--results-dir", str(tmp_path)]
 
 
@@ -143,7 +144,7 @@ def test_a_baseline_exports_under_its_file_name_and_the_date_of_its_source(tmp_p
     baseline = json.loads(baseline_path.read_text())
     del baseline["stamp"]["time"], baseline["number"]  # as a file written before stamps had a time
     baseline_path.write_text(json.dumps(baseline))
-    rows = export_rows([sessions.load_session(str(baseline_path))])
+    rows = export_rows([load_session(str(baseline_path))])
     assert {row["session"] for row in rows} == {"smoke-cpu.json"}
     assert rows[0]["date"].endswith("+00:00") and rows[0]["date"][:4].isdigit()  # from the source's file name
 

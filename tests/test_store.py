@@ -5,7 +5,8 @@ import json
 import pytest
 
 from harness.core.config import RunConfig
-from harness.core.store import RecordIgnoredWarning, cached_fit, latest_record, run_key, write_json_atomic
+from harness.core.runner import cached_fit
+from harness.core.store import RecordIgnoredWarning, latest_record, run_key, write_json_atomic
 
 
 def config(tiny_npz, **changes):
@@ -122,7 +123,7 @@ def test_editing_an_imported_optimizer_changes_the_run_key(tmp_path, monkeypatch
     module.write_text("import torch\ndef make(params, lr=0.1):\n    return torch.optim.SGD(params, lr=lr)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     data = tmp_path / "d.npz"
-    from arrays_files import write_arrays_file
+    from support import write_arrays_file
 
     write_arrays_file(data)
     spec_config = RunConfig(data=f"npz:{data}", optimizer="editedopt:make")

@@ -12,12 +12,13 @@ import shutil
 import warnings
 
 import pytest
-from arrays_files import write_arrays_file
+from support import write_arrays_file
 
-from harness.core.batched import fit_batched
+from harness.bench.batched import fit_batched
 from harness.core.config import RunConfig
 from harness.core.prepare import load_raw_cached
-from harness.core.store import RecordIgnoredWarning, cached_fit, latest_record, run_key, save_record, write_json_atomic
+from harness.core.runner import cached_fit
+from harness.core.store import RecordIgnoredWarning, latest_record, run_key, save_record, write_json_atomic
 
 
 def config(tiny_npz, **changes):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from harness.core import store
+from harness.core import runner
 from harness.core.config import get_profile
 from harness.suite import tuning
 
@@ -67,7 +67,7 @@ def fake_runs(monkeypatch, fits_at: dict, losses: dict, calls: list | None = Non
             "key": f"k{config.lr}",
         }
 
-    monkeypatch.setattr(store, "cached_fit", fake_fit)
+    monkeypatch.setattr(runner, "cached_fit", fake_fit)
 
 
 def test_fewest_passes_to_fit_wins_where_the_early_loss_points_elsewhere(tiny_npz, results, monkeypatch):

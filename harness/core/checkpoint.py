@@ -12,7 +12,7 @@ config and the run key it belongs to.
 Written atomically (temporary file beside it, fsync, rename), so a kill at
 any moment leaves either the previous checkpoint or the new one, and at
 worst an orphaned temporary file, which the store removes the next time it
-trains that run holding the run's lock (harness.core.store.cached_fit). A checkpoint is only ever trusted when it loads completely and names
+trains that run holding the run's lock (harness.core.runner.cached_fit). A checkpoint is only ever trusted when it loads completely and names
 this run (format version, run key and config all equal); anything else is
 reported with a `CheckpointIgnoredWarning` and the run starts over.
 
@@ -21,7 +21,7 @@ parts run with the same torch build and thread count (torch.get_num_threads:
 the claims plugin uses one per xdist worker, a plain process one per core);
 with another count the arithmetic, hence the last bits, may differ.
 
-Batched runs (harness.core.batched) are not checkpointed: a killed batched run
+Batched runs (harness.bench.batched) are not checkpointed: a killed batched run
 starts again from its first pass.
 """
 

@@ -95,7 +95,7 @@ class RunConfig:
     train_check_fraction: float = 1.0
     seed: int = 0
     device: str = "cpu"  # "cpu", "cuda", "cuda:1", ...
-    loop: str = "auto"  # "eager", "graph" (whole step as one CUDA graph), "auto" (graph where it applies), "batched" (set by harness.core.batched)
+    loop: str = "auto"  # "eager", "graph" (whole step as one CUDA graph), "auto" (graph where it applies), "batched" (set by harness.bench.batched)
     precision: str = "fp32"  # "fp32", "tf32" (TF32 matmuls and convolutions) or "bf16" (autocast); GPU only but fp32
     # Deterministic kernels (torch.use_deterministic_algorithms, cuDNN deterministic, no
     # benchmark): what it does and does not make reproducible on a GPU is in harness.core.train's

@@ -121,7 +121,7 @@ def fit(
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"config asks for device {config.device!r} but CUDA is not available")
     if config.loop == "batched":
-        raise ValueError("loop 'batched' is harness.core.batched.fit_batched's; fit trains one run")
+        raise ValueError("loop 'batched' is harness.bench.batched.fit_batched's; fit trains one run")
     if config.precision != "fp32" and device.type != "cuda":
         raise ValueError(f"precision {config.precision} is a GPU setting; use precision fp32 on the CPU")
     with (

@@ -14,8 +14,8 @@ from harness.core.config import RunConfig
 from harness.core.models import MODELS
 from harness.core.optim import spec_id
 from harness.core.store import RecordIgnoredWarning, latest_record
+from harness.sessions.files import claim_of_test, claim_order
 from harness.suite.paper import OTHER_PAPERS_CLAIMS, RANDOM_LABELS_WEIGHT_DECAY_TRAIN, TABLE_1
-from harness.suite.sessions import claim_of_test, claim_order
 
 # Expected spread of a reproduction around Table 1, in percentage points.
 # Test accuracy: seed-to-seed spread (about 0.5 points) plus the differences

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.core.store import results_dir
+from harness.suite.session import SESSION
 
 
 def pytest_addoption(parser):
@@ -30,8 +31,9 @@ def pytest_addoption(parser):
 @pytest.hookimpl(trylast=True)  # after the claims summary, which saves the session the report reads
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     report_dir = config.getoption("--claims-report")
-    saved = getattr(config, "_session_end", None)  # set by the suite's plugin when it saved a session file
-    if not report_dir or saved is None or hasattr(config, "workerinput"):
+    if not report_dir or hasattr(config, "workerinput") or SESSION not in config.stash:
+        return
+    if config.stash[SESSION].end is None:  # set by the suite's plugin when it saved a session file
         return
     try:
         from harness.report.render import render_report  # here: a bad MPLBACKEND fails on import

@@ -4,7 +4,7 @@ A claim test lives in ``claims/test_<claim>_<topic>.py`` and tests one
 sentence of Zhang et al. (ICLR 2017). What it may rely on:
 
 Naming: the test's name starts with the claim id, ``test_c3_...`` for C3,
-``test_a1_...`` for the appendix's A1 (`sessions.claim_of_test` reads
+``test_a1_...`` for the appendix's A1 (`harness.sessions.files.claim_of_test` reads
 ``test_<letter><number>_``). The id orders the summary, the claims matrix
 and the report, and places a test that failed before declaring a figure.
 The id passed to `claim_figure` is the same, in capitals ("C3").
@@ -93,11 +93,9 @@ from harness.core.evidence import ManipulationError
 from harness.core.formatting import scope_beyond_the_paper
 from harness.core.models import MODELS
 from harness.core.optim import spec_kwargs
-from harness.core.store import ResultsNotSavedWarning, cached_fit
-from harness.suite import budget, plan
+from harness.core.runner import ResultsNotSavedWarning, cached_fit
 from harness.suite import summary as claims_summary
-from harness.suite.plan import PLAN_PROPERTY
-from harness.suite.plugin import active_profile, planning_only
+from harness.suite.session import SESSION
 from harness.suite.summary import CLAIM_PROPERTY, RUN_PROPERTY
 
 # The lines of the figures declared with check="deferred" that do not hold,
@@ -107,7 +105,8 @@ _DEFERRED_FAILURES = pytest.StashKey[list]()
 
 @pytest.fixture(scope="session")
 def profile(request):
-    return active_profile(request.config)
+    """The scale tier this session runs (harness.core.config.Profile)."""
+    return request.config.stash[SESSION].profile
 
 
 @pytest.fixture(scope="session")
@@ -133,35 +132,34 @@ def claim_run(request, profile, data_spec, optimizer_spec):
     Runs use the optimizer under test (the test's `optimizer_spec` parameter),
     at the learning rate --tune-lr chose for it where it chose one; a
     convolutional model's runs use --convnet-precision where it is given.
-
-    Under --claims-plan nothing trains: the run is planned (harness.suite.plan.plan_run)
-    and the test goes on with its record if one is recorded, else with a
-    stand-in record of a fitted run, so its later claim_run calls are planned too.
+    Under --claims-collect, or past --claims-deadline, a run not recorded
+    skips the test instead of training (harness.suite.session).
     """
-    device = request.config.getoption("--device")
+    claims = request.config.stash[SESSION]
     convnet_precision = request.config.getoption("--convnet-precision")
-    fresh_since = request.config._fresh_since
-    tuned_lr = request.config._tuned_lr.get(optimizer_spec)
-    planning = planning_only(request.config)
+    tuned_lr = claims.tuned_lr.get(optimizer_spec)
+    bases: dict[tuple, RunConfig] = {}  # the profile's config per (model, data): what a run's label is read against
 
     def run(model: str | None = None, dataset: str = "cifar10", record_fields: tuple[str, ...] = (), **changes) -> dict:
         changes.setdefault("optimizer", optimizer_spec)
         if tuned_lr is not None and changes["optimizer"] == optimizer_spec:
             changes.setdefault("lr", tuned_lr)  # one lr for every variant, chosen once by --tune-lr
-        if device:
-            changes.setdefault("device", device)
+        if request.config.getoption("--device"):
+            changes.setdefault("device", request.config.getoption("--device"))
         model = model or profile.cifar_models[0]
         if convnet_precision and MODELS[model].convnet:
             changes.setdefault("precision", convnet_precision)
-        if planning:
-            return _planned_run(request, profile, model, dataset, record_fields, changes)
-        config = profile.config(model, data=data_spec(dataset), **changes)
-        label = plan.run_label(config, profile.config(model, data=config.data), dataset)
-        check = budget.before_training(request.node, label, lambda: plan.run_estimate(config, dataset))
+        data = data_spec(dataset)
+        config = profile.config(model, data=data, **changes)
+        base = bases.setdefault((model, data), profile.config(model, data=data))
+        label = run_label(config, base, dataset)
         try:
             # Under --claims-fresh a record counts only if this session made it: each
             # shared run is trained once, by whichever worker reaches it first.
-            record, failure = fit_reporting_unsaved(config, fresh_since, record_fields, before_training=check), None
+            record = fit_reporting_unsaved(
+                config, claims.fresh_since, record_fields, before_training=claims.before_training(request.node, label)
+            )
+            failure = None
         except DataError as error:
             failure = f"data error: {error}"
         except ManipulationError as error:  # the harness did not do what the config says: no figure from it
@@ -174,27 +172,20 @@ def claim_run(request, profile, data_spec, optimizer_spec):
     return run
 
 
-def _planned_run(request, profile, model: str, dataset: str, record_fields, changes: dict) -> dict:
-    """claim_run under --claims-plan: the run's config as it would train, planned; its record or a stand-in.
+def run_label(config: RunConfig, base: RunConfig, dataset: str) -> str:
+    """'mlp_1x512 partial p=0.4 seed 0 weight_decay=0.0005': model, variant, seed, then what differs from `base`.
 
-    Absent data does not skip the test here: the plan lists the run as "data missing".
+    base: the profile's config for the model (what the run's settings are changed from).
     """
-    spec, why = find_data_spec(dataset, request.config.getoption("--allow-download"))
-    config = profile.config(model, data=spec or dataset, **changes)
-    label = plan.run_label(config, profile.config(model, data=config.data), dataset)
-    try:
-        entry, record = plan.plan_run(
-            config,
-            dataset,
-            label,
-            data_missing=None if spec else why,
-            required=tuple(record_fields),
-            fresh=request.config._fresh_since is not None,
-        )
-    except DataError as error:
-        pytest.fail(f"data error: {error}", pytrace=False)
-    request.node.user_properties.append((PLAN_PROPERTY, entry))
-    return record
+    variant = f"partial p={config.corruption:g}" if config.variant == "partial" else config.variant
+    words = [config.model, variant, f"seed {config.seed}"]
+    if dataset != "cifar10":
+        words.append(dataset)
+    shown_elsewhere = ("model", "variant", "corruption", "seed", "data")
+    for name, value in config.to_dict().items():
+        if name not in shown_elsewhere and value != getattr(base, name):
+            words.append(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}")
+    return " ".join(words)
 
 
 def require_fitted(record: dict, what: str) -> None:
@@ -319,8 +310,6 @@ def claim_figure(request, record_property):
     def declare(claim: str, figure: str, measured, threshold: str, holds: bool, *, check=True, **context) -> None:
         if check not in (True, False, "deferred"):
             raise ValueError(f"claim_figure: check is True, False or 'deferred', not {check!r}")
-        if planning_only(request.config):
-            return  # a figure of stand-in records: neither shown, saved nor checked
         if request.node.get_closest_marker("beyond_paper") is not None:
             context["scope"] = scope_beyond_the_paper(context.get("scope"))
         callspec = getattr(request.node, "callspec", None)
@@ -362,7 +351,7 @@ def fit_reporting_unsaved(
 ) -> dict:
     """cached_fit, with the store's warning about an unsaved record left to the terminal summary.
 
-    before_training: cached_fit's hook (harness.suite.budget.before_training's).
+    before_training: cached_fit's hook (harness.suite.session.ClaimsSession.before_training's).
 
     The summary lists unsaved records once for the whole session; the same
     warning per run would repeat it. Warnings about anything else (or about

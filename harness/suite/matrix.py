@@ -1,6 +1,6 @@
 """The claims matrix: which claims hold for which optimizer, as Markdown.
 
-Built from a claims session file (``harness.suite.sessions``): one column per
+Built from a claims session file (``harness.sessions.files``): one column per
 optimizer, the paper's SGD first as the reference, one row per claim; each
 cell gives the verdict, how many of the claim's figures hold, their
 measured values and the training time its runs took (reused records marked
@@ -27,19 +27,18 @@ from collections import defaultdict
 from harness.core.data import DATASET_NAMES
 from harness.core.formatting import SCOPE_SEPARATOR, figure_scope, fmt_duration, fmt_value
 from harness.core.optim import spec_id
-from harness.suite.paper import OTHER_PAPERS_CLAIMS
-from harness.suite.sessions import (
+from harness.sessions.compare import replace_optimizer_param, strip_optimizer_param
+from harness.sessions.files import (
     REFERENCE_OPTIMIZER,
     claim_of_test,
     claim_order,
     entry_optimizer,
     find_reference,
-    replace_optimizer_param,
     session_date,
     session_name,
     session_optimizers,
-    strip_optimizer_param,
 )
+from harness.suite.paper import OTHER_PAPERS_CLAIMS
 
 FAILED = ("failed", "error")
 MAX_VALUES = 4  # measured values shown in a matrix cell; the figures table has them all

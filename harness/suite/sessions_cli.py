@@ -14,22 +14,18 @@ from pathlib import Path
 
 from harness.core.formatting import fmt_value
 from harness.core.optim import spec_id
-from harness.suite.matrix import sessions_matrix
-from harness.suite.sessions import (
+from harness.sessions.compare import compare, format_comparison, parse_fail_rule, parse_optimizer_pair
+from harness.sessions.export import export_rows, write_csv
+from harness.sessions.files import (
     SessionError,
     claim_order,
-    compare,
-    export_rows,
-    format_comparison,
     load_session,
     make_baseline,
     numbered_sessions,
-    parse_fail_rule,
-    parse_optimizer_pair,
     resolve_reference,
     session_optimizers,
-    write_csv,
 )
+from harness.suite.matrix import sessions_matrix
 
 
 def main(argv: list[str] | None = None) -> int:

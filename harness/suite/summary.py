@@ -4,7 +4,7 @@ The pytest plugin feeds a `SessionRecord` from every test's report (the
 xdist workers' included: their tests carry figures and runs as user
 properties), builds the session's summary with `session_summary`, compares
 and saves it through a `SessionEnd` (the numbered session file of
-``harness.suite.sessions``), and prints the `terminal_sections` made of it all.
+``harness.sessions.files``), and prints the `terminal_sections` made of it all.
 Nothing here needs pytest.
 """
 
@@ -21,19 +21,16 @@ from harness.core.formatting import fmt_value, shown_figure
 from harness.core.optim import spec_id
 from harness.core.record import json_value
 from harness.core.store import machine_stamp
-from harness.suite.matrix import session_matrix
-from harness.suite.sessions import (
-    Comparison,
-    FailRule,
+from harness.sessions.compare import Comparison, FailRule, compare, format_comparison, reason_of_test
+from harness.sessions.files import (
     SessionError,
     SessionNotSavedError,
     claim_of_test,
-    compare,
-    format_comparison,
+    claim_order,
     load_session,
-    reason_of_test,
     save_session,
 )
+from harness.suite.matrix import session_matrix
 
 CLAIM_PROPERTY = "claim_figure"
 OPTIMIZER_PROPERTY = "claims_optimizer"  # a test's optimizer spec, carried to the controller in its reports
@@ -209,15 +206,66 @@ def declared_line(claim: str, figure: str, measured, threshold: str, holds: bool
 
 
 def figure_lines(figures: list, optimizers: list[str]) -> list[str]:
-    """The terminal's 'claim figures' section: one line per figure, by claim; the optimizer shown when several ran."""
+    """The 'claim figures' section (-v): one line per figure, claims in the paper's order; the optimizer when several ran."""
     lines = []
-    for entry in sorted(figures, key=lambda e: (e["claim"], e["test"])):
+    for entry in sorted(figures, key=lambda e: (claim_order(e["claim"]), e["test"])):
         verdict = "holds" if entry["holds"] else "FAILS"
         optimizer = f" <{spec_id(entry['optimizer'])}>" if entry.get("optimizer") and len(optimizers) > 1 else ""
         lines.append(
             f"{entry['claim']:<4} {verdict:<6} {shown_figure(entry)}{optimizer}: "
             f"{fmt_value(entry['measured'], none='None')}  [{entry['threshold']}]"
         )
+    return lines
+
+
+def claim_lines(record: SessionRecord, optimizers: list[str]) -> list[str]:
+    """The 'claims' section: one line per claim, C1 ... C12 then A1 ..., with its verdict and one figure.
+
+    Verdict: FAILS when a figure of the claim does not hold or one of its
+    tests failed (naming the optimizers where several ran); "expected to
+    fail" when its failures were all listed as expected (--claims-xfail);
+    "not measured" when every test of it skipped; else holds. The figure
+    shown is the first that does not hold, else the first compared with a
+    paper value, else the first declared; the paper's value beside it
+    (percent, or percentage points for a difference, as the paper gives it).
+    """
+    claims: dict[str, dict] = {}
+    for entry in record.figures:
+        claims.setdefault(entry["claim"], {"figures": [], "tests": {}})["figures"].append(entry)
+    for nodeid, test in record.tests.items():
+        claim = claim_of_test(nodeid)
+        if claim != "?":
+            claims.setdefault(claim, {"figures": [], "tests": {}})["tests"][nodeid] = test
+    lines = []
+    for claim in sorted(claims, key=claim_order):
+        figures, tests = claims[claim]["figures"], claims[claim]["tests"]
+        failing = [entry for entry in figures if not entry["holds"]]
+        failed = [nodeid for nodeid, test in tests.items() if test.get("outcome") in ("failed", "error")]
+        outcomes = {test.get("outcome") for test in tests.values()}
+        if failing or failed:
+            verdict = "FAILS"
+        elif "xfailed" in outcomes:
+            verdict = "expected to fail"
+        elif figures or "passed" in outcomes:
+            verdict = "holds"
+        else:
+            verdict = "not measured"
+        line = f"{claim:<4} {verdict:<7}"
+        if figures:
+            line += f" {len(figures) - len(failing)}/{len(figures)} figures hold"
+        if len(optimizers) > 1 and verdict == "FAILS":
+            where = {entry.get("optimizer") for entry in failing} | {
+                tests[nodeid].get("optimizer") for nodeid in failed
+            }
+            line += f" (FAILS with {', '.join(sorted(spec_id(spec) for spec in where if spec))})"
+        shown = (failing or [entry for entry in figures if entry.get("paper") is not None] or figures or [None])[0]
+        if shown is not None:
+            line += f"; {shown_figure(shown)}: {fmt_value(shown['measured'], none='None')} [{shown['threshold']}]"
+            if shown.get("paper") is not None:
+                line += f", paper {fmt_value(shown['paper'])}"
+        elif failed:
+            line += f"; {failed[0]}: {tests[failed[0]].get('message', 'failed')}"
+        lines.append(line)
     return lines
 
 
@@ -317,19 +365,22 @@ LOUD = {"yellow": True, "bold": True}  # terminal markup of a line that must not
 
 
 def terminal_sections(
-    record: SessionRecord, optimizers: list[str], folder, end: SessionEnd | None
+    record: SessionRecord, optimizers: list[str], folder, end: SessionEnd | None, *, figures: bool = False
 ) -> list[tuple[str | None, dict, list[tuple[str, dict]]]]:
     """The claims part of the terminal summary: (title or None to go on under the last, markup, [(line, markup)]).
 
-    The claim figures and the runs; once the session is saved (`end`), the
+    One line per claim (`claim_lines`), the figure lines too where asked
+    (`figures`: pytest's -v), and the runs; once the session is saved (`end`), the
     claims matrix when it has two columns or more (the paper's SGD is always
     one), the comparison if one was asked for, and where the figures went.
     """
-    lines = [(line, {}) for line in figure_lines(record.figures, optimizers)]
+    lines = [(line, {"red": " FAILS" in line[:12]}) for line in claim_lines(record, optimizers)]
     if record.runs:
         first, *unsaved = runs_summary_lines(record.runs, folder)
         lines += [(first, {})] + [(line, LOUD) for line in unsaved]
-    sections = [("claim figures", {}, lines)]
+    sections = [("claims", {}, lines)]
+    if figures:
+        sections.insert(0, ("claim figures", {}, [(line, {}) for line in figure_lines(record.figures, optimizers)]))
     if end is None:
         return sections
     matrix = session_matrix(end.summary, optimizers, baseline=end.baseline)

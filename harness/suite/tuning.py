@@ -240,7 +240,8 @@ def tune(
     `progress(text)` hears one line per trial. Warns (TuningWarning) when the
     choice sits at the edge of the values tried or does not fit true labels.
     """
-    from harness.core.store import cached_fit, machine_stamp, write_json_atomic
+    from harness.core.runner import cached_fit
+    from harness.core.store import machine_stamp, write_json_atomic
 
     if not fresh:
         record = load_choice(spec, base, grid, passes, root)

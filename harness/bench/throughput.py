@@ -1,7 +1,7 @@
 """What the throughput benchmarks share: the batch, the models' training FLOPs, peaks, an eager step, the resident set.
 
-Used by harness.core.bench (one run: the harness's loops against the usual
-DataLoader loop) and harness.core.in_flight (several runs at once), and by
+Used by harness.bench.loops (one run: the harness's loops against the usual
+DataLoader loop) and harness.bench.in_flight (several runs at once), and by
 the tier bench's GPU-use figure.
 """
 

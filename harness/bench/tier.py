@@ -1,30 +1,27 @@
 """Time a whole claims tier from one command: `python -m harness bench --tier smoke|paper`.
 
-What it runs: `python -m pytest claims/ --profile=TIER --claims-plan=run`
-(with `-m gpu` for the paper tier), into a fresh results folder, so every
-run the tier needs is trained, in the plan's order (longest first), with
-the workers given (`--workers N` is pytest-xdist's -n; `--runs-per-gpu K`
-the suite's). Its output goes to the terminal and to `pytest.log`.
+What it runs: `python -m pytest claims/ --profile=TIER` (with `-m gpu` for
+the paper tier), into a fresh results folder, so every run the tier needs
+is trained, with the workers given (`--workers N` is pytest-xdist's -n;
+`--runs-per-gpu K` the suite's). The timed command runs the tests in the
+history order, the suite's default: longest first, by the seconds their
+runs took in the newest session file of the profile. Its output goes to
+the terminal and to `pytest.log`.
 
 What it reports, measured in the same run:
-- the wall time of the one command (planning included), its exit status
-  and the verdicts (claim tests passed, failed, skipped);
+- the wall time of the one command, its exit status and the verdicts
+  (claim tests passed, failed, skipped);
 - the named baseline "serial": the sum of the trained runs' own times
   (training passes, evaluation and set-up, each measured in the process
   that trained it, while the others trained beside it); serial / wall is
   how many ran side by side on average. That is the speed-up over one run
   at a time only where runs do not slow each other (a CPU core per
   worker): on a shared GPU each run's own time grows with the others;
-- so, beside it, the plan's estimate of the same runs one at a time, each
-  alone (harness.suite.plan: measured single-run seconds per pass x the
-  passes expected), made before the timed command and not timed with it;
-  estimated alone / wall is the speed-up over one run at a time, as far
-  as the estimate is right;
-- with `--baseline-run`, also today's command without the plan (the same
-  tier and workers, another fresh folder), timed the same way, and the
-  ratio of the two walls;
+- with `--baseline-run`, also a baseline run that keeps pytest's
+  collection order (`--claims-order=collected`; the same tier and workers,
+  another fresh folder), timed the same way, and the ratio of the two walls;
 - on a GPU, the training arithmetic (passes x training images x FLOPs per
-  image, harness.core.throughput.training_flops_per_image) over the wall, in
+  image, harness.bench.throughput.training_flops_per_image) over the wall, in
   TFLOP/s and as a share of the device's dense bf16 peak (data sheet):
   how much of the GPU the tier used. Evaluation is not counted.
 
@@ -50,13 +47,17 @@ TIERS = ("smoke", "paper")
 SUMMARY_FILE = "tier-bench.json"
 
 
-def tier_command(tier: str, tests: str, results: Path, *, planned: bool, workers, runs_per_gpu, extra) -> list[str]:
-    """The pytest command line of one timed run of `tier` (a list for subprocess)."""
+def tier_command(tier: str, tests: str, results: Path, *, baseline: bool, workers, runs_per_gpu, extra) -> list[str]:
+    """The pytest command line of one timed run of `tier` (a list for subprocess).
+
+    The timed command keeps the suite's default order (the history order);
+    the baseline asks for pytest's collection order.
+    """
     command = [sys.executable, "-m", "pytest", tests, f"--profile={tier}", f"--results-dir={results}"]
     if tier == "paper":
         command += ["-m", "gpu"]
-    # explicit either way: the project's ini makes the plan the default, and the baseline is without it
-    command.append("--claims-plan=run" if planned else "--claims-plan=off")
+    if baseline:
+        command.append("--claims-order=collected")
     if workers is not None:
         command += ["-n", str(workers)]
     if runs_per_gpu is not None:
@@ -98,7 +99,7 @@ def verdicts(results: Path) -> dict[str, int]:
 
 def training_tflop(records: list[dict]) -> float:
     """The runs' training arithmetic, TFLOP: passes x training images x FLOPs per image of each run's model."""
-    from harness.core.throughput import training_flops_per_image
+    from harness.bench.throughput import training_flops_per_image
 
     per_image: dict[tuple, float] = {}
     total = 0.0
@@ -112,13 +113,18 @@ def training_tflop(records: list[dict]) -> float:
     return total / 1e12
 
 
-def measure(tier, tests, folder: Path, cwd: Path, *, planned: bool, workers, runs_per_gpu, extra) -> dict:
+def measure(tier, tests, folder: Path, cwd: Path, *, baseline: bool, workers, runs_per_gpu, extra) -> dict:
     """Run the tier once into `folder` and return what was measured (see the module docstring)."""
-    results = folder / ("results" if planned else "baseline-results")
+    results = folder / ("baseline-results" if baseline else "results")
     command = tier_command(
-        tier, tests, results, planned=planned, workers=workers, runs_per_gpu=runs_per_gpu, extra=extra
+        tier, tests, results, baseline=baseline, workers=workers, runs_per_gpu=runs_per_gpu, extra=extra
     )
-    wall, status = timed_run(command, folder / ("pytest.log" if planned else "baseline.log"), cwd)
+    wall, status = timed_run(command, folder / ("baseline.log" if baseline else "pytest.log"), cwd)
+    return measured(command, wall, status, results)
+
+
+def measured(command: list[str], wall: float, status: int, results: Path) -> dict:
+    """What one timed command gave: its wall and exit status, the runs it trained into `results`, their verdicts."""
     records = trained_runs(results)
     serial = sum(run_seconds(record) for record in records)
     return {
@@ -133,32 +139,11 @@ def measure(tier, tests, folder: Path, cwd: Path, *, planned: bool, workers, run
     }
 
 
-def estimated_alone(tier, tests, folder: Path, cwd: Path, extra) -> dict:
-    """The plan's estimate of the tier's runs one at a time, each alone, into `folder` (which stays empty).
-
-    Returns {"seconds": summed estimates, "runs": runs to train, "without_estimate": how many have
-    none, "why": why there is no plan (else "")}.
-    """
-    from harness.suite.plan import plan_in_child_process
-
-    command = tier_command(tier, tests, folder, planned=False, workers=None, runs_per_gpu=None, extra=extra)
-    run_plan, why = plan_in_child_process([*command[3:], "--claims-plan=only"], cwd)
-    if run_plan is None:
-        return {"seconds": None, "runs": 0, "without_estimate": 0, "why": why}
-    seconds = run_plan.to_train().values()
-    return {
-        "seconds": sum(value for value in seconds if value is not None),
-        "runs": len(seconds),
-        "without_estimate": sum(value is None for value in seconds),
-        "why": "",
-    }
-
-
 def machine() -> dict:
     """The device the tier trains on, in words, and the bf16 dense peak where the data sheet table has it."""
     import torch
 
-    from harness.core.throughput import peak_tflops
+    from harness.bench.throughput import peak_tflops
 
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name(0)
@@ -167,49 +152,46 @@ def machine() -> dict:
     return {"device": f"CPU, {os.cpu_count()} cores", "gpu": False, "bf16_peak_tflops": None}
 
 
-def report_lines(
-    tier: str, host: dict, planned: dict, baseline: dict | None, tflop: float | None, alone: dict
-) -> list[str]:
+def report_lines(tier: str, host: dict, timed: dict, baseline: dict | None, tflop: float | None) -> list[str]:
     """The bench's summary for people: wall, verdicts, the serial baseline and the ratios."""
-    outcome = ", ".join(f"{count} {name}" for name, count in sorted(planned["verdicts"].items())) or "none recorded"
+    outcome = ", ".join(f"{count} {name}" for name, count in sorted(timed["verdicts"].items())) or "none recorded"
     lines = [
         f"tier bench: {tier} tier on {host['device']}",
-        f"command: {planned['command']}",
-        f"wall: {fmt_duration(planned['wall_seconds'])} (exit status {planned['exit_status']}); "
-        f"runs trained: {planned['runs_trained']}; claim tests: {outcome}",
+        f"command: {timed['command']}",
+        f"wall: {fmt_duration(timed['wall_seconds'])} (exit status {timed['exit_status']}); "
+        f"runs trained: {timed['runs_trained']}; claim tests: {outcome}",
         f"baseline serial (the trained runs' own times summed, measured in this run): "
-        f"{fmt_duration(planned['serial_seconds'])}",
+        f"{fmt_duration(timed['serial_seconds'])}",
     ]
-    if planned["side_by_side"] is not None:
-        lines.append(f"  serial / wall = {planned['side_by_side']:.2f} (runs side by side, on average)")
-    if alone["seconds"] is None:
-        lines.append(f"the plan's estimate of the runs alone: none ({alone['why']})")
-    else:
-        unknown = f"; {alone['without_estimate']} without an estimate" if alone["without_estimate"] else ""
-        lines.append(
-            f"the plan's estimate of the runs one at a time, each alone: {fmt_duration(alone['seconds'])} "
-            f"({alone['runs']} run{'s' if alone['runs'] != 1 else ''}{unknown})"
-        )
-        if planned["wall_seconds"] > 0:
-            lines.append(
-                f"  estimated alone / wall = {alone['seconds'] / planned['wall_seconds']:.2f} "
-                "(the speed-up over one run at a time, as far as the estimate is right)"
-            )
+    if timed["side_by_side"] is not None:
+        lines.append(f"  serial / wall = {timed['side_by_side']:.2f} (runs side by side, on average)")
     if baseline is not None:
-        ratio = baseline["wall_seconds"] / planned["wall_seconds"] if planned["wall_seconds"] > 0 else float("nan")
+        ratio = baseline["wall_seconds"] / timed["wall_seconds"] if timed["wall_seconds"] > 0 else float("nan")
         lines.append(
-            f"baseline without the plan ({baseline['command']}): {fmt_duration(baseline['wall_seconds'])} "
+            f"baseline in collection order ({baseline['command']}): {fmt_duration(baseline['wall_seconds'])} "
             f"(exit status {baseline['exit_status']}, {baseline['runs_trained']} runs); "
-            f"planned is {ratio:.2f}x its speed"
+            f"the history order is {ratio:.2f}x its speed"
         )
     if tflop is not None:
-        achieved = tflop / planned["wall_seconds"] if planned["wall_seconds"] > 0 else 0.0
+        achieved = tflop / timed["wall_seconds"] if timed["wall_seconds"] > 0 else 0.0
         peak = host["bf16_peak_tflops"]
         share = f", {achieved / peak:.2%} of the {peak} TFLOP/s dense bf16 peak (data sheet)" if peak else ""
         lines.append(
             f"GPU use: {tflop:,.1f} TFLOP of training arithmetic over the wall = {achieved:.2f} TFLOP/s{share}"
         )
     return lines
+
+
+def bench_summary(tier: str, host: dict, timed: dict, baseline: dict | None, tflop: float | None) -> dict:
+    """What `tier-bench.json` holds: every figure (the records left out) and the summary's lines."""
+    return {
+        "tier": tier,
+        "machine": host,
+        "timed": {k: v for k, v in timed.items() if k != "records"},
+        "baseline_run": None if baseline is None else {k: v for k, v in baseline.items() if k != "records"},
+        "training_tflop": tflop,
+        "lines": report_lines(tier, host, timed, baseline, tflop),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-per-gpu", type=int, default=None, help="the suite's --runs-per-gpu (GPU)")
     parser.add_argument("--out", type=Path, default=None, help="folder for records, logs and tier-bench.json")
     parser.add_argument(
-        "--baseline-run", action="store_true", help="also time the command with --claims-plan=off (fresh folder)"
+        "--baseline-run",
+        action="store_true",
+        help="also time the command in collection order, --claims-order=collected (fresh folder)",
     )
     own, extra = (argv if argv is not None else sys.argv[1:]), []
     if "--" in own:
@@ -240,26 +224,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{folder} is not empty: the bench trains every run into a fresh folder")
     folder.mkdir(parents=True, exist_ok=True)  # pytest runs in this folder too: a relative --out stays right
     common = dict(workers=workers, runs_per_gpu=args.runs_per_gpu, extra=extra)
-    alone = estimated_alone(args.tier, args.tests, folder / "results", Path.cwd(), extra)
     baseline = None
     if args.baseline_run:
-        baseline = measure(args.tier, args.tests, folder, Path.cwd(), planned=False, **common)
-    planned = measure(args.tier, args.tests, folder, Path.cwd(), planned=True, **common)
-    tflop = training_tflop(planned["records"]) if host["gpu"] else None
-    lines = report_lines(args.tier, host, planned, baseline, tflop, alone)
-    print("\n" + "\n".join(lines))
-    summary = {
-        "tier": args.tier,
-        "machine": host,
-        "planned": {k: v for k, v in planned.items() if k != "records"},
-        "baseline_run": None if baseline is None else {k: v for k, v in baseline.items() if k != "records"},
-        "training_tflop": tflop,
-        "estimated_alone": alone,
-        "lines": lines,
-    }
+        baseline = measure(args.tier, args.tests, folder, Path.cwd(), baseline=True, **common)
+    timed = measure(args.tier, args.tests, folder, Path.cwd(), baseline=False, **common)
+    tflop = training_tflop(timed["records"]) if host["gpu"] else None
+    summary = bench_summary(args.tier, host, timed, baseline, tflop)
+    print("\n" + "\n".join(summary["lines"]))
     write_json_atomic(folder / SUMMARY_FILE, summary)
     print(f"records, logs and {SUMMARY_FILE} in {folder}")
-    return planned["exit_status"]
+    return timed["exit_status"]
 
 
 if __name__ == "__main__":

@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from harness.core.config import PRECISIONS
-from harness.core.throughput import (
+from harness.bench.throughput import (
     BATCH,
     model_and_sgd,
     peak_tflops,
@@ -33,6 +32,7 @@ from harness.core.throughput import (
     synchronize,
     training_flops_per_image,
 )
+from harness.core.config import PRECISIONS
 from harness.core.train import matmul_precision
 
 

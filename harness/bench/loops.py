@@ -33,11 +33,7 @@ import time
 import numpy as np
 import torch
 
-from harness.core.data import DataError
-from harness.core.formatting import fmt_train_reading
-from harness.core.models import MODEL_NAMES
-from harness.core.prepare import load_raw_cached, standardise_per_image
-from harness.core.throughput import (
+from harness.bench.throughput import (
     BATCH,
     model_and_sgd,
     peak_tflops,
@@ -47,6 +43,10 @@ from harness.core.throughput import (
     synthetic_images,
     training_flops_per_image,
 )
+from harness.core.data import DataError
+from harness.core.formatting import fmt_train_reading
+from harness.core.models import MODEL_NAMES
+from harness.core.prepare import load_raw_cached, standardise_per_image
 from harness.core.train import CONVNETS, matmul_precision
 
 
@@ -254,7 +254,7 @@ def batched_benchmark(data_spec: str, runs: int, passes: int, n_train: int, devi
     The baselines are the single-run loops: eager everywhere, and the CUDA
     graph loop on a GPU (the harness's fastest single run there).
     """
-    from harness.core.batched import fit_batched
+    from harness.bench.batched import fit_batched
     from harness.core.config import RunConfig
     from harness.core.train import fit
 
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         metavar="R",
-        help="also time R MLP 1x512 runs one by one against batched (harness.core.batched)",
+        help="also time R MLP 1x512 runs one by one against batched (harness.bench.batched)",
     )
     parser.add_argument(
         "--fit",
@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         metavar="N",
         help="instead of the usual-vs-ours table: aggregate throughput of N training runs in flight at once, one "
-        "process each, as xdist workers (harness.core.in_flight); 1 in flight is measured as the baseline. "
+        "process each, as xdist workers (harness.bench.in_flight); 1 in flight is measured as the baseline. "
         "Trains on all training images on CUDA (their real memory), 5,000 on a CPU unless --full",
     )
     parser.add_argument(
@@ -365,13 +365,13 @@ def main(argv: list[str] | None = None) -> int:
         choices=("smoke", "paper"),
         default=None,
         help="time a whole claims tier from one command (python -m harness bench --tier ...; "
-        "harness.suite.tier_bench runs it)",
+        "harness.bench.tier runs it)",
     )
     args = parser.parse_args(argv)
     if args.tier is not None:
         print(
-            "error: --tier is run by `python -m harness bench --tier ...` (harness.suite.tier_bench), "
-            "not by harness.core.bench.main",
+            "error: --tier is run by `python -m harness bench --tier ...` (harness.bench.tier), "
+            "not by harness.bench.loops.main",
             file=sys.stderr,
         )
         return 2
@@ -398,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     n = len(all_labels) if args.full else min(len(all_labels), 5_000)
     images, labels = all_images[:n], all_labels[:n]
     if args.in_flight is not None:
-        from harness.core.in_flight import in_flight_benchmark
+        from harness.bench.in_flight import in_flight_benchmark
 
         whole = device.type == "cuda" or args.full
         return in_flight_benchmark(
