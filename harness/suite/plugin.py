@@ -5,9 +5,9 @@ The session's state is one object, ``config.stash[SESSION]``
 controller gathers. The modules it wires in: `options` (the command line),
 `gpus` (GPU per worker, refusing the GPU tier without CUDA), `tuning`
 (--tune-lr), `history` (the tests' order and the time left, from earlier
-session files), `summary` (the session's figures, outcomes and runs, the
-terminal sections, the saved session file), and harness.sessions (session
-files, comparison, expected failures, export). The fixtures claim tests use
+session files), `controller` (every report gathered on the controller, the
+session's end and terminal summary, through `summary`), and
+harness.sessions (expected failures). The fixtures claim tests use
 live in `harness.suite.fixtures`, the claim-author API, which this plugin loads.
 """
 
@@ -24,13 +24,11 @@ from harness.core.data import find_data_spec
 from harness.core.optim import describe, spec_id
 from harness.core.store import has_record, results_dir
 from harness.sessions.expected import ExpectedFailureWarning, match_expected_failures
-from harness.sessions.export import export_rows, write_csv
-from harness.sessions.files import plain
 from harness.suite import gpus, history, tuning
-from harness.suite import summary as claims_summary
+from harness.suite.controller import Controller
 from harness.suite.options import add_options
 from harness.suite.session import SESSION, WORKER_INPUT, ClaimsSession
-from harness.suite.summary import OPTIMIZER_PROPERTY, RUN_PROPERTY
+from harness.suite.summary import OPTIMIZER_PROPERTY
 
 # Loaded with this plugin wherever it is loaded (the root conftest, -p): claim
 # tests find their fixtures without naming a second plugin.
@@ -65,7 +63,7 @@ def pytest_configure(config):
         torch.set_num_threads(1)
     session = config.stash[SESSION] = ClaimsSession.from_config(config)
     if not hasattr(config, "workerinput"):
-        config.pluginmanager.register(_Controller(config), "claims-controller")
+        config.pluginmanager.register(Controller(config), "claims-controller")
     runs_per_gpu = config.getoption("--runs-per-gpu")
     if runs_per_gpu is not None and not hasattr(config, "workerinput"):
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0  # NVML: CUDA is not started
@@ -77,11 +75,6 @@ def pytest_configure(config):
         refusal = gpus.gpu_refusal(config, session.device, session.profile.name)
         if refusal is not None:
             raise pytest.UsageError(refusal)
-
-
-def active_profile(config):
-    """The profile this session runs: --profile, where "auto" is paper with CUDA, else smoke."""
-    return config.stash[SESSION].profile
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist starts its workers, which get the tuned rates and the order
@@ -268,97 +261,3 @@ def _mark_expected_failures(claims: ClaimsSession, items) -> None:
             entry.path,
             entry.line,
         )
-
-
-class _Controller:
-    """The controller's listener (registered in pytest_configure, not in xdist workers): every test's report, the
-    session's end (status, comparison, session file) and its terminal summary."""
-
-    def __init__(self, config):
-        self.config = config
-        self.claims = config.stash[SESSION]
-
-    def pytest_runtest_logreport(self, report):
-        """Figures, outcomes and runs; runs not started; a progress line per run trained."""
-        claims = self.claims
-        claims.record.note_report(report)
-        claims.note_not_started(report)
-        if report.when != "call" or claims.progress is None:
-            return
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        for name, value in report.user_properties:
-            if name == RUN_PROPERTY:
-                line = claims.progress.finished(value, time.time())
-                if line and reporter is not None:
-                    reporter.ensure_newline()
-                    # Under xdist the status letters leave the line open, which ensure_newline does not see.
-                    if getattr(reporter, "_width_of_current_line", 0):
-                        reporter.write("\n")
-                    reporter.write_line(line)
-
-    def pytest_sessionfinish(self, session):
-        """The exit status (not measured, not started, regressed), then the numbered session file."""
-        config, claims = self.config, self.claims
-        claims.unmeasured = claims.record.unmeasured()
-        if claims.unmeasured and not config.getoption("--claims-partial") and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # skipped for want of data is not measured
-        if claims.not_started and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.INTERRUPTED  # verdicts incomplete: the same command goes on
-        if not claims.record.figures:
-            return
-        summary = plain(
-            claims_summary.session_summary(
-                claims.record,
-                profile=claims.profile.name,
-                device=claims.device,
-                args=config.invocation_params.args,
-                workers=getattr(config.option, "numprocesses", None),
-                optimizers=claims.optimizers,
-                tuning=claims.tuning,
-                expected_failures=config.getoption("--claims-xfail"),
-            )
-        )
-        if claims.not_started:
-            summary["not_started"] = list(claims.not_started.values())
-        end = claims_summary.SessionEnd(summary)
-        reference = config.getoption("--claims-compare")
-        if reference:
-            end.compare_with(reference, claims.fail_rules)
-            # A regression outranks a session cut short (by --claims-deadline, or Ctrl-C) and a usage error.
-            if end.regressed and session.exitstatus in (
-                pytest.ExitCode.OK,
-                pytest.ExitCode.TESTS_FAILED,
-                pytest.ExitCode.INTERRUPTED,
-                pytest.ExitCode.USAGE_ERROR,
-            ):
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        end.save(int(session.exitstatus), claims.record.run_counts())
-        export = config.getoption("--claims-export")
-        if export:
-            try:
-                write_csv(export_rows([end.summary]), export)
-            except OSError as error:  # the verdicts still stand; say why the file is missing
-                warnings.warn(f"--claims-export: cannot write {export}: {error.strerror or error}", stacklevel=2)
-        claims.end = end
-
-    def pytest_terminal_summary(self, terminalreporter):
-        claims = self.claims
-        if claims.unmeasured:
-            accepted = self.config.getoption("--claims-partial")
-            terminalreporter.section("claims not measured", red=not accepted, yellow=accepted, bold=True)
-            for line in claims_summary.unmeasured_lines(claims.unmeasured, accepted):
-                terminalreporter.write_line(line, red=not accepted, yellow=accepted, bold=True)
-        if claims.not_started:
-            terminalreporter.section("claims runs not trained", yellow=True, bold=True)
-            for line in claims.not_started_lines():
-                terminalreporter.write_line(line)
-        if not (claims.record.figures or claims.record.runs):
-            return
-        sections = claims_summary.terminal_sections(
-            claims.record, claims.optimizers, results_dir(), claims.end, figures=self.config.getoption("verbose") > 0
-        )
-        for title, markup, lines in sections:
-            if title is not None:
-                terminalreporter.section(title, **markup)
-            for line, line_markup in lines:
-                terminalreporter.write_line(line, **line_markup)
