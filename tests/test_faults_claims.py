@@ -1,6 +1,6 @@
 """Claims under faults: a run that diverges, a results folder that cannot be written, a second session.
 
-Each test drives the plugin in a subprocess on a tiny arrays file (128
+Each test drives the plugin in an in-process pytester session on a tiny arrays file (128
 images, MLP 1x512), as tests/test_plugin.py does, and reads what a user
 reads: the terminal output and the files left in the results folder.
 """
@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import write_arrays_file
+from support import EnvironmentKept, write_arrays_file
 
 from harness.core.config import RunConfig
 from harness.suite.fixtures import unfitted_run_line
@@ -56,6 +56,13 @@ def claims_project(pytester, tmp_path) -> list[str]:
     return [f"--data-dir={data}", "--profile=smoke", "-p", "no:xdist", "-v"]  # -v: the figure lines too
 
 
+def run_inprocess(pytester, *args):
+    """A pytest session in this process (no interpreter to start, torch already imported); the
+    HARNESS_* variables its plugin sets from --data-dir and --results-dir are restored after it."""
+    with EnvironmentKept():
+        return pytester.runpytest_inprocess(*args)
+
+
 def run_records(results: Path) -> list[dict]:
     return [json.loads(path.read_text()) for path in sorted((results / "runs").glob("*/*.json"))]
 
@@ -69,7 +76,7 @@ def test_a_diverged_run_fails_in_one_line_and_a_second_session_trains_nothing_wi
 ):
     options = claims_project(pytester, tmp_path)
     results = tmp_path / "results"
-    first = pytester.runpytest_subprocess(*options, f"--results-dir={results}")
+    first = run_inprocess(pytester, *options, f"--results-dir={results}")
     diverged_report = [
         "*_ test_fits_at_a_huge_learning_rate[[]paper_sgd[]] _*",
         # the whole report: a loss that explodes is diverged before it reaches NaN (100x its start)
@@ -94,7 +101,7 @@ def test_a_diverged_run_fails_in_one_line_and_a_second_session_trains_nothing_wi
     assert not losses[-1] <= 100 * diverged["initial_loss"]  # NaN, or finite past 100x its start
     assert f"in pass {diverged['passes']} is over 100 times its start" in output and "(lr 10000)" in output
 
-    second = pytester.runpytest_subprocess(*options, f"--results-dir={results}")
+    second = run_inprocess(pytester, *options, f"--results-dir={results}")
     second.stdout.fnmatch_lines([*diverged_report, f"runs: 0 trained, 3 reused from {results}", "*1 failed, 2 passed*"])
     assert run_records(results) == records  # not one record added or rewritten
     assert verdict_lines(second) == verdict_lines(first) and len(verdict_lines(first)) == 6  # 4 figures, 2 claims
@@ -127,7 +134,7 @@ def test_results_path_that_cannot_be_written_still_reports_every_verdict_and_fig
     options = claims_project(pytester, tmp_path)
     results = tmp_path / "results"
     results.write_text("not a folder")
-    result = pytester.runpytest_subprocess(*options, *FITTING, f"--results-dir={results}")
+    result = run_inprocess(pytester, *options, *FITTING, f"--results-dir={results}")
     expect_unsaved_session(result, results, "cannot be written")
     assert results.read_text() == "not a folder"
 
@@ -141,7 +148,7 @@ def test_read_only_results_folder_still_reports_every_verdict_and_figure(pyteste
     results.mkdir()
     results.chmod(0o555)
     try:
-        result = pytester.runpytest_subprocess(*options, *FITTING, f"--results-dir={results}")
+        result = run_inprocess(pytester, *options, *FITTING, f"--results-dir={results}")
     finally:
         results.chmod(0o755)
     expect_unsaved_session(result, results, "is read-only")

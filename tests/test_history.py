@@ -185,3 +185,18 @@ def test_history_orders_a_second_session_longest_first_and_collect_and_deadline_
         line.split()[0] for line in collected.outlines if re.match(r"test_claim.py::test_\w+\[paper_sgd\] PASSED", line)
     ]
     assert order == ["test_claim.py::test_short[paper_sgd]", "test_claim.py::test_long[paper_sgd]"]
+
+
+def test_a_session_without_claim_tests_starts_no_child_process(pytester, tmp_path, monkeypatch):
+    """Ordering reads session files; it never plans in a child pytest (planted: any Popen fails the session)."""
+    import subprocess
+
+    claims_project(pytester, tmp_path, "def test_plain():\n    assert 1 + 1 == 2\n")
+
+    def no_child(*args, **kwargs):
+        raise AssertionError(f"a child process was started: {args[0]!r}")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", no_child)
+    result = run_inprocess(pytester, f"--results-dir={tmp_path / 'r'}")
+    assert result.ret == 0, result.stdout.str()
+    result.assert_outcomes(passed=1)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import write_arrays_file
+from support import EnvironmentKept, write_arrays_file
 
 from harness.__main__ import main
 from harness.core.config import RunConfig
@@ -155,5 +155,6 @@ def test_results_folder():
     assert os.environ["HARNESS_RESULTS_DIR"] == {str(home / "results")!r}
 """
     )
-    result = pytester.runpytest_subprocess("--results-dir=~/results", "-p", "no:xdist")
+    with EnvironmentKept():  # in this process: the plugin reads HOME when it expands ~, not at import
+        result = pytester.runpytest_inprocess("--results-dir=~/results", "-p", "no:xdist")
     result.assert_outcomes(passed=1)

@@ -1,11 +1,13 @@
-"""The pytest plugin, driven in a subprocess with its output matched."""
+"""The pytest plugin, driven in a pytester session (in this process) with its output matched."""
 
 import json
 import shutil
 from pathlib import Path
 
 import pytest
-from support import write_arrays_file
+from support import EnvironmentKept, write_arrays_file
+
+from harness.suite.tuning import TuningWarning
 
 CLAIM = """
 def test_fits(claim_run, claim_figure):
@@ -26,10 +28,17 @@ def setup_project(pytester, tmp_path):
     return data
 
 
+def run_inprocess(pytester, *args):
+    """A pytest session in this process (no interpreter to start, torch already imported); the
+    HARNESS_* variables its plugin sets from --data-dir and --results-dir are restored after it."""
+    with EnvironmentKept():
+        return pytester.runpytest_inprocess(*args)
+
+
 def test_header_names_profile_device_data_and_versions(pytester, tmp_path):
     data = setup_project(pytester, tmp_path)
-    result = pytester.runpytest_subprocess(
-        f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-p", "no:xdist"
+    result = run_inprocess(
+        pytester, f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-p", "no:xdist"
     )
     result.stdout.fnmatch_lines(
         [
@@ -52,7 +61,7 @@ def test_missing_data_fails_the_session_in_one_framed_section_unless_partial_is_
     empty = tmp_path / "empty"
     empty.mkdir()
     options = [f"--data-dir={empty}", "--profile=smoke", "-rs", "-p", "no:xdist"]
-    result = pytester.runpytest_subprocess(*options)
+    result = run_inprocess(pytester, *options)
     assert result.ret == 1
     result.stdout.fnmatch_lines(
         [
@@ -64,7 +73,7 @@ def test_missing_data_fails_the_session_in_one_framed_section_unless_partial_is_
             "*1 skipped*",
         ]
     )
-    partial = pytester.runpytest_subprocess(*options, "--claims-partial")
+    partial = run_inprocess(pytester, *options, "--claims-partial")
     assert partial.ret == 0
     partial.stdout.fnmatch_lines(["*measured nothing, data missing (accepted by --claims-partial):"])
 
@@ -76,7 +85,7 @@ def test_the_gpu_tier_without_cuda_is_refused_before_anything_runs(pytester, tmp
     if torch.cuda.is_available():
         pytest.skip("on a GPU machine the claim runs for real")
     data = setup_project(pytester, tmp_path)
-    result = pytester.runpytest_subprocess(f"--data-dir={data}", *ask, "-p", "no:xdist")
+    result = run_inprocess(pytester, f"--data-dir={data}", *ask, "-p", "no:xdist")
     assert result.ret == 4  # pytest's usage error: one line, nothing collected or run
     result.stderr.fnmatch_lines(["ERROR: * but torch sees no CUDA device *--claims-partial to accept the skips"])
 
@@ -97,8 +106,8 @@ def test_paper_profile_marks_training_claims_gpu_and_skips_them_without_cuda_whe
     if torch.cuda.is_available():
         pytest.skip("on a GPU machine the claim would run for real")
     data = setup_project(pytester, tmp_path)
-    result = pytester.runpytest_subprocess(
-        f"--data-dir={data}", "--profile=paper", "-m", "gpu", "--claims-partial", "-rs", "-p", "no:xdist"
+    result = run_inprocess(
+        pytester, f"--data-dir={data}", "--profile=paper", "-m", "gpu", "--claims-partial", "-rs", "-p", "no:xdist"
     )
     result.stdout.fnmatch_lines(["*needs a CUDA device*", "*1 skipped*"])
 
@@ -117,7 +126,8 @@ def test_the_suite_fails_with_an_optimizer_that_never_moves(pytester, tmp_path):
     """A claim suite that cannot fail proves nothing: a frozen optimizer must fail the fitting claim."""
     data = setup_project(pytester, tmp_path)
     pytester.makepyfile(brokenopt=BROKEN)
-    result = pytester.runpytest_subprocess(
+    result = run_inprocess(
+        pytester,
         f"--data-dir={data}",
         f"--results-dir={tmp_path / 'r'}",
         "--profile=smoke",
@@ -142,8 +152,8 @@ def test_the_suite_fails_with_an_optimizer_that_never_moves(pytester, tmp_path):
 
 def test_an_unresolvable_optimizer_stops_before_anything_trains(pytester, tmp_path):
     data = setup_project(pytester, tmp_path)
-    result = pytester.runpytest_subprocess(
-        f"--data-dir={data}", "--profile=smoke", "-p", "no:xdist", "--optimizer=nosuchpackage.thing:Opt"
+    result = run_inprocess(
+        pytester, f"--data-dir={data}", "--profile=smoke", "-p", "no:xdist", "--optimizer=nosuchpackage.thing:Opt"
     )
     assert result.ret == 4  # pytest's usage error
     result.stderr.fnmatch_lines(["*optimizer 'nosuchpackage.thing:Opt' cannot be imported*"])
@@ -162,7 +172,8 @@ class NeedsTrainMode(torch.optim.SGD):
 def test_an_optimizer_whose_first_step_fails_stops_the_session_in_one_line(pytester, tmp_path):
     data = setup_project(pytester, tmp_path)
     pytester.makepyfile(closureless=CLOSURELESS)
-    result = pytester.runpytest_subprocess(
+    result = run_inprocess(
+        pytester,
         f"--data-dir={data}",
         f"--results-dir={tmp_path / 'r'}",
         "--profile=smoke",
@@ -209,7 +220,10 @@ def test_two_optimizers_on_xdist_workers_get_a_tuned_lr_a_claims_matrix_and_numb
         "--tune-lr",
         "--tune-lr-grid=1e-3,1e-2",
     ]
-    result = pytester.runpytest_subprocess(*options)
+    # In this process the tuning's warning reaches this test (a subprocess printed it to its stderr):
+    # a grid of two rates puts any choice at its edge.
+    with pytest.warns(TuningWarning, match=r"adam: the chosen lr .* is at the edge of the values tried"):
+        result = run_inprocess(pytester, *options)
     result.stdout.fnmatch_lines(
         [
             "claims optimizers: paper_sgd (torch *); adam (torch *) lr * (tuned)",
@@ -228,7 +242,7 @@ def test_two_optimizers_on_xdist_workers_get_a_tuned_lr_a_claims_matrix_and_numb
     assert {t["outcome"] for t in session["tests"].values()} == {"passed"}
     claim_runs = [r["config"] for r in run_records(results) if r["config"]["max_passes"] == 40]
     assert {(c["optimizer"], c["lr"]) for c in claim_runs} == {("paper_sgd", None), ("adam", tuned)}
-    again = pytester.runpytest_subprocess(*options, "--claims-compare")
+    again = run_inprocess(pytester, *options, "--claims-compare")
     again.stdout.fnmatch_lines(
         [
             "claims: adam uses lr * (recorded, *adam.json)",
@@ -249,7 +263,8 @@ def test_expected_failures_are_xfailed_with_their_reason_and_a_stale_line_warns(
         "paper_sgd: *::test_gone*  # a test that was removed\n"
         "adam: *  # not under test here: no warning\n"
     )
-    result = pytester.runpytest_subprocess(
+    result = run_inprocess(
+        pytester,
         f"--data-dir={data}",
         f"--results-dir={tmp_path / 'r'}",
         "--profile=smoke",
@@ -293,14 +308,14 @@ def test_compare_fails_the_session_on_a_flip_or_a_figure_past_its_tolerance_and_
         "--optimizer=brokenopt:frozen",
         f"--claims-xfail={xfail}",
     ]
-    assert pytester.runpytest_subprocess(*options).ret == 0
+    assert run_inprocess(pytester, *options).ret == 0
     (first,) = session_files(tmp_path / "r")
     for entry in first["figures"]:  # a baseline in which the frozen optimizer held and SGD measured 0.9
         entry.update({"holds": True} if "frozen" in entry["optimizer"] else {"measured": 0.9})
     first["stamp"]["gpu"] = "NVIDIA H100 80GB HBM3"
     baseline = tmp_path / "baseline.json"
     baseline.write_text(json.dumps(first))
-    result = pytester.runpytest_subprocess(*options, f"--claims-compare={baseline}", "--claims-compare-fail=CX:5%")
+    result = run_inprocess(pytester, *options, f"--claims-compare={baseline}", "--claims-compare-fail=CX:5%")
     result.stdout.fnmatch_lines(
         [
             "*claims comparison*",
@@ -317,15 +332,7 @@ def test_compare_fails_the_session_on_a_flip_or_a_figure_past_its_tolerance_and_
     assert session_files(tmp_path / "r")[-1]["comparison"]["regressions"]
 
 
-def test_bad_expected_failures_compare_references_and_rules_stop_before_anything_trains(
-    pytester, tmp_path, monkeypatch
-):
-    import os
-
-    for name in ("HARNESS_DATA_DIR", "HARNESS_RESULTS_DIR"):  # the in-process runs set them: restored after
-        monkeypatch.setenv(name, os.environ.get(name, "unset"))
-        if os.environ[name] == "unset":
-            monkeypatch.delenv(name)
+def test_bad_expected_failures_compare_references_and_rules_stop_before_anything_trains(pytester, tmp_path):
     data = setup_project(pytester, tmp_path)
     bad_xfail = tmp_path / "xfail.txt"
     bad_xfail.write_text("adam test_claim.py::test_fits\n")
@@ -337,7 +344,7 @@ def test_bad_expected_failures_compare_references_and_rules_stop_before_anything
         (["--claims-compare-fail=CX:5%"], "*--claims-compare-fail needs --claims-compare=REF*"),
         (["--tune-lr", "--tune-lr-grid=0.1,-1"], "*bad learning-rate grid*"),
     ]:
-        result = pytester.runpytest_inprocess(*base, *options)  # stops in pytest_configure: nothing global is touched
+        result = run_inprocess(pytester, *base, *options)  # stops in pytest_configure
         assert result.ret == 4, options
         result.stderr.fnmatch_lines([message])
     assert not (tmp_path / "r" / "runs").exists()
@@ -376,7 +383,8 @@ def test_the_optimizer_of_the_check_your_optimizer_guide_runs_tuned_beside_the_p
     code = re.search(r"<!-- example-optimizer[^>]*-->\n```python\n(.*?)```", guide, re.S).group(1)
     data = setup_project(pytester, tmp_path)
     pytester.makepyfile(myopt=code)
-    result = pytester.runpytest_subprocess(
+    result = run_inprocess(
+        pytester,
         f"--data-dir={data}",
         f"--results-dir={tmp_path / 'r'}",
         "--profile=smoke",
@@ -400,7 +408,8 @@ def test_the_optimizer_of_the_check_your_optimizer_guide_runs_tuned_beside_the_p
 def test_claims_report_option_renders_the_report_at_the_end(pytester, tmp_path):
     data = setup_project(pytester, tmp_path)
     report = tmp_path / "report"
-    result = pytester.runpytest_subprocess(
+    result = run_inprocess(
+        pytester,
         f"--data-dir={data}",
         f"--results-dir={tmp_path / 'r'}",
         "--profile=smoke",
@@ -425,8 +434,9 @@ def test_numpy_figures_travel_between_xdist_workers(pytester, tmp_path):
     """Claims often compute figures with numpy; they must reach the controller's summary intact."""
     setup_project(pytester, tmp_path)
     pytester.makepyfile(test_numpy=NUMPY_CLAIM)
-    result = pytester.runpytest_subprocess(
-        f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-n", "1", "-v", "test_numpy.py"
+    # The controller runs in this process; xdist's worker is a process of its own, so the figures still travel.
+    result = run_inprocess(
+        pytester, f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-n", "1", "-v", "test_numpy.py"
     )
     result.stdout.fnmatch_lines(["CY   holds  numpy figure: 0.25*", "*1 passed*"])
 
@@ -453,7 +463,7 @@ def test_claims_beyond_the_papers_scope_skip_unless_extended_and_are_labelled(py
     data = setup_project(pytester, tmp_path)
     pytester.makepyfile(test_claim=SCOPED_CLAIMS)
     common = (f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--profile=smoke", "-p", "no:xdist", "-rs")
-    result = pytester.runpytest_subprocess(*common)
+    result = run_inprocess(pytester, *common)
     result.stdout.fnmatch_lines(
         [
             "*beyond the paper: mlp_1x512 is beyond the paper's scope for this claim (inception: Figure 1a); "
@@ -463,7 +473,7 @@ def test_claims_beyond_the_papers_scope_skip_unless_extended_and_are_labelled(py
         ]
     )
     assert "[beyond the paper]" not in result.stdout.str()
-    result = pytester.runpytest_subprocess(*common, "--claims-extended", "-v")
+    result = run_inprocess(pytester, *common, "--claims-extended", "-v")
     result.stdout.fnmatch_lines(
         [
             "CX   holds  train accuracy, mlp_1x512 [[]beyond the paper[]]: 1*",
@@ -479,7 +489,8 @@ def test_claims_export_writes_one_csv_row_per_figure(pytester, tmp_path):
 
     data = setup_project(pytester, tmp_path)
     export = tmp_path / "figures.csv"
-    result = pytester.runpytest_subprocess(
+    result = run_inprocess(
+        pytester,
         f"--data-dir={data}",
         f"--results-dir={tmp_path / 'r'}",
         "--profile=smoke",
@@ -522,7 +533,7 @@ def test_a_figure_that_does_not_hold_fails_its_test_in_one_line_and_is_still_rec
     setup_project(pytester, tmp_path)
     pytester.makepyfile(test_claim=WRONG_ANSWERS)
     results = tmp_path / "r"
-    result = pytester.runpytest_subprocess(f"--results-dir={results}", "--profile=smoke", "-p", "no:xdist", "-v")
+    result = run_inprocess(pytester, f"--results-dir={results}", "--profile=smoke", "-p", "no:xdist", "-v")
     result.stdout.fnmatch_lines(
         [
             "*_ test_wrong_at_once _*",
@@ -582,7 +593,7 @@ def test_runs_per_gpu_starts_k_workers_per_gpu_and_refuses_what_it_cannot_do():
 
 def test_runs_per_gpu_on_a_cpu_stops_before_anything_runs(pytester, tmp_path):
     data = setup_project(pytester, tmp_path)
-    result = pytester.runpytest_subprocess(f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--runs-per-gpu=2")
+    result = run_inprocess(pytester, f"--data-dir={data}", f"--results-dir={tmp_path / 'r'}", "--runs-per-gpu=2")
     result.stderr.fnmatch_lines(["*--runs-per-gpu needs CUDA; on a CPU, -n N sets the runs side by side*"])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert not (tmp_path / "r").exists()

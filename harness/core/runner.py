@@ -6,8 +6,8 @@ for writing; the run's lock is taken (``locks/<key>.lock``: one trainer per
 run across processes, pytest-xdist workers included); the newest stored
 record that answers the config is reused (harness.core.store.latest_record,
 with the store's trust checks), unless a fresh run is asked for. Else the
-caller's `before_training` hook may still refuse it (a session's time
-budget); the run's checkpoint (``checkpoints/<key>.pt``, see
+caller's `before_training` hook may still refuse it (a session's deadline,
+or --claims-collect); the run's checkpoint (``checkpoints/<key>.pt``, see
 harness.core.checkpoint) is set up, so a run killed hard resumes from its
 last pass; its progress goes to ``live/<key>.log`` while it trains
 (harness.core.train.fit); the record is stamped (the machine, the time, the
@@ -79,9 +79,7 @@ def cached_fit(
     before_training: called with the run's key once no record answers and the
     run must train (holding its lock, before any checkpoint or log is touched);
     an exception it raises leaves the store as it was and nothing trains (a
-    session's time budget refuses a run this way). What it returns, if not
-    None, is called with the record once the run has trained (an interrupted
-    one too, before the interrupt is raised again).
+    session's deadline or --claims-collect refuses a run this way).
     A run killed before its record was saved resumes from its checkpoint.
     An interrupted run is saved (its curves are kept), its checkpoint kept
     for the next attempt, and the interrupt raised again.
@@ -108,7 +106,8 @@ def cached_fit(
                 if locked:  # a kill between saving this record and removing its checkpoint left one
                     checkpoint_path(root, key).unlink(missing_ok=True)
                 return record
-        trained = before_training(key) if before_training is not None else None
+        if before_training is not None:
+            before_training(key)
         checkpoint = None
         if writable:
             if checkpoint_min_seconds is None:
@@ -138,8 +137,6 @@ def cached_fit(
         record["path"], record["reused"], record["saved"] = path, False, path is not None
         if record["saved"] and checkpoint is not None and record["outcome"] != "interrupted":
             checkpoint.remove()  # the record now holds the run; an interrupted one may resume
-        if trained is not None:
-            trained(record)
         if not problems.none:
             message = problems.summary(record["saved"])
             if not record["saved"]:

@@ -1,1 +1,1 @@
-"""The claims suite: the pytest plugin, sessions of claim figures, their comparison and matrix, learning-rate tuning, the run plan."""
+"""The claims suite (pytest): the plugin and its session, the claim-author fixtures, the tests' order from earlier sessions, the summary and matrix, learning-rate tuning, the paper's numbers and statistics."""
