@@ -16,7 +16,9 @@ the summary one JSON line.
 Exit status of `fit`, so scripts can tell the outcomes apart: 0 fitted,
 3 out_of_budget, 4 diverged, 5 not_fittable (identical training inputs
 with different labels cap the accuracy below the target), 6 stalled (no
-parameter moved in a pass); 2 a usage or settings error (one line on
+parameter moved in a pass), 7 error (a pass raised, e.g. the optimizer's
+step or CUDA out of memory: the record keeps the passes before it and
+the error's first line; it is never reused); 2 a usage or settings error (one line on
 stderr, nothing trained); 1 an unexpected error (a traceback); 130
 (SIGINT) or 143 (SIGTERM) a stopped run, whose
 record says "interrupted" and whose checkpoint is kept: the one line it
@@ -64,7 +66,7 @@ SUMMARY_FIELDS = (
 
 # Exit status of `fit` per run outcome. 1 is Python's for an unexpected error, 2 argparse's (and
 # ours) for a usage or settings error; a stopped run exits 128 + the signal's number.
-EXIT_STATUSES = {"fitted": 0, "out_of_budget": 3, "diverged": 4, "not_fittable": 5, "stalled": 6}
+EXIT_STATUSES = {"fitted": 0, "out_of_budget": 3, "diverged": 4, "not_fittable": 5, "stalled": 6, "error": 7}
 USAGE_ERROR = 2
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

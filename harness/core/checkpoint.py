@@ -42,6 +42,10 @@ from harness.core.record import replace_atomically
 FORMAT_VERSION = 2
 
 
+class CheckpointRefusedWarning(UserWarning):
+    """A run is not checkpointed: what it would need to resume exactly cannot be saved."""
+
+
 class CheckpointIgnoredWarning(UserWarning):
     """A checkpoint was found but not trusted (damaged, or of another run); the run starts over."""
 
@@ -68,7 +72,11 @@ class RunCheckpoint:
     # saving after every pass would double the run's time. A run killed
     # hard then repeats at most this long plus one pass.
     min_seconds: float = 0.0
+    # The run-code fingerprint (harness.core.code_identity) of the code training the run, where known: a
+    # checkpoint written by other code is not resumed (its passes may have computed something else).
+    run_code: str | None = None
     error: OSError | RuntimeError | None = None
+    refused: str | None = None  # why this run is not checkpointed (its state cannot be saved faithfully)
     _last_save: float = field(default=0.0, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -82,6 +90,7 @@ class RunCheckpoint:
     def due(self, passes_done: int) -> bool:
         return (
             self.error is None
+            and self.refused is None
             and passes_done % self.every == 0
             and time.monotonic() - self._last_save >= self.min_seconds
         )
@@ -96,7 +105,7 @@ class RunCheckpoint:
             first_line = (str(error).splitlines() or [""])[0]
             self._ignore(f"it does not load ({type(error).__name__}: {first_line})")
             return None
-        problem = _mismatch(state, self.run_key, config_values)
+        problem = _mismatch(state, self.run_key, config_values, self.run_code)
         if problem:
             self._ignore(problem)
             return None
@@ -104,12 +113,28 @@ class RunCheckpoint:
 
     def save(self, state: dict, config_values: dict) -> None:
         """Replace the checkpoint atomically with `state`, stamped with this run's identity."""
-        stamped = {**state, "version": FORMAT_VERSION, "run_key": self.run_key, "config": config_values}
+        stamped = {
+            **state,
+            "version": FORMAT_VERSION,
+            "run_key": self.run_key,
+            "config": config_values,
+            "run_code": self.run_code,
+        }
         try:
             save_atomic(self.path, stamped)
         except (OSError, RuntimeError) as error:  # a checkpoint only saves time: the run goes on without one
             self.error = error
         self._last_save = time.monotonic()
+
+    def refuse(self, reason: str) -> None:
+        """Write no checkpoint for this run (and remove one left by an earlier attempt), saying why once."""
+        self.refused = reason
+        self.remove()
+        warnings.warn(
+            f"run {self.run_key} is not checkpointed: {reason}; if it is stopped it starts over",
+            CheckpointRefusedWarning,
+            stacklevel=3,
+        )
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -125,7 +150,7 @@ class RunCheckpoint:
         )
 
 
-def _mismatch(state, run_key: str, config_values: dict) -> str | None:
+def _mismatch(state, run_key: str, config_values: dict, run_code: str | None = None) -> str | None:
     """Why `state` is not a checkpoint of this run, or None when it is."""
     if not isinstance(state, dict):
         return "it is not a checkpoint"
@@ -135,6 +160,8 @@ def _mismatch(state, run_key: str, config_values: dict) -> str | None:
         return f"it belongs to run {state.get('run_key')!r}, not {run_key!r}"
     if state.get("config") != config_values:
         return "its config differs from this run's"
+    if run_code is not None and state.get("run_code") != run_code:
+        return f"it was written by other harness code (run code {state.get('run_code')!r}, this code {run_code!r})"
     passes = state.get("passes")
     curves = state.get("curves")
     if not isinstance(passes, int) or not isinstance(curves, dict) or any(len(v) != passes for v in curves.values()):

@@ -103,7 +103,7 @@ NOISE_CURVES = {
 }
 
 # The keys of every run record, whatever loop made it. Outcomes: "fitted", "out_of_budget",
-# "diverged", "stalled", "not_fittable", "interrupted" (harness.core.store.OUTCOMES).
+# "diverged", "stalled", "not_fittable", "interrupted", "error" (harness.core.store.OUTCOMES).
 FIELDS = {
     "config": "the run's RunConfig as a dict (its hash with the data and code is the run key)",
     "data_source": "what the data is, named by its content (harness.core.data)",

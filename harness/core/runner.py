@@ -40,6 +40,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from harness.core.checkpoint import RunCheckpoint, checkpoint_path
+from harness.core.code_identity import run_code_fingerprint
 from harness.core.config import RunConfig
 from harness.core.formatting import fmt_train_reading
 from harness.core.store import latest_record, machine_stamp, results_dir, run_key, save_record
@@ -98,7 +99,7 @@ def cached_fit(
     writable = problems.none  # else: no lock, log, checkpoint or record is even tried
     with _run_lock(key, root, problems) if writable else nullcontext(False) as locked:
         if not fresh:
-            record = latest_record(key, root, required)
+            record = latest_record(key, root, required, code=run_code_fingerprint())
             # By the store's order, not a clock: a record answers a fresh session only if a process of that
             # session saved it (its stamp carries the session's fresh_since) and no later record shadows it.
             if record is not None and (fresh_since is None or _written_for(record) == fresh_since):
@@ -113,7 +114,11 @@ def cached_fit(
             if checkpoint_min_seconds is None:
                 checkpoint_min_seconds = 0.0 if config.device == "cpu" else GPU_CHECKPOINT_SECONDS
             checkpoint = RunCheckpoint(
-                checkpoint_path(root, key), key, every=checkpoint_every, min_seconds=checkpoint_min_seconds
+                checkpoint_path(root, key),
+                key,
+                every=checkpoint_every,
+                min_seconds=checkpoint_min_seconds,
+                run_code=run_code_fingerprint(),
             )
             if locked:  # only the lock's holder may take a temporary file for an orphan
                 _remove_orphans(root, key, checkpoint)  # of a run of this key killed mid-write
@@ -124,7 +129,7 @@ def cached_fit(
         if checkpoint is not None and checkpoint.error:
             problems.add(checkpoint.error, "checkpoint")
         record["key"] = key
-        record["stamp"] = machine_stamp(config.device)
+        record["stamp"] = {**machine_stamp(config.device), "run_code": run_code_fingerprint()}
         if fresh_since is not None:
             record["stamp"]["fresh_since"] = fresh_since
         record["finished_at"] = time.time()

@@ -41,11 +41,12 @@ from harness.core.evidence import REQUIRED_ITEMS
 from harness.core.prepare import load_raw_cached
 from harness.core.record import NOISE_CURVES, RUN_SEMANTICS_VERSION, write_json_atomic
 
-# "interrupted" is kept but never reused; "stalled" (no parameter moved in a pass) and "not_fittable"
+# "interrupted" and "error" (a pass raised: the optimizer's error, CUDA out of memory) are kept but never
+# reused (an error may be the machine's); "stalled" (no parameter moved in a pass) and "not_fittable"
 # (identical inputs with different labels, refused before training) are: the same config and data give
 # the same outcome.
 REUSABLE = ("fitted", "out_of_budget", "diverged", "stalled", "not_fittable")
-OUTCOMES = REUSABLE + ("interrupted",)
+OUTCOMES = REUSABLE + ("interrupted", "error")
 
 
 # Each record field the claims read (harness.core.record.CLAIM_FIELDS) and what the store holds
@@ -99,7 +100,9 @@ def has_record(key: str, root: Path | None = None) -> bool:
     return any(((root or results_dir()) / "runs" / key).glob("*.json"))
 
 
-def latest_record(key: str, root: Path | None = None, required: tuple[str, ...] = ()) -> dict | None:
+def latest_record(
+    key: str, root: Path | None = None, required: tuple[str, ...] = (), code: str | None = None
+) -> dict | None:
     """The newest reusable record under `key`, or None.
 
     Newest: by the store's own order (`record_order`): the highest
@@ -115,6 +118,9 @@ def latest_record(key: str, root: Path | None = None, required: tuple[str, ...] 
     record is skipped silently.
     required: record fields the caller needs; a record made before they
     existed (e.g. `test_confusion`) is not reused, so the run is trained anew.
+    code: where given, only a record stamped with this run-code fingerprint
+    (``stamp.run_code``, harness.core.code_identity) answers; others are
+    passed over silently (made by other code, not damaged).
     """
     folder = (root or results_dir()) / "runs" / key
     candidates = []
@@ -128,7 +134,11 @@ def latest_record(key: str, root: Path | None = None, required: tuple[str, ...] 
             problem = untrusted_because(record, key)
         if problem:
             warnings.warn(f"run record {path} ignored: {problem}", RecordIgnoredWarning, stacklevel=2)
-        elif record["outcome"] in REUSABLE and all(field in record for field in required):
+        elif (
+            record["outcome"] in REUSABLE
+            and all(field in record for field in required)
+            and (code is None or (record.get("stamp") or {}).get("run_code") == code)
+        ):
             order = record_order(record, path.name, now)
             if order[0] == -math.inf:
                 warnings.warn(

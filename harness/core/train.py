@@ -60,6 +60,7 @@ import time
 import weakref
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
+from functools import lru_cache
 from typing import NamedTuple
 
 import torch
@@ -304,7 +305,12 @@ def _fit(
             # Saved only when another pass follows: a finished run goes straight to its record.
             if checkpoint and pass_index + 1 < config.max_passes and checkpoint.due(pass_index + 1):
                 started = time.perf_counter()
-                checkpoint.save(_snapshot(pass_index + 1, model, optimizer, graphed, generator, curves), config_values)
+                try:
+                    snapshot = _snapshot(pass_index + 1, model, optimizer, graphed, generator, curves)
+                except CheckpointRefused as refused:
+                    checkpoint.refuse(str(refused))
+                else:
+                    checkpoint.save(snapshot, config_values)
                 checkpoint_seconds += time.perf_counter() - started
         else:
             message = f"training accuracy {curves['train_accuracy'][-1]:.4%} after {config.max_passes} passes"
@@ -312,6 +318,14 @@ def _fit(
         # The record's train_accuracy is then the last pass's reading, which a
         # sampled check may have taken over its sample (curves["train_checked"]).
         outcome, message = "interrupted", "stopped by the user"
+    except Exception as error:  # noqa: BLE001 - the optimizer's or the device's error is the run's outcome
+        # An error in a pass (an optimizer that raises at some step, CUDA out of memory) ends the run with
+        # the passes it completed: its own outcome, never a later record that looks clean.
+        done = min(len(values) for values in curves.values()) if curves else 0
+        for values in curves.values():
+            del values[done:]  # a pass that failed part-way leaves no reading
+        first_line = (str(error).splitlines() or [""])[0]
+        outcome, message = "error", f"{type(error).__name__}: {first_line} (in pass {done + 1})"
 
     facts = LoopFacts(
         loop="graph" if graphed is not None else "eager",
@@ -455,7 +469,44 @@ def _snapshot(passes, model, optimizer, graphed, generator, curves) -> dict:
         state["momentum_buffers"] = [buffer.detach().clone() for buffer in graphed.buffers]
     else:
         state["optimizer"] = optimizer.state_dict()
+        state["optimizer_attributes"] = optimizer_attributes(optimizer)
     return state
+
+
+def optimizer_attributes(optimizer) -> dict:
+    """The optimizer's instance attributes outside what torch.optim.Optimizer keeps (a step counter kept as a
+    Python int, a schedule's position): state_dict() does not hold them, so a checkpoint keeps them beside it.
+
+    Raises CheckpointRefused when one is not plain data (numbers, strings, tensors, and lists, tuples and
+    dicts of them): it could not be saved and restored, so the run is not checkpointed.
+    """
+    extra = {name: value for name, value in vars(optimizer).items() if name not in _base_optimizer_attributes()}
+    unsaved = sorted(name for name, value in extra.items() if not _plain(value))
+    if unsaved:
+        raise CheckpointRefused(
+            f"the optimizer keeps {', '.join(unsaved)} outside state_dict(), which a checkpoint cannot restore"
+        )
+    return extra
+
+
+class CheckpointRefused(Exception):
+    """A run's state cannot be checkpointed faithfully: it trains on without checkpoints."""
+
+
+@lru_cache(maxsize=1)
+def _base_optimizer_attributes() -> frozenset:
+    probe = torch.optim.Optimizer([torch.zeros(1, requires_grad=True)], {})
+    return frozenset(vars(probe)) | {"defaults", "state", "param_groups"}
+
+
+def _plain(value) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, (str, int)) and _plain(item) for key, item in value.items())
+    return False
 
 
 def _restore(state, model, optimizer, graphed, generator, curves) -> None:
@@ -467,6 +518,8 @@ def _restore(state, model, optimizer, graphed, generator, curves) -> None:
                 buffer.copy_(saved)
     else:
         optimizer.load_state_dict(state["optimizer"])
+        for name, value in state.get("optimizer_attributes", {}).items():
+            setattr(optimizer, name, value)
     generator.set_state(state["rng"]["data_order"])
     torch.set_rng_state(state["rng"]["torch_cpu"])
     if generator.device.type == "cuda":

@@ -1,7 +1,11 @@
 """The ImageNet tier's data side: an ImageNet-layout folder, its transforms and its labels.
 
 Layout: ``ROOT/train/<class>/*.JPEG`` and ``ROOT/val/<class>/*.JPEG`` (torchvision's
-ImageFolder on each split; the class folders of the two splits must agree).
+ImageFolder on each split; the class folders of the two splits must agree). Unlike
+ImageFolder, hidden entries (``.ipynb_checkpoints``, ``.DS_Store``) are neither classes
+nor images, and symbolic links to folders inside a class folder are not followed (a
+link loop would list its images again and again, a link out of ROOT would add images
+from elsewhere); an image that cannot be read is named with its path.
 
 Labels are corrupted as in the CIFAR-10 tier (``harness.core.corrupt.corrupt_labels``), over
 ImageFolder's sample order, which is sorted by class and file name and so the same on
@@ -14,12 +18,14 @@ at start-up).
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from torch.utils.data import Dataset
 from torchvision import datasets, transforms
+from torchvision.datasets.folder import has_file_allowed_extension
 
 from harness.core.corrupt import LABEL_STREAM, corrupt_labels
 
@@ -97,6 +103,40 @@ def file_list_checksum(folder: datasets.ImageFolder) -> int:
     return checksum(listing.encode())
 
 
+class ImageFolderWithoutHidden(datasets.ImageFolder):
+    """torchvision's ImageFolder without hidden entries, not following links to folders (see the module)."""
+
+    def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
+        classes = sorted(entry.name for entry in os.scandir(directory) if entry.is_dir() and not _hidden(entry.name))
+        if not classes:
+            raise FileNotFoundError(f"no class folder in {directory}")
+        return classes, {name: index for index, name in enumerate(classes)}
+
+    @staticmethod
+    def make_dataset(directory, class_to_idx, extensions=None, is_valid_file=None, allow_empty=False):
+        """(path, class index) of every image, in ImageFolder's order: by class, then folder, then file name."""
+        extensions = extensions or datasets.folder.IMG_EXTENSIONS
+        samples = []
+        for name, index in sorted(class_to_idx.items(), key=lambda item: item[1]):
+            walked = []
+            for folder, subfolders, files in os.walk(os.path.join(directory, name), followlinks=False):
+                subfolders[:] = [sub for sub in subfolders if not _hidden(sub)]
+                walked.append((folder, files))
+            for folder, files in sorted(walked):
+                for file in sorted(files):
+                    path = os.path.join(folder, file)
+                    valid = is_valid_file(path) if is_valid_file else has_file_allowed_extension(path, extensions)
+                    if valid and not _hidden(file):
+                        samples.append((path, index))
+        if not samples and not allow_empty:
+            raise FileNotFoundError(f"no images in the class folders of {directory}")
+        return samples
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
 class Relabelled(Dataset):
     """An ImageFolder's images with other labels, read through a given transform."""
 
@@ -112,7 +152,12 @@ class Relabelled(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int):
-        return self.transform(self.loader(self.paths[index])), int(self.labels[index])
+        path = self.paths[index]
+        try:
+            image = self.loader(path)
+        except (OSError, ValueError) as error:  # a truncated or damaged file: name it, not a 200-line traceback
+            raise OSError(f"cannot read image {path}: {error}") from None
+        return self.transform(image), int(self.labels[index])
 
 
 @dataclass
@@ -139,7 +184,7 @@ def open_split(root: Path, split: str) -> datasets.ImageFolder:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder; expected {root}/{{train,val}}/<class>/<image>")
     try:
-        return datasets.ImageFolder(str(folder))
+        return ImageFolderWithoutHidden(str(folder))
     except (FileNotFoundError, RuntimeError) as error:  # no class folders, or no images in them
         raise FileNotFoundError(f"{folder} holds no ImageFolder layout (<class>/<image>): {error}") from error
 

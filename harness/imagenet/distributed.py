@@ -372,10 +372,35 @@ def _train_epoch(network, optimizer, loader, world, autocast, fault, first_step)
     return loss_sum, correct, int(images)
 
 
+def stop_with_parent() -> bool:
+    """Ask the kernel to send this process SIGTERM when its parent dies (Linux prctl PR_SET_PDEATHSIG).
+
+    A rank's parent is torchrun's agent; killed with SIGKILL it cannot stop
+    its ranks, which would otherwise train on and write checkpoints without
+    a supervisor. Returns False where the call is not available (not Linux).
+    A parent already gone when this is called (reparented to init) stops
+    this process at once.
+    """
+    import ctypes
+    import signal
+
+    if not sys.platform.startswith("linux"):
+        return False
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(1, signal.SIGTERM, 0, 0, 0) != 0:  # 1: PR_SET_PDEATHSIG
+        return False
+    if os.getppid() != parent:  # the parent died between the two calls
+        os.kill(os.getpid(), signal.SIGTERM)
+    return True
+
+
 @record_errors  # torchrun's failure summary then shows this rank's traceback
 def main(argv: list[str] | None = None) -> dict | None:
     """Train one run; returns the record on rank 0 (None on the other ranks)."""
     args = parse_args(argv)
+    if "RANK" in os.environ:
+        stop_with_parent()  # torchrun's agent killed (SIGKILL): its ranks must not train on, unsupervised
     world = start_world(args)
     try:
         return _run(args, world)

@@ -201,7 +201,7 @@ def require_fitted(record: dict, what: str) -> None:
 
 # Outcomes after which a run's readings are evidence of nothing a claim reads: its
 # loss blew up, no parameter moved, it was stopped, or its data cannot be fitted.
-FAILED_RUN_OUTCOMES = ("diverged", "stalled", "interrupted", "not_fittable")
+FAILED_RUN_OUTCOMES = ("diverged", "stalled", "interrupted", "not_fittable", "error")
 
 
 def require_trained(
@@ -264,6 +264,7 @@ _OUTCOME_WORDS = {
     "interrupted": "was interrupted",
     "not_fittable": "is not fittable",
     "stalled": "stalled",
+    "error": "failed with an error",
 }
 
 

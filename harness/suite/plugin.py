@@ -218,8 +218,9 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.hookimpl(trylast=True)  # after -m and -k deselected: the runs of the tests that will run
 def pytest_collection_finish(session):
-    if not hasattr(session.config, "workerinput"):
-        _start_progress(session.config, [item.nodeid for item in session.items])
+    config = session.config
+    if not hasattr(config, "workerinput") and getattr(config.option, "dist", "no") == "no":
+        _start_progress(config, [item.nodeid for item in session.items])
 
 
 @pytest.hookimpl(optionalhook=True)

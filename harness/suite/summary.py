@@ -140,7 +140,7 @@ def run_reason(record: dict) -> str:
     outcome, passes = record.get("outcome"), record.get("passes")
     if outcome == "fitted":
         return f"fitted in {record.get('passes_to_fit')} passes"
-    if outcome in ("diverged", "stalled", "interrupted"):
+    if outcome in ("diverged", "stalled", "interrupted", "error"):
         return f"{outcome} at pass {passes}"
     if outcome == "not_fittable":
         ceiling = record.get("attainable_train_accuracy")

@@ -191,7 +191,9 @@ def _trial(lr: float, run: dict) -> dict:
     losses = (run.get("curves") or {}).get("loss") or []
     loss = losses[-1] if losses else None
     usable = (
-        run.get("outcome") not in ("diverged", "stalled", "not_fittable") and loss is not None and math.isfinite(loss)
+        run.get("outcome") not in ("diverged", "stalled", "not_fittable", "error")
+        and loss is not None
+        and math.isfinite(loss)
     )
     return {
         "lr": float(lr),
