@@ -406,15 +406,12 @@ def test_the_optimizer_of_the_check_your_optimizer_guide_runs_tuned_beside_the_p
 
 
 def test_claims_report_option_renders_the_report_at_the_end(pytester, tmp_path):
-    # Imported here first: modules first imported inside an in-process session are dropped from sys.modules
-    # after it, and a second copy of matplotlib breaks the report tests that run later in this process.
-    pytest.importorskip("matplotlib.pyplot")
-    import harness.report.render  # noqa: F401
-
+    # A process of its own: drawing imports matplotlib's backends, and modules first imported inside an
+    # in-process session are dropped from sys.modules after it; the second copy of matplotlib that a later
+    # import makes breaks the report tests that run after this one in the same process.
     data = setup_project(pytester, tmp_path)
     report = tmp_path / "report"
-    result = run_inprocess(
-        pytester,
+    result = pytester.runpytest_subprocess(
         f"--data-dir={data}",
         f"--results-dir={tmp_path / 'r'}",
         "--profile=smoke",
