@@ -192,6 +192,31 @@ def _models() -> int:
     return 0
 
 
+# The paper tier's settings that decide whether a model trains at all, and those that go with them: where the
+# paper tier sets the first and fit was not given it, fit says so (inception_no_bn at PyTorch's default init
+# never starts fitting random labels; He init at lr 0.1 diverges).
+DECISIVE_SETTINGS, COMPANION_SETTINGS = ("init",), ("lr", "lr_decay")
+
+
+def _paper_settings_note(model: str, changes: dict) -> str | None:
+    """One 'note:' line naming the paper tier's settings of `model` that fit left at RunConfig's defaults."""
+    paper = get_profile("paper").model_overrides.get(model, {})
+    defaults = RunConfig()
+    if not any(name in paper and name not in changes for name in DECISIVE_SETTINGS):
+        return None
+    missing = {
+        name: paper[name]
+        for name in DECISIVE_SETTINGS + COMPANION_SETTINGS
+        if name in paper and name not in changes and paper[name] != getattr(defaults, name)
+    }
+    given = " ".join(f"--{name.replace('_', '-')} {value}" for name, value in missing.items())
+    return (
+        f"note: {model} trains here at the defaults ({', '.join(f'{n} {getattr(defaults, n)}' for n in missing)}), "
+        f"at which it does not train; the paper tier trains it with {given} (see harness.core.config), or give "
+        "--profile paper"
+    )
+
+
 def _fit(args, argv: list[str]) -> int:
     import os
 
@@ -216,6 +241,9 @@ def _fit(args, argv: list[str]) -> int:
     else:
         changes.setdefault("device", "cuda" if torch.cuda.is_available() else "cpu")
         config = RunConfig(**changes)
+        note = _paper_settings_note(config.model, changes)
+        if note:
+            print(note, file=sys.stderr)
     watch = _RunWatch(quiet=args.quiet, optimizer=_optimizer_id(config.optimizer))
     try:
         with _stop_signals_interrupt(watch):

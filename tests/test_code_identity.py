@@ -82,3 +82,18 @@ def test_a_checkpoint_written_by_other_code_is_not_resumed(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert RunCheckpoint(tmp_path / "k.pt", "k", run_code="edited0000000000").load(config_values)["passes"] == 1
+
+
+def test_a_fresh_session_resumes_only_its_own_checkpoint_whatever_the_files_clock_says(tmp_path):
+    import os
+    import time
+
+    config_values = {"model": "mlp_1x512"}
+    state = {"passes": 1, "curves": {"loss": [1.0]}}
+    RunCheckpoint(tmp_path / "k.pt", "k", fresh_since=1000.0).save(state, config_values)
+    ahead = time.time() + 3600
+    os.utime(tmp_path / "k.pt", (ahead, ahead))  # planted: a clock an hour ahead wrote it
+    with pytest.warns(CheckpointIgnoredWarning, match="written before this fresh session"):
+        assert RunCheckpoint(tmp_path / "k.pt", "k", fresh_since=2000.0).load(config_values) is None
+    assert RunCheckpoint(tmp_path / "k.pt", "k", fresh_since=1000.0).load(config_values)["passes"] == 1
+    assert RunCheckpoint(tmp_path / "k.pt", "k").load(config_values)["passes"] == 1  # not fresh: resumed

@@ -144,10 +144,21 @@ def test_arrays_file_label_one_past_the_last_class_is_refused_naming_its_count(t
         caught,
         str(path),
         "train_y holds 3 stray label(s) (10 x3)",
-        "class 10 holds under 1%",
+        "class 10 holds under 10%",
         "median class's 600 labels",
         "num_classes=11",
     )
+
+
+@pytest.mark.parametrize("strays", [1, 2, 19])
+def test_a_few_stray_labels_in_a_small_set_are_refused_too(tmp_path, strays):
+    """2,000 images, 200 a class: 1 to 19 labels "10" are strays (at the old 1% rule, 2 or more trained as a class)."""
+    labels = np.arange(2000) % 10
+    labels[:strays] = 10
+    path = tmp_path / "subset.npz"
+    np.savez(path, **_balanced(n_per_class=200, train_y=labels))
+    with pytest.raises(DataError, match=f"train_y holds {strays} stray label"):
+        load_raw(f"npz:{path}")
 
 
 def test_arrays_file_declared_classes_refuse_a_label_past_them_and_keep_a_rare_class(tmp_path):

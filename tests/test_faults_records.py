@@ -5,6 +5,7 @@ import errno
 import json
 import time
 import warnings
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -246,3 +247,40 @@ def test_a_tuned_lr_outside_the_values_tried_is_refused(tiny_npz, results, lr):
         again = tuning.tune("adam", smoke_base, grid=(1e-3,), passes=1)
     assert again["lr"] == record["lr"] and again["reused"] is False
     assert json.loads(path.read_text())["lr"] == record["lr"]
+
+
+def test_a_report_on_a_full_disk_keeps_the_earlier_report_and_figure_whole(tmp_path, monkeypatch):
+    """report.md and each PNG are written whole or not at all: the disk filling at their sync leaves the earlier ones."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    from harness.report.figures import save_figure
+    from harness.report.render import render_report
+
+    out = tmp_path / "report"
+    render_report(tmp_path / "no-results", out)  # an empty results folder still gives a report.md
+    before = (out / "report.md").read_bytes()
+    figure = plt.figure()
+    save_figure(figure, out / "figure.png")
+    png = (out / "figure.png").read_bytes()
+    real_write = record_module.replace_atomically
+
+    def disk_full_for(name):
+        def write(path, data):
+            if Path(path).name != name:
+                return real_write(path, data)
+            with monkeypatch.context() as full:
+                full_disk(full)
+                return real_write(path, data)
+
+        return write
+
+    monkeypatch.setattr(record_module, "replace_atomically", disk_full_for("report.md"))
+    with pytest.raises(OSError):
+        render_report(tmp_path / "no-results", out)
+    monkeypatch.setattr("harness.report.figures.replace_atomically", disk_full_for("figure.png"))
+    with pytest.raises(OSError):
+        save_figure(figure, out / "figure.png")
+    plt.close(figure)
+    assert (out / "report.md").read_bytes() == before and (out / "figure.png").read_bytes() == png
+    assert not [path.name for path in out.iterdir() if path.name.endswith(".tmp")]

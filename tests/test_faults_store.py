@@ -212,16 +212,17 @@ def test_a_run_lock_that_cannot_be_made_leaves_other_processes_files_alone(confi
 
 
 def test_retraining_starts_from_the_first_pass_not_from_an_earlier_attempts_checkpoint(config, tmp_path):
-    """fresh (and fresh_since, for checkpoints older than the session) ignores what an earlier attempt left."""
+    """fresh (and fresh_since, for checkpoints another session wrote) ignores what an earlier attempt left."""
     import time
 
-    from harness.core.checkpoint import RunCheckpoint, checkpoint_path
+    from harness.core.checkpoint import CheckpointIgnoredWarning, RunCheckpoint, checkpoint_path
+    from harness.core.code_identity import run_code_fingerprint
     from harness.core.store import run_key
     from harness.core.train import fit
 
     results = tmp_path / "results"
     key = run_key(config)
-    checkpoint = RunCheckpoint(checkpoint_path(results, key), key)
+    checkpoint = RunCheckpoint(checkpoint_path(results, key), key, run_code=run_code_fingerprint())
 
     stop_at_pass_3 = interrupt_at(3)
 
@@ -229,7 +230,8 @@ def test_retraining_starts_from_the_first_pass_not_from_an_earlier_attempts_chec
     assert checkpoint.path.exists()
     assert cached_fit(config, root=results, fresh=True)["resumed_from_pass"] is None
     fit(config, checkpoint=checkpoint, progress=stop_at_pass_3)
-    assert cached_fit(config, root=results, fresh_since=time.time() + 1)["resumed_from_pass"] is None
+    with pytest.warns(CheckpointIgnoredWarning, match="written before this fresh session"):
+        assert cached_fit(config, root=results, fresh_since=time.time() + 1)["resumed_from_pass"] is None
     fit(config, checkpoint=checkpoint, progress=stop_at_pass_3)  # left beside a finished record
     assert cached_fit(config, root=results)["reused"] is True
     assert not checkpoint.path.exists()  # the reused record holds the run; the stale checkpoint goes

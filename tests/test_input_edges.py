@@ -158,3 +158,50 @@ def test_results_folder():
     with EnvironmentKept():  # in this process: the plugin reads HOME when it expands ~, not at import
         result = pytester.runpytest_inprocess("--results-dir=~/results", "-p", "no:xdist")
     result.assert_outcomes(passed=1)
+
+
+# --- a subset of one class -----------------------------------------------------------------------
+
+
+def test_a_training_subset_that_lands_on_one_class_is_refused_before_training(tmp_path, results, capsys):
+    """A set of two classes, most images of one: a seed whose 2-image subset is all class 0 is refused."""
+    from harness.core.data import subset_indices
+
+    labels = np.zeros(220, dtype=np.int64)
+    labels[::11] = 1  # 20 images of class 1, 200 of class 0
+    rng = np.random.default_rng(0)
+    path = tmp_path / "lopsided.npz"
+    np.savez(
+        path,
+        train_x=rng.integers(0, 256, (220, 28, 28), dtype=np.uint8),
+        train_y=labels,
+        test_x=rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+        test_y=np.arange(20) % 2,
+    )
+    one_class = next(seed for seed in range(100) if len(set(labels[subset_indices(220, 2, seed)])) == 1)
+    two_classes = next(seed for seed in range(100) if len(set(labels[subset_indices(220, 2, seed)])) == 2)
+    status = fit(path, "--n-train", "2", "--seed", str(one_class))
+    refused_in_one_line(capsys, status, f"the 2-image training subset drawn with seed {one_class} holds one class (0)")
+    assert not (results / "runs").exists()
+    assert fit(path, "--n-train", "2", "--seed", str(two_classes)) in (0, 3)  # planted contrast: it trains
+
+
+# --- a model whose defaults do not train -------------------------------------------------------------
+
+
+def test_fit_names_the_paper_tiers_settings_of_a_model_left_at_defaults_that_do_not_train(
+    tiny_npz, results, capsys, monkeypatch
+):
+    """inception_no_bn at PyTorch's default init never starts fitting random labels: fit says what the paper
+    tier uses instead (the run itself is not the point here: the store is stubbed)."""
+    from harness.core import runner
+
+    monkeypatch.setattr(runner, "cached_fit", lambda config, **kwargs: {"outcome": "fitted", "config": {}})
+    assert fit(tiny_npz, "--model", "inception_no_bn") == 0
+    err = capsys.readouterr().err
+    assert "note: inception_no_bn trains here at the defaults (init default, lr None, lr_decay 0.95)" in err
+    assert "--init he --lr 0.02 --lr-decay 0.98" in err
+    assert fit(tiny_npz, "--model", "inception_no_bn", "--init", "he", "--lr", "0.02", "--lr-decay", "0.98") == 0
+    assert "note:" not in capsys.readouterr().err
+    assert fit(tiny_npz, "--model", "mlp_1x512") == 0
+    assert "note:" not in capsys.readouterr().err

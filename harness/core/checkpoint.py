@@ -75,6 +75,9 @@ class RunCheckpoint:
     # The run-code fingerprint (harness.core.code_identity) of the code training the run, where known: a
     # checkpoint written by other code is not resumed (its passes may have computed something else).
     run_code: str | None = None
+    # --claims-fresh: the session's start, its identity (harness.core.runner.cached_fit's fresh_since); a
+    # checkpoint is resumed only by the session that wrote it, judged by this stamp, not by a file's clock.
+    fresh_since: float | None = None
     error: OSError | RuntimeError | None = None
     refused: str | None = None  # why this run is not checkpointed (its state cannot be saved faithfully)
     _last_save: float = field(default=0.0, init=False, repr=False)
@@ -106,6 +109,8 @@ class RunCheckpoint:
             self._ignore(f"it does not load ({type(error).__name__}: {first_line})")
             return None
         problem = _mismatch(state, self.run_key, config_values, self.run_code)
+        if problem is None and self.fresh_since is not None and state.get("fresh_since") != self.fresh_since:
+            problem = "it was written before this fresh session (--claims-fresh retrains from the start)"
         if problem:
             self._ignore(problem)
             return None
@@ -119,6 +124,7 @@ class RunCheckpoint:
             "run_key": self.run_key,
             "config": config_values,
             "run_code": self.run_code,
+            "fresh_since": self.fresh_since,
         }
         try:
             save_atomic(self.path, stamped)

@@ -63,8 +63,12 @@ LAYOUTS = {"cifar10": "cifar-10-batches-py", "mnist": "MNIST/raw"}
 DATASET_NAMES = {"cifar10": "CIFAR-10", "mnist": "MNIST"}
 
 # A class holding fewer training labels than this share of the median class
-# is taken for stray labels (a "10" among digits 0..9), not for a class.
-STRAY_CLASS_SHARE = 0.01
+# is taken for stray labels (a "10" among digits 0..9), not for a class. A
+# tenth: at 1% a 2,000-image subset (200 per class) let 2 strays train as an
+# eleventh class; the datasets' real classes are near the median (MNIST's
+# smallest holds 91% of it, CIFAR-10's are equal); a real rare class is
+# declared (num_classes), which turns the check off.
+STRAY_CLASS_SHARE = 0.1
 
 
 class DataError(ValueError):

@@ -114,6 +114,12 @@ def prepare(config: RunConfig, raw: RawDataset, device: torch.device) -> DeviceD
     # versions see the same images.
     train_rows = subset_indices(len(raw.train_y), config.n_train, config.seed)
     test_rows = subset_indices(len(raw.test_y), config.n_test, config.seed)
+    drawn_classes = np.unique(raw.train_y[train_rows])
+    if len(drawn_classes) < 2:  # every prediction right, random labels a no-op: a "fit" that measures nothing
+        raise DataError(
+            f"the {len(train_rows)}-image training subset drawn with seed {config.seed} holds one class "
+            f"({int(drawn_classes[0])}) of the dataset's {raw.num_classes}: draw more images (n_train) or another seed"
+        )
     corrupted = apply_variant(
         config.variant,
         to_unit_float(raw.train_x[train_rows], CROP),

@@ -119,10 +119,11 @@ def cached_fit(
                 every=checkpoint_every,
                 min_seconds=checkpoint_min_seconds,
                 run_code=run_code_fingerprint(),
+                fresh_since=fresh_since,
             )
             if locked:  # only the lock's holder may take a temporary file for an orphan
                 _remove_orphans(root, key, checkpoint)  # of a run of this key killed mid-write
-            if fresh or (fresh_since is not None and _older_than(checkpoint.path, fresh_since)):
+            if fresh:
                 checkpoint.remove()  # retrain means from the start: no passes of an earlier attempt
         with _live_log(root, key, config, problems if writable else None) as log:
             record = fit(config, progress=_both(log, progress), checkpoint=checkpoint)
@@ -206,14 +207,6 @@ def _write_probe(root: Path) -> OSError | None:
     except OSError as error:
         return error
     return None
-
-
-def _older_than(path: Path, moment: float) -> bool:
-    """Whether `path` exists and was last written before `moment` (epoch seconds)."""
-    try:
-        return path.stat().st_mtime < moment
-    except FileNotFoundError:
-        return False
 
 
 def _remove_orphans(root: Path, key: str, checkpoint: RunCheckpoint) -> None:

@@ -121,6 +121,7 @@ def fit(
     device = torch.device(config.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"config asks for device {config.device!r} but CUDA is not available")
+    use_device(device)
     if config.loop == "batched":
         raise ValueError("loop 'batched' is harness.bench.batched.fit_batched's; fit trains one run")
     if config.precision != "fp32" and device.type != "cuda":
@@ -130,6 +131,17 @@ def fit(
         _deterministic(config.deterministic, device),
     ):
         return _fit(config, device, data, progress, checkpoint)
+
+
+def use_device(device: torch.device) -> None:
+    """Make a CUDA device the current one (cuda:1 as well as cuda:0) before anything is put on it.
+
+    A CUDA graph is captured on the current device, and the side stream and
+    the memory pool the capture uses are the current device's: without this a
+    run on cuda:1 would capture on cuda:0 (stall or fail). Nothing for a CPU.
+    """
+    if device.type == "cuda":
+        torch.cuda.set_device(device.index or 0)
 
 
 @contextmanager
@@ -584,18 +596,20 @@ def closure_step(model, optimizer, batch, labels, autocast=None) -> torch.Tensor
 IGNORES_CLOSURE: weakref.WeakSet[torch.optim.Optimizer] = weakref.WeakSet()
 
 
-def first_step_error(spec: str) -> str | None:
+def first_step_error(spec: str, device: str = "cpu") -> str | None:
     """Why optimizer `spec` cannot take one step as the training loop takes it, or None if it can.
 
-    One step on a tiny linear model through the loop's own path (train(),
-    step(closure), eval() where it has modes), at the learning rate a run
-    would use, so that an optimizer that cannot run stops before anything
-    trains instead of failing inside every claim. The message is one line:
-    the error's type and text.
+    One step on a tiny linear model on `device` (the device the runs train
+    on: a CUDA-only optimizer, Adam(capturable=True), steps only there)
+    through the loop's own path (train(), step(closure), eval() where it has
+    modes), at the learning rate a run would use, so that an optimizer that
+    cannot run stops before anything trains instead of failing inside every
+    claim. The message is one line: the error's type and text.
     """
     generator = torch.Generator().manual_seed(0)
-    model = torch.nn.Linear(8, 3)
+    model = torch.nn.Linear(8, 3).to(device)
     images, labels = torch.randn(16, 8, generator=generator), torch.randint(0, 3, (16,), generator=generator)
+    images, labels = images.to(device), labels.to(device)
     try:
         optimizer = resolve(spec)(model.parameters(), Hyper(RunConfig(optimizer=spec).learning_rate))
         set_optimizer_mode(optimizer, "train")

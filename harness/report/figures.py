@@ -21,6 +21,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+from harness.core.record import replace_atomically
 from harness.report.describe import label_level, regulariser_text, regularisers, setup_key, setup_text
 
 VARIANT_ORDER = ("true", "random", "shuffled_pixels", "random_pixels", "gaussian")
@@ -32,6 +33,15 @@ VARIANT_LABELS = {
     "gaussian": "Gaussian",
 }
 DPI = 110
+
+
+def save_figure(figure, path: Path) -> None:
+    """The figure as a PNG, written whole or not at all (a full disk leaves the earlier file, not half of one)."""
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, dpi=DPI, format="png")
+    replace_atomically(Path(path), buffer.getvalue())
 
 
 def _figure(panels: int, width: float = 4.2, height: float = 3.2):
@@ -95,7 +105,7 @@ def figure_1a(runs: list[dict], path: Path) -> Path | None:
         ax.set_ylabel("average training loss")
         ax.legend(fontsize=7)
     figure.suptitle("Figure 1a: training loss")
-    figure.savefig(path, dpi=DPI)
+    save_figure(figure, path)
     return path
 
 
@@ -151,7 +161,7 @@ def figure_1b(runs: list[dict], path: Path) -> Path | None:
     ax.set_ylabel("time to fit / time with true labels")
     ax.set_title("Figure 1b: relative convergence time (hollow: budget spent, a lower bound)", fontsize=9)
     ax.legend(fontsize=7)
-    figure.savefig(path, dpi=DPI)
+    save_figure(figure, path)
     return path
 
 
@@ -174,7 +184,7 @@ def figure_1c(runs: list[dict], path: Path) -> Path | None:
     ax.set_ylim(0, 1)
     ax.set_title("Figure 1c: test error", fontsize=9)
     ax.legend(fontsize=7)
-    figure.savefig(path, dpi=DPI)
+    save_figure(figure, path)
     return path
 
 
@@ -207,7 +217,7 @@ def memorisation_order(runs: list[dict], path: Path) -> Path | None:
         ax.set_ylim(0, 1.02)
         ax.legend(fontsize=6)
     figure.suptitle("Memorisation order: clean (solid) vs corrupted (dashed) examples")
-    figure.savefig(path, dpi=DPI)
+    save_figure(figure, path)
     return path
 
 
@@ -245,7 +255,7 @@ def early_stopping(runs: list[dict], path: Path) -> Path | None:
         ax.set_ylabel("test accuracy")
         ax.legend(fontsize=6)
     figure.suptitle("Figure 2 (early stopping): test accuracy (solid) and cumulative best (dotted)")
-    figure.savefig(path, dpi=DPI)
+    save_figure(figure, path)
     return path
 
 

@@ -202,11 +202,11 @@ def render_report(results_dir: Path, out_dir: Path) -> Path:
         "figures": [{**f, "path": Path(f["path"]).name} for f in figure_files],  # relative to the report
         "figures_note": figure_note,
     }
-    from harness.core.record import write_json_atomic
+    from harness.core.record import replace_atomically, write_json_atomic
 
     write_json_atomic(out_dir / "report.json", json_value(report, strict=True))
     path = out_dir / "report.md"
-    path.write_text(_markdown(report, figure_files, out_dir))
+    replace_atomically(path, _markdown(report, figure_files, out_dir).encode())  # whole or not at all
     return path
 
 

@@ -93,7 +93,7 @@ class ClaimsSession:
             session = cls(
                 profile=profile,
                 device=device,
-                optimizers=_optimizer_specs(option("--optimizer")),
+                optimizers=_optimizer_specs(option("--optimizer"), device),
                 started=time.time(),
                 collect=option("--claims-collect"),
                 tune_grid=tuning.parse_grid(option("--tune-lr-grid") or ",".join(map(str, tuning.GRID))),
@@ -189,8 +189,9 @@ def _clock(moment: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(moment))
 
 
-def _optimizer_specs(given: list[str] | None) -> list[str]:
-    """The optimizers under test, resolved and stepped once now: a bad spec stops the run before anything trains.
+def _optimizer_specs(given: list[str] | None, device: str) -> list[str]:
+    """The optimizers under test, resolved and stepped once now on the runs' device (the profile's, or --device;
+    a CUDA device only where CUDA is present): a bad spec stops the run before anything trains.
 
     A spec that resolves but whose first step fails (a missing closure, a
     step in the wrong mode, an error in the author's code) stops the session
@@ -206,7 +207,7 @@ def _optimizer_specs(given: list[str] | None) -> list[str]:
             resolve(spec)
         except OptimizerSpecError as error:
             raise pytest.UsageError(str(error)) from None
-        error = first_step_error(spec)
+        error = first_step_error(spec, device if torch.cuda.is_available() or device == "cpu" else "cpu")
         if error is not None:
             raise pytest.UsageError(f"optimizer {spec!r} cannot take a training step: {error}")
     return list(dict.fromkeys(specs))  # each once, in the order given
