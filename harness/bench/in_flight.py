@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import queue as queue_module
+import shutil
 import sys
 import threading
 import time
@@ -34,6 +35,9 @@ from harness.bench.throughput import (
 )
 from harness.core.config import PRECISIONS
 from harness.core.train import matmul_precision
+
+# Where torch's shared memory (either sharing strategy) lives on Linux: a tmpfs, 64 MiB in a default Docker container.
+SHARED_MEMORY_FOLDER = "/dev/shm"
 
 
 @dataclass
@@ -107,6 +111,32 @@ def check_settings(runs: int, device, precision: str) -> None:
         raise ValueError("bf16 autocast in flight needs a CUDA device; on a CPU use fp32 (or tf32 on a GPU)")
 
 
+def shared_bytes(images, labels) -> int:
+    """Bytes that in_flight_throughput puts in shared memory: the images and labels, once, whatever the runs."""
+    return np.asarray(images).nbytes + np.asarray(labels).nbytes
+
+
+def check_shared_memory(nbytes: int, folder: str | None = None) -> None:
+    """Raises ValueError, in one line, when `folder` has less free space than the `nbytes` to share.
+
+    The runs are spawned processes that get the training set through shared
+    memory, not a copy each; without room for it the benchmark fails later,
+    part-way, with an error that does not name the cause. Nothing is checked where
+    the folder does not exist (no such tmpfs: macOS, Windows). folder:
+    SHARED_MEMORY_FOLDER unless given.
+    """
+    folder = folder or SHARED_MEMORY_FOLDER
+    if not os.path.isdir(folder):
+        return
+    free = shutil.disk_usage(folder).free
+    if nbytes > free:
+        raise ValueError(
+            f"runs in flight share the training set through {folder}: it needs {nbytes / 2**20:,.1f} MiB there "
+            f"and {free / 2**20:,.1f} MiB are free; give it more (docker run --shm-size=1g, or --ipc=host) "
+            "or share fewer images (on a CPU, leave out --full: 5,000 images)"
+        )
+
+
 def _setup(model_name, device, precision, images, labels):
     """The training loop of one run: a function of a step count that trains that many steps."""
     model, optimizer = model_and_sgd(model_name, device, images.shape[-1])
@@ -155,10 +185,12 @@ def in_flight_throughput(
     memory) is reported in failures; the others still are. timeout_s bounds
     the wait for all runs to be ready and for each report. fail_run: a test
     hook, the run with that index raises after its warm-up. Raises
-    ValueError for runs < 1, an unknown precision, or bf16 on a CPU.
+    ValueError for runs < 1, an unknown precision, bf16 on a CPU, or too
+    little free shared memory for images and labels (check_shared_memory).
     """
     device = torch.device(device)
     check_settings(runs, device, precision)
+    check_shared_memory(shared_bytes(images, labels))
     context = torch.multiprocessing.get_context("spawn")  # the parent's CUDA state (if any) stays out
     barrier, results = context.Barrier(runs, timeout=timeout_s), context.Queue()
     shared = torch.from_numpy(np.ascontiguousarray(images)).share_memory_(), torch.from_numpy(np.asarray(labels))
@@ -208,12 +240,13 @@ def in_flight_benchmark(models, counts, device, steps, precision, images, labels
     """Prints, per model and count of runs in flight, the aggregate throughput against 1 in flight.
 
     The parent does not touch CUDA: the device's name comes from the runs.
-    Returns 0, or 2 for a usage error (printed on stderr).
+    Returns 0, or 2 for a usage error or too little free shared memory (printed on stderr).
     """
     device = torch.device(device)
     counts = sorted(set(counts) | {1})  # 1 in flight is the baseline, measured in this run
     try:
         check_settings(min(counts), device, precision)
+        check_shared_memory(shared_bytes(images, labels))  # before any run starts, not in one of them
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

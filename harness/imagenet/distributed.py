@@ -140,6 +140,30 @@ class World:
             print(f"[harness.imagenet.distributed] {text}", file=sys.stderr, flush=True)
 
 
+def ranks_to_launch(xdist_worker: str | None) -> int:
+    """How many ranks the claim tests' `torchrun --standalone` starts: one per visible CUDA device.
+
+    xdist_worker: the pytest-xdist worker the caller runs in ("gw3"), or None
+    outside one. Raises RuntimeError, in one line, where that count is not
+    the machine's: in an xdist worker, which the suite pins to one GPU
+    (CUDA_VISIBLE_DEVICES, harness.suite.gpus.pin_worker_gpu) and whose GPUs
+    the other workers share, torch sees one device and the run would start
+    one rank; and where no CUDA device is visible.
+    """
+    count = torch.cuda.device_count()
+    if xdist_worker:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+        raise RuntimeError(
+            f"ImageNet tier: not launched from pytest-xdist worker {xdist_worker}, which sees {count} CUDA "
+            f"device(s) (CUDA_VISIBLE_DEVICES={visible}: the suite pins each worker to one GPU and the workers "
+            "share them), not the machine's GPUs; run it in a session of its own: python -m pytest "
+            "claims/test_imagenet_random_labels.py -m gpu -p no:xdist"
+        )
+    if count < 1:
+        raise RuntimeError("ImageNet tier: needs at least one CUDA device (torch.cuda.device_count() is 0)")
+    return count
+
+
 def start_world(args: argparse.Namespace) -> World:
     """Join torchrun's process group (or make a world of one): nccl on CUDA, gloo on the CPU."""
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())

@@ -13,12 +13,16 @@ from ||a||^2 + ||b||^2 - 2 a.b (so memory is n^2 for K itself and blocks
 otherwise); K alpha = Y is solved by Cholesky, with an LU solve as the
 fallback when rounding has made K numerically indefinite. The dtype and
 device are the caller's: float64 on a CPU subset, float64 or float32 on a
-GPU for all 60,000 (K is 28.8 GB in float64).
+GPU for all 60,000 (K is 28.8 GB in float64). Whatever the caller set,
+every computation here runs with TF32 off (`full_float32`): C10 and C11
+compare norms and interpolation errors that TF32's 10-bit mantissa would
+blur in float32 matmuls and convolutions on a GPU.
 """
 
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +31,30 @@ import torch.nn.functional as F
 
 PAPER_GAMMA = 0.02  # exp(-0.02 ||x - x'||^2) on pixels in [0, 1]
 _BLOCK_ELEMENTS = 2**24  # entries of one kernel block: 128 MiB of float64
+
+
+@contextmanager
+def full_float32():
+    """TF32 off for CUDA matmuls and cuDNN convolutions inside; the caller's settings come back after.
+
+    Usable as a decorator. Where torch has them (newer versions), through the per-backend
+    fp32_precision settings ("ieee"): the legacy allow_tf32 flags raise
+    there once a caller has used the newer API, and the newer ones read
+    and restore either. On older torch through allow_tf32. No effect on a
+    CPU, nor on float64, which TF32 never touches.
+    """
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        owners, name, off = (torch.backends.cuda.matmul, torch.backends.cudnn.conv), "fp32_precision", "ieee"
+    else:  # older torch: only the legacy flags
+        owners, name, off = (torch.backends.cuda.matmul, torch.backends.cudnn), "allow_tf32", False
+    saved = [getattr(owner, name) for owner in owners]
+    for owner in owners:
+        setattr(owner, name, off)
+    try:
+        yield
+    finally:
+        for owner, value in zip(owners, saved):
+            setattr(owner, name, value)
 
 
 @dataclass
@@ -78,12 +106,14 @@ def one_hot(labels, classes: int = 10) -> torch.Tensor:
     return F.one_hot(labels, classes).double()
 
 
+@full_float32()
 def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """||a_i - b_j||^2 (m, k), clamped at zero (the expansion can round below it)."""
     d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
     return d2.clamp_(min=0.0)
 
 
+@full_float32()
 def gaussian_kernel(a: torch.Tensor, b: torch.Tensor, gamma: float) -> torch.Tensor:
     """exp(-gamma ||a_i - b_j||^2), built in row blocks."""
     out = torch.empty(a.shape[0], b.shape[0], dtype=a.dtype, device=a.device)
@@ -94,6 +124,7 @@ def gaussian_kernel(a: torch.Tensor, b: torch.Tensor, gamma: float) -> torch.Ten
     return out
 
 
+@full_float32()
 def kernel_times(a: torch.Tensor, b: torch.Tensor, coefficients: torch.Tensor, gamma: float) -> torch.Tensor:
     """K(a, b) @ coefficients without holding K(a, b): blocks of rows of a."""
     out = torch.empty(a.shape[0], coefficients.shape[1], dtype=a.dtype, device=a.device)
@@ -104,6 +135,7 @@ def kernel_times(a: torch.Tensor, b: torch.Tensor, coefficients: torch.Tensor, g
     return out
 
 
+@full_float32()
 def fit_interpolant(
     train_x,
     train_labels,
@@ -183,6 +215,7 @@ def gabor_bank(scales: int = 2, orientations: int = 8, dtype=torch.float64) -> l
     return bank
 
 
+@full_float32()
 def gabor_features(images, scales: int = 2, orientations: int = 8, batch: int = 256, device="cpu") -> np.ndarray:
     """First-order wavelet-modulus features of uint8 images (N, H, W) -> (N, F) float64
     (computed in float32).
@@ -249,6 +282,7 @@ def matched_gamma(features, reference, gamma: float = PAPER_GAMMA, pairs: int = 
     return float(gamma * median_ref / median_feat)
 
 
+@full_float32()
 def nearest_neighbour_error(train_x, train_labels, test_x, test_labels, block: int = 1024) -> float:
     """Test error of the 1-nearest-neighbour rule (Euclidean): the simplest
     interpolating classifier, as a baseline measured on the same split."""
