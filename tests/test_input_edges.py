@@ -205,3 +205,16 @@ def test_fit_names_the_paper_tiers_settings_of_a_model_left_at_defaults_that_do_
     assert "note:" not in capsys.readouterr().err
     assert fit(tiny_npz, "--model", "mlp_1x512") == 0
     assert "note:" not in capsys.readouterr().err
+
+
+def test_report_and_sessions_read_the_home_folder_in_results_dir(tmp_path, monkeypatch, capsys):
+    """'~' in --results-dir (and the report's older --results) is the home folder for every command."""
+    from harness.report.render import main as report_main
+    from harness.suite.sessions_cli import main as sessions_main
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "r" / "sessions").mkdir(parents=True)
+    assert sessions_main(["--results-dir=~/r", "list"]) == 0
+    assert report_main(["--results-dir=~/r"]) == 0 and (tmp_path / "r" / "report" / "report.md").exists()
+    assert report_main(["--results", "~/r", "--out", "~/out"]) == 0 and (tmp_path / "out" / "report.md").exists()
+    assert not any(path.name == "~" for path in Path.cwd().iterdir())

@@ -340,15 +340,23 @@ def _cell(text) -> str:
 # --- command line ------------------------------------------------------------
 
 
+def _folder(text: str) -> Path:
+    """A folder given on the command line, '~' as the home folder (a shell leaves it in '--x=~/y')."""
+    return Path(text).expanduser()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness report", description=__doc__.split("\n\n")[0])
     parser.add_argument(
+        "--results-dir",
         "--results",
-        type=Path,
-        default=Path(os.environ.get("HARNESS_RESULTS_DIR", ".harness-results")),
-        help="results folder holding runs/ and sessions/ (default $HARNESS_RESULTS_DIR or .harness-results)",
+        dest="results",
+        type=_folder,
+        default=_folder(os.environ.get("HARNESS_RESULTS_DIR", ".harness-results")),
+        help="results folder holding runs/ and sessions/ (default $HARNESS_RESULTS_DIR or .harness-results; "
+        "--results is the older spelling)",
     )
-    parser.add_argument("--out", type=Path, default=None, help="where the report goes (default RESULTS/report)")
+    parser.add_argument("--out", type=_folder, default=None, help="where the report goes (default RESULTS/report)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if not (args.results / "runs").is_dir() and not (args.results / "sessions").is_dir():
         print(f"error: no runs/ or sessions/ under {args.results}", file=sys.stderr)

@@ -30,7 +30,12 @@ from harness.suite.matrix import sessions_matrix
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness sessions", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--results-dir", type=Path, default=None, help="default $HARNESS_RESULTS_DIR")
+    parser.add_argument(
+        "--results-dir",
+        type=lambda text: Path(text).expanduser(),  # '~' as the home folder (a shell leaves it in '--x=~/y')
+        default=None,
+        help="results folder holding sessions/ (default $HARNESS_RESULTS_DIR or .harness-results)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="numbered sessions: number, profile, optimizers, exit status")
     show = commands.add_parser("show", help="one session's figures")
