@@ -375,3 +375,31 @@ def test_cell_cost_shows_a_recorded_time_marked_and_nothing_where_no_run_was_tim
     assert cell_cost({"a": {"reused": True, "train_seconds": 30.0}}) == "1 run reused (recorded 30 s training)"
     assert cell_cost({"a": {"key": "a", "outcome": "fitted"}}) == ""  # a session from before runs were timed
     assert cell_cost({"a": {"train_seconds": 7200.0}}) == "2.0 h training"
+
+
+def test_a_cell_holds_only_when_every_test_behind_it_ran_and_passed():
+    """A3's figure held in one test while its other test skipped: 'skipped in part' with the reason, never holds;
+    a skip outside the claim's scope at this tier (beyond the paper, a CUDA-only scale) does not count."""
+    from harness.suite.matrix import _cell, _collect, verdict
+
+    session = {
+        "figures": [figure("A3", "progress kept", 0.78, test="claims/t.py::test_a3_x[mlp_1x512-paper_sgd]")],
+        "tests": {
+            "claims/t.py::test_a3_x[mlp_1x512-paper_sgd]": {"optimizer": "paper_sgd", "outcome": "passed"},
+            "claims/t.py::test_a3_y[mlp_1x512-paper_sgd]": {
+                "optimizer": "paper_sgd",
+                "outcome": "skipped",
+                "reason": "Skipped: A3: mlp_1x512 seed 0 trained 4 passes (did not fit), the claim reads pass 10",
+            },
+            "claims/t.py::test_a3_z[mlp_1x512-paper_sgd]": {
+                "optimizer": "paper_sgd",
+                "outcome": "skipped",
+                "reason": "beyond the paper: MNIST is not in the paper; --claims-extended runs it",
+            },
+        },
+    }
+    cell = _collect(session, "paper_sgd")["A3"]
+    assert verdict(cell) == "skipped in part"
+    assert "skipped: A3: mlp_1x512 seed 0 trained 4 passes" in _cell(cell)
+    del session["tests"]["claims/t.py::test_a3_y[mlp_1x512-paper_sgd]"]
+    assert verdict(_collect(session, "paper_sgd")["A3"]) == "holds"  # the out-of-scope skip alone

@@ -194,8 +194,9 @@ def _notes(session: dict, columns) -> list[str]:
                 f"({tuning[spec].get('file', 'RESULTS/tuning')})"
             )
     notes.append(
-        "holds: every figure of the claim holds and its tests passed; FAILS: a figure or test failed; "
-        "FAILS (expected): listed in the expected-failures file; skipped: could not run here; "
+        "holds: every figure of the claim holds and every test behind it ran and passed; FAILS: a figure or test "
+        "failed; FAILS (expected): listed in the expected-failures file; skipped: could not run here; skipped in "
+        "part: a test of the claim skipped (the reason follows), never holds; "
         "undecided: ran, but could not tell (a run that did not converge in its budget), never holds"
     )
     notes.append(
@@ -237,9 +238,12 @@ def _collect(session: dict | None, spec: str | None) -> dict[str, dict]:
 
 
 def verdict(cell: dict | None) -> str:
-    """holds, FAILS, FAILS (expected), holds (unexpectedly), undecided, skipped or not run.
+    """holds, FAILS, FAILS (expected), holds (unexpectedly), undecided, skipped, skipped in part or not run.
 
-    skipped: every test of the claim skipped, whatever figures they reported before skipping.
+    holds only when every test behind the cell ran and passed. skipped: every
+    test of the claim skipped, whatever figures they reported before skipping;
+    skipped in part: some ran and passed, another skipped (bar skips outside
+    the claim's scope at this tier, OUT_OF_SCOPE_SKIPS), with its reason.
     undecided: every test skipped, one of them because it could not tell (its
     reason starts with "undecided": C9's run that did not converge); never holds.
     """
@@ -262,9 +266,25 @@ def verdict(cell: dict | None) -> str:
         # Figures a skipped test declared are reported, not a verdict (C3's per-seed ratios
         # at a tier where its verdict cannot discriminate): the claim was not decided here.
         return "skipped"
+    if part_skipped(cell):
+        return "skipped in part"  # never "holds": a test behind the cell did not run
     if cell["figures"] or any(o == "passed" for o in outcomes.values()):
         return "holds"
     return "not run"
+
+
+# Skips that are not part of the claim at this tier: a test beyond the paper's scope (run under
+# --claims-extended) and a scale only a CUDA GPU reaches (the paper tier's own tests).
+OUT_OF_SCOPE_SKIPS = ("beyond the paper", "needs a CUDA", "need a CUDA")
+
+
+def part_skipped(cell: dict) -> list[str]:
+    """The reasons of the claim's tests that skipped while others ran, bar skips outside its scope here."""
+    return [
+        reason.removeprefix("Skipped: ")
+        for nodeid, reason in (cell.get("skips") or {}).items()
+        if cell["outcomes"].get(nodeid) == "skipped" and not any(words in reason for words in OUT_OF_SCOPE_SKIPS)
+    ]
 
 
 def _cell(cell: dict | None) -> str:
@@ -275,6 +295,8 @@ def _cell(cell: dict | None) -> str:
         values = ", ".join(fmt_value(f.get("measured"), none="None") for f in figures[:MAX_VALUES])
         more = ", ..." if len(figures) > MAX_VALUES else ""
         text += f" · {holding}/{len(figures)} figures hold · {values}{more}"
+    if decided == "skipped in part":  # why, in the skipped test's own words
+        text += f" · skipped: {textwrap.shorten(part_skipped(cell)[0], MAX_MESSAGE * 2, placeholder='...')}"
     if decided == UNDECIDED:  # why, in the test's own words
         reason = next(iter((cell or {}).get("skips", {}).values()), "")
         reason = reason.removeprefix("Skipped: ").removeprefix(f"{UNDECIDED}: ")
