@@ -138,3 +138,35 @@ def test_the_optimizer_attributes_a_checkpoint_keeps_are_only_the_authors_own():
     plain.callback = print
     with pytest.raises(train.CheckpointRefused, match="keeps callback outside"):
         train.optimizer_attributes(plain)
+
+
+DECAYING = '''
+import torch
+
+
+def adamw_default(params, lr=None):
+    """An imported factory that keeps its package's own default weight decay (as SOAP's 0.01 and Muon's 0.1)."""
+    return torch.optim.AdamW(params, lr=lr or 1e-3)
+'''
+
+
+def test_the_record_keeps_the_settings_that_ran_and_a_no_regulariser_claim_refuses_a_default_weight_decay(
+    tiny_npz, tmp_path, results, monkeypatch
+):
+    from harness.suite.fixtures import require_trained
+
+    (tmp_path / "decaying_opts.py").write_text(DECAYING)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    record = cached_fit(
+        RunConfig(data=f"npz:{tiny_npz}", n_train=64, n_test=32, max_passes=2, optimizer="decaying_opts:adamw_default")
+    )
+    (settings,) = record["optimizer_settings"]
+    assert record["config"]["weight_decay"] == 0.0 and settings["weight_decay"] == 0.01  # what actually ran
+    assert settings["betas"] == [0.9, 0.999] and settings["lr"] == 1e-3
+    with pytest.raises(
+        pytest.fail.Exception, match=r"keeps weight decay 0.01 .* 'decaying_opts:adamw_default\(weight_decay=0\)'"
+    ):
+        require_trained(record, "C6: mlp_1x512 true labels, no regularisers, seed 0", no_weight_decay=True)
+    sgd = cached_fit(RunConfig(data=f"npz:{tiny_npz}", n_train=64, n_test=32, max_passes=2))
+    assert sgd["optimizer_settings"][0]["weight_decay"] == 0.0
+    require_trained(sgd, "C6: paper SGD", no_weight_decay=True)  # the paper's SGD passes

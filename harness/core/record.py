@@ -135,6 +135,9 @@ FIELDS = {
     "initial_loss": "the initialised network's loss on the first batch; None where not measured",
     "optimizer_modes": "the optimizer's train()/eval() were switched around evaluations",
     "optimizer_closure": "the optimizer was stepped as step(closure)",
+    "optimizer_settings": "the optimizer's settings as its param groups held them once built, one dict per group of "
+    "its scalar entries (lr, weight_decay, momentum, betas, eps, ...): what ran, defaults of an imported factory "
+    "included; None where the loop builds no torch optimizer",
     "test_label_counts": "test images per true class (K,)",
     "test_prediction_counts": "test predictions per class (K,); absent when the last pass measured none",
     "test_confusion": "K x K counts, rows true class, columns predicted class; absent as above",
@@ -188,6 +191,7 @@ class LoopFacts:
     initial_loss: float | None = None
     optimizer_modes: bool = False
     optimizer_closure: bool = False
+    optimizer_settings: list | None = None
 
 
 def run_record(

@@ -245,6 +245,7 @@ def _fit(
     config_values = config.to_dict()
     initial_loss = _initial_loss(model, train_x, data.train_y, config.batch_size)  # before any checkpoint is restored
     loss_ceiling = MAX_LOSS_GROWTH * max(initial_loss, math.log(data.num_classes))
+    settings = optimizer_settings(optimizer)  # as built: before the schedule or a checkpoint changes a group
     resumed = checkpoint.load(config_values) if checkpoint else None
     if resumed is not None:
         _restore(resumed, model, optimizer, graphed, generator, curves)
@@ -347,6 +348,7 @@ def _fit(
         initial_loss=initial_loss,
         optimizer_modes=graphed is None and has_modes(optimizer),
         optimizer_closure=graphed is None and optimizer not in IGNORES_CLOSURE,
+        optimizer_settings=settings,
     )
     measured_at_end = bool(curves["test_accuracy"]) and curves["test_accuracy"][-1] is not None
     return run_record(
@@ -483,6 +485,23 @@ def _snapshot(passes, model, optimizer, graphed, generator, curves) -> dict:
         state["optimizer"] = optimizer.state_dict()
         state["optimizer_attributes"] = optimizer_attributes(optimizer)
     return state
+
+
+def optimizer_settings(optimizer) -> list[dict]:
+    """Each param group's scalar settings (lr, weight_decay, momentum, betas, eps, ...): what the optimizer runs
+    with, an imported factory's own defaults included (harness.core.record.FIELDS["optimizer_settings"])."""
+    return [
+        {name: list(value) if isinstance(value, tuple) else value for name, value in group.items() if _setting(value)}
+        for group in optimizer.param_groups
+    ]
+
+
+def _setting(value) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return not (isinstance(value, float) and not math.isfinite(value))
+    return isinstance(value, (tuple, list)) and all(
+        isinstance(item, (int, float)) and not isinstance(item, bool) for item in value
+    )
 
 
 def optimizer_attributes(optimizer) -> dict:

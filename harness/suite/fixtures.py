@@ -205,7 +205,13 @@ FAILED_RUN_OUTCOMES = ("diverged", "stalled", "interrupted", "not_fittable", "er
 
 
 def require_trained(
-    record: dict, what: str, *, fitted: bool | float = False, min_passes: int = 0, min_test_readings: int = 0
+    record: dict,
+    what: str,
+    *,
+    fitted: bool | float = False,
+    min_passes: int = 0,
+    min_test_readings: int = 0,
+    no_weight_decay: bool = False,
 ) -> None:
     """Fail the calling claim test in one line unless `record`'s run trained as the claim needs.
 
@@ -222,7 +228,11 @@ def require_trained(
       ("A3: ... trained 4 passes (did not fit), the claim reads pass 10");
     - min_test_readings: its test-accuracy curve holds at least that many
       readings ("C7: mlp_1x512 seed 0 has 1 test reading, the claim needs at
-      least 3").
+      least 3");
+    - no_weight_decay: its optimizer's param groups held no weight decay
+      (``optimizer_settings``): an imported factory's own default (0.01, 0.1)
+      would be a regulariser the claim says is off ("C6: ... the optimizer
+      keeps weight decay 0.01 ... give the spec weight_decay=0").
 
     `what` names the run in the claim's words, as for `require_fitted`. No
     traceback: a premise missed is the finding, not a bug in the test.
@@ -244,6 +254,17 @@ def require_trained(
             f"({_OUTCOME_WORDS.get(outcome, outcome)}), the claim reads pass {min_passes}",
             pytrace=False,
         )
+    if no_weight_decay:
+        values = {group.get("weight_decay") for group in record.get("optimizer_settings") or []}
+        decay = sorted(v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and v != 0)
+        if decay:
+            spec = RunConfig.from_dict(record["config"]).optimizer
+            pytest.fail(
+                f"{what}: the optimizer keeps weight decay {', '.join(f'{d:g}' for d in decay)} in its param groups, "
+                f"though the run asks for none ({spec}'s own default): give the spec weight_decay=0, e.g. "
+                f"'{spec.split('(')[0]}(weight_decay=0)'",
+                pytrace=False,
+            )
     readings = count_test_readings(record)
     if readings < min_test_readings:
         pytest.fail(
