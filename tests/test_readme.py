@@ -30,6 +30,12 @@ RUN_BY_TESTS = {
     # "needs a CUDA device"; on a GPU the nightly runs the same tier (`--profile=paper`).
     "python -m pytest claims/ -m gpu": ("tests/test_plugin.py", '"--profile=paper", "-m", "gpu"'),
     "python -m harness models": ("tests/test_cli.py", 'harness("models")'),
+    # The test builds the wheel, installs it into a fresh environment and runs the installed claims
+    # from a folder outside the repository, with `mypkg/opt.py` there (one C1 test selected with -k).
+    "python -m pytest --pyargs harness_claims --optimizer=mypkg.opt:Lion": (
+        "tests/test_installed_suite.py",
+        '"-m", "pytest", "--pyargs", "harness_claims", "--optimizer=mypkg.opt:Lion"',
+    ),
 }
 
 # Cheap commands this file runs itself: command -> what its output must contain.

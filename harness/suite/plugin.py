@@ -41,6 +41,9 @@ def pytest_addoption(parser):
 
 @pytest.hookimpl(tryfirst=True)  # before anything can initialise CUDA in this process
 def pytest_configure(config):
+    # Registered here, not in a project's ini file: the claims run from an installed package too.
+    config.addinivalue_line("markers", "gpu: needs a CUDA device (the paper tier)")
+    config.addinivalue_line("markers", "slow: long-running; excluded from the default CPU run")
     config.addinivalue_line(
         "markers",
         "paper_scope(*models, source): the models the paper shows a claim for, and where "
