@@ -256,7 +256,7 @@ def test_figures_whose_short_labels_coincide_are_two_rows_with_their_full_labels
 
 def check_measured_details_line_up(text):
     assert figures_rows(text, "C2") == [
-        "| C2 | test accuracy, seed 0 (n_test=10000, relabelling p = #) | ? | 0.1 holds | 0.09 holds |"
+        "| C2 | test accuracy, seed 0 (n_test=10000, relabelling p = #) | ? | 0.1 holds · # = 0.521 | 0.09 holds · # = 0.498 |"
     ]
 
 
@@ -403,3 +403,22 @@ def test_a_cell_holds_only_when_every_test_behind_it_ran_and_passed():
     assert "skipped: A3: mlp_1x512 seed 0 trained 4 passes" in _cell(cell)
     del session["tests"]["claims/t.py::test_a3_y[mlp_1x512-paper_sgd]"]
     assert verdict(_collect(session, "paper_sgd")["A3"]) == "holds"  # the out-of-scope skip alone
+
+
+def test_the_numbers_that_differ_between_optimizers_are_shown_in_their_cells_with_the_passes():
+    """Passes to fit true/random, 6/13 for one optimizer and 27/28 for SGD: the label shows '#', each cell its own."""
+    text = "random/true passes to fit, seed 0 ({} vs {} passes)"
+    test = "claims/test_c03.py::test_c3_x[mlp_1x512-{}]"
+    session = {
+        "profile": "smoke",
+        "optimizers": ["paper_sgd", "hybrid"],
+        "tests": {},
+        "figures": [
+            {**figure("C3", text.format(28, 27), 1.04, True, "paper_sgd", test.format("paper_sgd")), "passes": 27},
+            {**figure("C3", text.format(13, 6), 2.17, True, "hybrid", test.format("hybrid")), "passes": 6},
+        ],
+    }
+    assert figures_rows(claims_matrix(session), "C3") == [
+        "| C3 | random/true passes to fit, seed 0 (# vs # passes) | ? | 1.04 holds · # = 28, 27 · 27 passes | "
+        "2.17 holds · # = 13, 6 · 6 passes |"
+    ]

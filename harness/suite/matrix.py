@@ -387,6 +387,20 @@ def shown_label(texts: list[str]) -> str:
     return "".join(part + (shown[i] if i < len(shown) else "") for i, part in enumerate(split[0]))
 
 
+def differing_numbers(texts: list[str]) -> list[list[str]]:
+    """Per text, the numbers `shown_label` shows as '#' (those that differ between the texts); [] where none do
+    or the texts do not line up number for number."""
+    texts = [re.sub(r"\s+", " ", str(text)).strip() for text in texts]
+    if len(set(texts)) == 1:
+        return []
+    split = [_NUMBER.split(text) for text in texts]
+    numbers = [_NUMBER.findall(text) for text in texts]
+    if any(parts != split[0] for parts in split) or len({len(n) for n in numbers}) != 1:
+        return []
+    positions = [i for i, values in enumerate(zip(*numbers)) if len(set(values)) > 1]
+    return [[own[i] for i in positions] for own in numbers]
+
+
 def figure_dataset(entry: dict, session: dict) -> str:
     """The dataset a figure's runs used, by name ('CIFAR-10', 'MNIST'); '?' where nothing says.
 
@@ -456,14 +470,19 @@ def _figures_table(columns) -> list[str]:
         scopes = list(dict.fromkeys(p for e in entries for p in (figure_scope(e) or "").split(SCOPE_SEPARATOR) if p))
         if scopes:
             label = f"{label} [{SCOPE_SEPARATOR.join(scopes)}]"
+        differing = differing_numbers([entry.get("figure", "") for entry in entries])
         cells = []
         for name, _, _ in columns:
             entry = rows[key].get(name)
-            cells.append(
-                "-"
-                if entry is None
-                else f"{fmt_value(entry.get('measured'), none='None')} {'holds' if entry.get('holds') else '**FAILS**'}"
-            )
+            if entry is None:
+                cells.append("-")
+                continue
+            cell = f"{fmt_value(entry.get('measured'), none='None')} {'holds' if entry.get('holds') else '**FAILS**'}"
+            if differing:  # the label's '#', in this column's own numbers, in order
+                cell += " · # = " + ", ".join(differing[entries.index(entry)])
+            if isinstance(entry.get("passes"), int):
+                cell += f" · {entry['passes']} passes"
+            cells.append(cell)
         lines.append(
             f"| {claim} | {_escape(label)} | {_escape(dataset)} | " + " | ".join(_escape(c) for c in cells) + " |"
         )
