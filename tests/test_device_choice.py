@@ -47,3 +47,36 @@ def test_a_cuda_only_optimizer_fails_the_check_on_a_cpu_with_the_reason():
     error = train.first_step_error("torch.optim:Adam(capturable=True)", "cpu")
     assert error is not None and "capturable" in error.lower()
     assert train.first_step_error("paper_sgd", "cpu") is None
+
+
+def test_workers_are_pinned_only_where_nvml_counts_the_gpus_never_by_starting_cuda(monkeypatch):
+    """torch.cuda.device_count() starts the CUDA driver where NVML fails; the pinning must not (planted: it raises)."""
+    import types
+    import warnings
+
+    from harness.suite import gpus
+
+    def starts_cuda():
+        raise AssertionError("device_count() would start the driver: CUDA_VISIBLE_DEVICES set later is ignored")
+
+    worker = types.SimpleNamespace(workerinput={"workerid": "gw1"})
+    monkeypatch.setattr(torch.cuda, "device_count", starts_cuda)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # restored after: pin_worker_gpu sets it
+    monkeypatch.setattr(torch.cuda, "_device_count_nvml", lambda: -1)  # NVML does not answer
+    with pytest.warns(UserWarning, match="cannot be counted without starting CUDA"):
+        assert gpus.pin_worker_gpu(worker) is None
+    monkeypatch.setattr(torch.cuda, "_device_count_nvml", lambda: 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert gpus.pin_worker_gpu(worker) == "1"
+
+
+def test_each_worker_keeps_its_share_of_the_cores_on_a_gpu_host_and_one_thread_on_a_cpu():
+    from harness.suite.gpus import threads_per_worker
+
+    assert threads_per_worker(16, 4, cuda=True) == 4
+    assert threads_per_worker(16, 32, cuda=True) == 1
+    assert threads_per_worker(2, 2, cuda=False) == 1
+    assert threads_per_worker(16, 1, cuda=False) == 1

@@ -365,9 +365,9 @@ def test_each_xdist_worker_gets_one_gpu_when_several_are_visible(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw3")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6")
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "_device_count_nvml", lambda: 1)
     assert plugin.pin_worker_gpu(worker) is None and plugin.os.environ["CUDA_VISIBLE_DEVICES"] == "4,5,6"
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    monkeypatch.setattr(torch.cuda, "_device_count_nvml", lambda: 3)
     assert plugin.pin_worker_gpu(controller) is None  # a run started inside a worker inherits its variable
     assert plugin.pin_worker_gpu(worker) == "4" and plugin.os.environ["CUDA_VISIBLE_DEVICES"] == "4"
     monkeypatch.delenv("PYTEST_XDIST_WORKER")

@@ -60,10 +60,9 @@ def pytest_configure(config):
         os.environ["HARNESS_RESULTS_DIR"] = os.path.expanduser(config.getoption("--results-dir"))
     if config.getoption("--allow-download"):
         os.environ["HARNESS_ALLOW_DOWNLOAD"] = "1"  # read by every later dataset load
-    if hasattr(config, "workerinput") and not torch.cuda.is_available():
-        # One thread per worker: measured 2.6x faster than 2 workers x 2 threads
-        # on a 2-core machine (small matrices do not scale across threads).
-        torch.set_num_threads(1)
+    if hasattr(config, "workerinput"):
+        workers = int(config.workerinput.get("workercount", 1))
+        torch.set_num_threads(gpus.threads_per_worker(os.cpu_count() or 1, workers, torch.cuda.is_available()))
     session = config.stash[SESSION] = ClaimsSession.from_config(config)
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(Controller(config), "claims-controller")
