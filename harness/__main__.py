@@ -36,7 +36,7 @@ from contextlib import contextmanager
 
 from harness.core.config import PROFILES, VARIANTS, RunConfig, get_profile
 from harness.core.data import DataError
-from harness.core.formatting import fmt_train_reading
+from harness.core.formatting import fmt_train_reading, fmt_value
 from harness.core.optim import OptimizerSpecError
 
 SUMMARY_FIELDS = (
@@ -77,6 +77,34 @@ FORWARDED = {
     "theory-bench": ".theory.bench:main",
     "report": ".report.render:main",
     "sessions": ".suite.sessions_cli:main",
+}
+
+# What each fit flag sets, as harness.core.config.RunConfig documents its field; the default is added from there.
+FIT_HELP = {
+    "model": "the paper's model: inception, inception_no_bn, alexnet, mlp_1x512, mlp_3x512 (`harness models`)",
+    "data": "data spec: cifar10[:ROOT], mnist[:ROOT] or npz:PATH",
+    "n_train": "training images used, a seeded subset; all when not given",
+    "n_test": "test images used, a seeded subset; all when not given",
+    "variant": "label or input randomisation of the paper's section 2.1",
+    "p": "label corruption level: needed by --variant partial, refused by the other variants",
+    "seed": "seed of the subset, the randomisation, the initialisation and the data order",
+    "device": "cpu, cuda, cuda:1, ...",
+    "max_passes": "budget, in passes over the training set",
+    "lr": "initial learning rate; the optimizer's default (the model's paper lr for SGD) when not given",
+    "lr_decay": "factor the lr is multiplied by once per --decay-every examples, in (0, 1]",
+    "decay_every": "examples seen per lr decay step (50,000: one CIFAR-10 epoch)",
+    "batch_size": "images per step",
+    "momentum": "momentum of paper_sgd (a spec's own where it sets one)",
+    "weight_decay": "L2 weight decay passed to the optimizer",
+    "optimizer": "optimizer spec: paper_sgd, sgd, adam, adamw, rmsprop, or package.module:factory[(k=v,...)]",
+    "init": "weight initialisation: default (PyTorch's) or he",
+    "precision": "fp32, tf32 or bf16 (the last two on a GPU only)",
+    "target_accuracy": "training accuracy at which a run counts as fitted",
+    "test_every": "passes between test-set evaluations (the last pass always)",
+    "loop": "eager, graph (the whole step as one CUDA graph) or auto (graph where it applies)",
+    "dropout": "dropout after hidden layers (MLPs, AlexNet's fully connected layers)",
+    "augment": "none or crop (random 28x28 crops of the image padded by 2 pixels)",
+    "train_check_fraction": "share of the training set checked after each pass (the whole set decides a fit)",
 }
 
 # CLI flag -> RunConfig field, for the flags that map one to one.
@@ -128,13 +156,15 @@ def main(argv: list[str] | None = None) -> int:
         epilog=_exit_status_help(),
     )
     fit.add_argument("--profile", choices=sorted(PROFILES), help="start from a profile's settings")
+    defaults = RunConfig()
     for name, kind in FIT_FIELDS.items():
         flag = "--" + name.replace("_", "-")
         extra = {"choices": VARIANTS} if name == "variant" else {}
-        helptext = None
-        if name == "p":
-            helptext = "label corruption level: needed by --variant partial, refused by the other variants"
-        fit.add_argument(flag, type=kind, default=None, help=helptext, **extra)
+        default = defaults.corruption if name == "p" else getattr(defaults, name)
+        if name == "device":
+            default = "cuda where CUDA is present, else cpu"
+        shown = "" if default is None else f" (default {default})"  # None: the help says what happens
+        fit.add_argument(flag, type=kind, default=None, help=FIT_HELP[name] + shown, **extra)
     fit.add_argument(
         "--deterministic",
         action="store_true",
@@ -257,7 +287,8 @@ def _fit(args, argv: list[str]) -> int:
         print(json.dumps(summary))
     else:
         for name in SUMMARY_FIELDS:
-            print(f"{name:>20}: {summary[name]}")
+            value = summary[name]
+            print(f"{name:>20}: {fmt_value(value, none='None') if isinstance(value, float) else value}")
     return EXIT_STATUSES.get(record["outcome"], 1)
 
 

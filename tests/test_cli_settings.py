@@ -5,6 +5,8 @@ data is read, so no subprocess start is worth paying for; test_cli.py drives
 the same command in a subprocess.
 """
 
+import re
+
 import pytest
 
 from harness.__main__ import main
@@ -69,3 +71,25 @@ def test_weight_decay_reaches_an_imported_factory():
     assert optimizer.param_groups[0]["weight_decay"] == 5e-4
     optimizer = resolve("torch.optim:SGD(weight_decay=0.01)")(params, Hyper(lr=0.1))
     assert optimizer.param_groups[0]["weight_decay"] == 0.01  # the spec's own, the config's left at 0
+
+
+def test_every_fit_option_says_what_it_sets_and_its_default(capsys):
+    """No option of `fit --help` without a help text; every RunConfig setting names its default."""
+    from harness.__main__ import FIT_FIELDS
+
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name in FIT_FIELDS:
+        flag = "--" + name.replace("_", "-")
+        assert re.search(rf"{re.escape(flag)} (?:[A-Z_]+|{{[^}}]+}}) [^-\s]", text), flag  # help follows the metavar
+    assert "--max-passes MAX_PASSES budget, in passes over the training set (default 100)" in text
+    assert "(default cuda where CUDA is present, else cpu)" in text
+
+
+def test_fit_prints_its_human_summary_rounded(tiny_npz, results, capsys):
+    assert main(["fit", "--data", f"npz:{tiny_npz}", "--max-passes", "2", "--quiet", "--device", "cpu"]) in (0, 3)
+    lines = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines() if ": " in line)
+    seconds = lines["train_seconds".rjust(20)]
+    digits = re.sub(r"e-?\d+$", "", seconds).replace(".", "").lstrip("0")
+    assert len(digits) <= 4, seconds  # 4 significant digits, not 143.33518860400017
