@@ -227,7 +227,9 @@ def test_two_optimizers_on_xdist_workers_get_a_tuned_lr_a_claims_matrix_and_numb
     result.stdout.fnmatch_lines(
         [
             "claims optimizers: paper_sgd (torch *); adam (torch *) lr * (tuned)",
+            "tuning (--tune-lr): adam lr * in *",
             "*claims matrix*",
+            "*adam: learning rate *, chosen by the tuning step (*adam.json, * of this session)*",
             "| claim | paper_sgd (reference) | adam |",
             "| CX | holds * | holds * |",
             "claim figures saved to *-0001-smoke.json (session 0001)",
@@ -235,6 +237,7 @@ def test_two_optimizers_on_xdist_workers_get_a_tuned_lr_a_claims_matrix_and_numb
         ]
     )
     (session,) = session_files(results)
+    assert session["tuning"]["adam"]["seconds"] > 0  # the tuning's cost is kept beside the runs
     tuned = session["tuning"]["adam"]["lr"]
     assert tuned in (1e-3, 1e-2) and (results / "tuning" / "adam.json").exists()
     assert session["number"] == 1 and session["optimizers"] == ["paper_sgd", "adam"]
@@ -246,6 +249,8 @@ def test_two_optimizers_on_xdist_workers_get_a_tuned_lr_a_claims_matrix_and_numb
     again.stdout.fnmatch_lines(
         [
             "claims: adam uses lr * (recorded, *adam.json)",
+            "tuning (--tune-lr): adam lr * recorded earlier",
+            "*adam: learning rate *, chosen by the tuning step (*adam.json, recorded earlier)*",
             "*claims comparison*",
             "against *-0001-smoke.json: 2 same",
             "*(session 0002)",

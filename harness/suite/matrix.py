@@ -189,9 +189,17 @@ def _notes(session: dict, columns) -> list[str]:
                 "run it with `--optimizer=paper_sgd` beside yours"
             )
         elif spec in tuning:
+            entry = tuning[spec]
+            cost = (
+                f", {fmt_duration(entry['seconds'])} of this session"
+                if isinstance(entry.get("seconds"), (int, float)) and not entry.get("reused")
+                else ", recorded earlier"
+                if entry.get("reused")
+                else ""
+            )
             notes.append(
-                f"{spec_id(spec)}: learning rate {tuning[spec]['lr']:g}, chosen by the tuning step "
-                f"({tuning[spec].get('file', 'RESULTS/tuning')})"
+                f"{spec_id(spec)}: learning rate {entry['lr']:g}, chosen by the tuning step "
+                f"({entry.get('file', 'RESULTS/tuning')}{cost})"
             )
     notes.append(
         "holds: every figure of the claim holds and every test behind it ran and passed; FAILS: a figure or test "

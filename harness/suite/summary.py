@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from harness.core.formatting import fmt_value, shown_figure
+from harness.core.formatting import fmt_duration, fmt_value, shown_figure
 from harness.core.optim import spec_id
 from harness.core.record import json_value
 from harness.core.store import machine_stamp
@@ -378,6 +378,8 @@ def terminal_sections(
     if record.runs:
         first, *unsaved = runs_summary_lines(record.runs, folder)
         lines += [(first, {})] + [(line, LOUD) for line in unsaved]
+    if end is not None and end.summary.get("tuning"):
+        lines.append((tuning_line(end.summary["tuning"]), {}))
     sections = [("claims", {}, lines)]
     if figures:
         sections.insert(0, ("claim figures", {}, [(line, {}) for line in figure_lines(record.figures, optimizers)]))
@@ -403,6 +405,15 @@ def terminal_sections(
         saved = (f"claim figures saved to {end.path} (session {end.summary['number']:04d})", {})
     sections.append((None, {}, [saved]))
     return sections
+
+
+def tuning_line(tuning: dict) -> str:
+    """'tuning (--tune-lr): adam lr 0.001 in 31 s; lion lr 0.0001 recorded earlier': its cost beside the runs'."""
+    parts = []
+    for spec, entry in tuning.items():
+        when = "recorded earlier" if entry.get("reused") else f"in {fmt_duration(entry.get('seconds') or 0.0)}"
+        parts.append(f"{spec_id(spec)} lr {entry['lr']:g} {when}")
+    return "tuning (--tune-lr): " + "; ".join(parts)
 
 
 def unmeasured_lines(unmeasured: dict[str, str], accepted: bool) -> list[str]:

@@ -36,6 +36,7 @@ import inspect
 import json
 import math
 import re
+import time
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -320,6 +321,7 @@ def tune_session(specs, base: RunConfig, *, grid=GRID, fresh: bool = False, say=
 
     chosen = {}
     for spec in specs:
+        started = time.perf_counter()
         try:
             record = tune(spec, base, grid=grid, fresh=fresh, progress=say)
         except (TuningError, DataError, OptimizerSpecError) as error:
@@ -331,6 +333,7 @@ def tune_session(specs, base: RunConfig, *, grid=GRID, fresh: bool = False, say=
             "passes": record["passes"],
             "file": str(path),
             "reused": record["reused"],
+            "seconds": time.perf_counter() - started,  # this session's wall time on it (reading a recorded choice: ~0)
         }
         say(f"{spec_id(spec)} uses lr {record['lr']:g} ({'recorded' if record['reused'] else 'chosen now'}, {path})")
         for line in choice_warnings(record):
