@@ -121,20 +121,34 @@ def test_every_module_sits_in_a_wing_or_is_a_door():
     )
 
 
-def test_the_layout_doc_names_every_module():
-    """docs/layout.md lists each module of each wing under its wing's folder, and no module that is gone."""
+def layout_doc_differences(doc: str, modules: set[str]) -> tuple[list[str], list[str]]:
+    """(modules the doc does not list, modules the doc lists that do not exist), by the doc's folder lines."""
     listed, folder = set(), None
-    for line in LAYOUT_DOC.read_text().splitlines():
+    for line in doc.splitlines():
         words = line.split()
         if not words or not line.startswith("  "):
             continue
-        if line.startswith("  ") and not line.startswith("    ") and words[0].endswith("/"):
+        if not line.startswith("    ") and words[0].endswith("/"):
             folder = words[0].rstrip("/")
         elif line.startswith("    ") and words[0].endswith(".py") and folder is not None:
             listed.add(f"harness.{folder}.{words[0].removesuffix('.py')}")
+    return sorted(modules - listed), sorted(listed - modules)
+
+
+def test_the_layout_doc_names_every_module():
+    """docs/layout.md lists each module of each wing under its wing's folder, and no module that is gone."""
     modules = {module for module in import_graph() if wing(module) is not None and module.count(".") == 2}
-    assert sorted(modules - listed) == [], "modules missing from docs/layout.md"
-    assert sorted(listed - modules) == [], "docs/layout.md lists modules that do not exist"
+    missing, gone = layout_doc_differences(LAYOUT_DOC.read_text(), modules)
+    assert missing == [], "modules missing from docs/layout.md"
+    assert gone == [], "docs/layout.md lists modules that do not exist"
+
+
+def test_the_layout_doc_check_finds_a_planted_missing_and_a_planted_stale_module():
+    doc = "```\nharness/\n  core/   the run core\n    store.py   records\n    plan.py    gone\n```\n"
+    assert layout_doc_differences(doc, {"harness.core.store", "harness.core.runner"}) == (
+        ["harness.core.runner"],
+        ["harness.core.plan"],
+    )
 
 
 def test_the_checks_find_a_planted_circle_and_a_planted_upward_arrow(tmp_path):
