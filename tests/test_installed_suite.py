@@ -20,10 +20,12 @@ import pytest
 from hypothesis import settings
 from support import write_arrays_file
 
+from harness.suite.entry import names_the_claims
+
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "check-your-optimizer.md"
-# The two plugins of the project, as `[project.entry-points.pytest11]` names them.
-PLUGINS = ("harness.suite.plugin", "harness.report.pytest_report")
+# The project's one `[project.entry-points.pytest11]` entry: it loads the plugins for claims sessions only.
+ENTRY = "harness.suite.entry"
 
 
 def clean_environment() -> dict:
@@ -112,8 +114,8 @@ def test_the_wheel_holds_every_module_of_the_harness_and_the_claims_and_the_pyte
     dist_info = next(name.split("/")[0] for name in names if name.endswith(".dist-info/METADATA"))
     entry_points = zipfile.ZipFile(wheel).read(f"{dist_info}/entry_points.txt").decode()
     assert "[pytest11]" in entry_points
-    for plugin in PLUGINS:
-        assert f"{plugin} = {plugin}" in entry_points
+    assert f"{ENTRY} = {ENTRY}" in entry_points
+    assert "harness.suite.plugin =" not in entry_points  # loaded by the entry, only for a claims session
     metadata = zipfile.ZipFile(wheel).read(f"{dist_info}/METADATA").decode()
     assert "Provides-Extra: claims" in metadata
     for requirement in ("pytest", "hypothesis"):
@@ -207,3 +209,29 @@ def test_the_installed_claims_run_from_any_folder_with_your_optimizer(installed,
     # Both optimizers' C1 tests passed; MNIST's C1 is beyond the paper, skipped.
     assert re.search(r"\b2 passed, 2 skipped\b", output), output
     assert list((results / "sessions").glob("*-smoke.json"))
+
+
+def test_the_arguments_that_name_the_installed_claims():
+    named = (["--pyargs", "harness_claims"], ["harness_claims.test_c03_slowdown"], ["x/site-packages/harness_claims/"])
+    for args in named:
+        assert names_the_claims(args), args
+    for args in (["tests/"], ["my_harness_claims_copy"], ["harness_claimsx"], ["-k", "claims"], []):
+        assert not names_the_claims(args), args
+
+
+def test_an_installed_project_leaves_a_users_own_test_suite_and_its_options_alone(installed, tmp_path):
+    """The entry point loads in every pytest session of the environment: a user's conftest that defines
+    --device (as the claims plugin does) must still work, and the claims' options stay out of their --help."""
+    project = tmp_path / "users-project"
+    project.mkdir()
+    (project / "conftest.py").write_text(
+        "def pytest_addoption(parser):\n    parser.addoption('--device', default='tpu')\n\n\n"
+        "def pytest_report_header(config):\n    return f\"device option: {config.getoption('--device')}\"\n"
+    )
+    (project / "test_own.py").write_text("def test_own():\n    assert True\n")
+    own = run([installed, "-m", "pytest", "-p", "no:cacheprovider"], cwd=project)
+    assert own.returncode == 0, own.stdout + own.stderr
+    assert "device option: tpu" in own.stdout and "1 passed" in own.stdout
+    assert "claims profile" not in own.stdout
+    helped = run([installed, "-m", "pytest", "--help", "-p", "no:cacheprovider"], cwd=project)
+    assert helped.returncode == 0 and "--claims-deadline" not in helped.stdout
