@@ -5,10 +5,13 @@ package and the version it came in. These tests edit a package the way an
 author does (the implementation module behind a re-exporting
 ``__init__.py``) and install a fake distribution, and check that the run key
 follows, that built-ins keep their keys, and that headers and session files
-name the version and the code fingerprint.
+name the version and the code fingerprint. A factory file that wraps another
+package is keyed by that package's code too (and what it imports in turn),
+so editing the wrapped package retrains.
 """
 
 import hashlib
+import importlib
 import json
 import sys
 
@@ -17,7 +20,9 @@ import torch
 
 from harness.core.config import RunConfig
 from harness.core.optim import code_fingerprint, code_identity, describe, optimizer_identity
+from harness.core.optimizer_source import NOT_INSTALLED, VERSION_ONLY_CODE
 from harness.core.record import RUN_SEMANTICS_VERSION
+from harness.core.runner import cached_fit
 from harness.sessions.files import save_session
 
 OPTIMIZER_SOURCE = "import torch\n\nclass Opt(torch.optim.SGD):\n    pass\n"
@@ -185,3 +190,132 @@ def test_the_session_file_names_each_optimizers_version_and_code(importable, tmp
     assert saved["session_opt:Opt(lr=0.01)"]["code"] == code_fingerprint("session_opt:Opt(lr=0.01)")
     assert saved["session_opt:Opt(lr=0.01)"]["source"] == "session_opt/"
     assert summary["optimizer_identity"] == saved  # the summary in memory says what the file says
+
+
+# A small factory file that wraps another package, as SAM, Muon, CAME and SOAP need: its only import
+# of the package it wraps is inside the factory (imported lazily, when the optimizer is built).
+WRAPPER_SOURCE = """import json
+
+def make(params, lr=0.1):
+    import inner_opt_pkg
+
+    return inner_opt_pkg.Opt(params, lr=lr)
+"""
+INNER_PACKAGE = {"inner_opt_pkg/__init__.py": "from .impl import Opt\n", "inner_opt_pkg/impl.py": OPTIMIZER_SOURCE}
+EDITED_OPTIMIZER_SOURCE = OPTIMIZER_SOURCE.replace("pass", "lr_scale = 2.0")  # an edit that changes no number
+
+
+def file_digest(path) -> str:
+    """A single file's fingerprint as it was before imports counted: sha256 of its bytes, 16 hex digits."""
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def imported(spec: str) -> dict[str, dict]:
+    """{import name: {package, distribution, version, code}} of the packages the spec's code imports."""
+    return {entry["package"]: entry for entry in code_identity(spec).as_dict()["imports"]}
+
+
+def test_editing_the_package_a_factory_imports_inside_itself_changes_the_fingerprint_and_reverting_restores_it(
+    importable,
+):
+    folder = importable({"wrapping_opt.py": WRAPPER_SOURCE, **INNER_PACKAGE})
+    before = code_identity("wrapping_opt:make")
+    inner = imported("wrapping_opt:make")["inner_opt_pkg"]
+    assert inner["code"] == code_identity("inner_opt_pkg:Opt").digest  # hashed as its own spec would be
+    assert "json" not in imported("wrapping_opt:make")  # the standard library is not named
+
+    (folder / "inner_opt_pkg" / "impl.py").write_text(EDITED_OPTIMIZER_SOURCE)
+    edited = code_fingerprint("wrapping_opt:make")
+    assert edited != before.fingerprint
+    assert code_identity("wrapping_opt:make").digest == before.digest  # the wrapper itself is unchanged
+    (folder / "inner_opt_pkg" / "impl.py").write_text(OPTIMIZER_SOURCE)
+    assert code_fingerprint("wrapping_opt:make") == before.fingerprint
+
+
+def test_a_module_importing_only_the_standard_library_and_torch_keeps_the_fingerprint_it_had(importable):
+    """Records of such optimizers keep their keys: torch is named by version, recorded, and not keyed."""
+    source = "import json\nimport torch\n\ndef make(params, lr=0.1):\n    import os.path\n\n"
+    source += "    return torch.optim.SGD(params, lr=lr)\n"
+    folder = importable({"stdlib_torch_opt.py": source})
+    assert code_fingerprint("stdlib_torch_opt:make") == file_digest(folder / "stdlib_torch_opt.py")
+    torch_entry = imported("stdlib_torch_opt:make")["torch"]
+    assert (torch_entry["distribution"], torch_entry["code"]) == ("torch", VERSION_ONLY_CODE)
+    assert torch_entry["version"] is not None and torch.__version__.startswith(torch_entry["version"])
+    assert set(imported("stdlib_torch_opt:make")) == {"torch"}
+
+
+def test_a_package_wrapped_by_a_package_the_factory_wraps_is_followed(importable):
+    """wrapper -> outer_wrap_pkg -> inner_chain_pkg: editing the innermost package retrains."""
+    folder = importable(
+        {
+            "chain_opt.py": "from outer_wrap_pkg import Opt as make\n",
+            "outer_wrap_pkg/__init__.py": "from inner_chain_pkg import Opt\n",
+            "inner_chain_pkg/__init__.py": "from .impl import Opt\n",
+            "inner_chain_pkg/impl.py": OPTIMIZER_SOURCE,
+        }
+    )
+    before = code_fingerprint("chain_opt:make")
+    assert {"outer_wrap_pkg", "inner_chain_pkg"} <= set(imported("chain_opt:make"))
+    (folder / "inner_chain_pkg" / "impl.py").write_text(EDITED_OPTIMIZER_SOURCE)
+    assert code_fingerprint("chain_opt:make") != before
+
+
+def test_an_optional_import_that_is_not_installed_is_recorded_and_installing_it_retrains(importable):
+    source = "try:\n    import optional_speedup_pkg\nexcept ImportError:\n    optional_speedup_pkg = None\n\n"
+    source += "from inner_opt_pkg import Opt as make\n"
+    folder = importable({"optional_opt.py": source, **INNER_PACKAGE})
+    identity = code_identity("optional_opt:make")
+    assert identity.digest == file_digest(folder / "optional_opt.py")
+    assert imported("optional_opt:make")["optional_speedup_pkg"] == {
+        "package": "optional_speedup_pkg",
+        "distribution": None,
+        "version": None,
+        "code": NOT_INSTALLED,
+    }
+    assert describe("optional_opt:make").endswith(", 1 imported package hashed)")
+
+    importable({"optional_speedup_pkg/__init__.py": "FAST = True\n"})
+    importlib.invalidate_caches()  # as a new process would find it
+    assert imported("optional_opt:make")["optional_speedup_pkg"]["code"].startswith("sha256:")
+    assert code_fingerprint("optional_opt:make") != identity.fingerprint
+
+
+def test_the_wrapped_packages_distribution_and_version_are_recorded_and_keyed(importable, tmp_path):
+    metadata = "fake_inner_dist-0.3.1.dist-info/METADATA"
+    importable(
+        {
+            "versioned_wrapper_opt.py": WRAPPER_SOURCE,
+            **INNER_PACKAGE,
+            metadata: "Metadata-Version: 2.1\nName: fake-inner-dist\nVersion: 0.3.1\n",
+            "fake_inner_dist-0.3.1.dist-info/top_level.txt": "inner_opt_pkg\n",
+        }
+    )
+    spec = "versioned_wrapper_opt:make(lr=0.05)"
+    inner = imported(spec)["inner_opt_pkg"]
+    assert (inner["distribution"], inner["version"]) == ("fake-inner-dist", "0.3.1")
+    assert optimizer_identity(spec)["imports"] == code_identity(spec).as_dict()["imports"]
+    summary = {"profile": "smoke", "optimizers": [spec], "figures": []}
+    saved = json.loads(save_session(summary, tmp_path / "results").read_text())["optimizer_identity"][spec]
+    assert inner in saved["imports"]  # the session file records the wrapped package's version
+
+    before = code_fingerprint(spec)
+    (tmp_path / metadata).write_text((tmp_path / metadata).read_text().replace("0.3.1", "0.3.2"))  # same sources
+    assert code_fingerprint(spec) != before
+
+
+def test_a_run_of_a_wrapper_retrains_after_the_wrapped_package_is_edited(importable, tiny_npz, results):
+    folder = importable({"fitting_wrapper_opt.py": WRAPPER_SOURCE, **INNER_PACKAGE})
+    config = RunConfig(
+        data=f"npz:{tiny_npz}",
+        model="mlp_1x512",
+        n_train=64,
+        n_test=32,
+        max_passes=2,
+        optimizer="fitting_wrapper_opt:make",
+    )
+    first = cached_fit(config)
+    assert not first["reused"] and cached_fit(config)["reused"]  # unchanged code is answered by its record
+    (folder / "inner_opt_pkg" / "impl.py").write_text(EDITED_OPTIMIZER_SOURCE)
+    forget("inner_opt_pkg")  # the edited code is what trains, as in a new process
+    edited = cached_fit(config)
+    assert not edited["reused"] and edited["key"] != first["key"]

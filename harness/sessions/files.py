@@ -208,12 +208,15 @@ def session_optimizers(session: dict) -> list[str]:
 
 
 def optimizer_identities(specs) -> dict[str, dict]:
-    """{spec: {package, distribution, version, source, files, code}} per optimizer spec (`optim.optimizer_identity`).
+    """{spec: {package, distribution, version, source, files, code, imports}} per optimizer spec
+    (`optim.optimizer_identity`).
 
     `code` is the fingerprint in the spec's run keys: ``torch 2.4.0`` for a
     built-in, ``lion-pytorch 0.2.2, sha256:...`` (its package's sources and
-    version) for an import path, ``unhashable SPEC`` for one that cannot be
-    imported here.
+    version, then ``, imports sha256:...`` over the packages they import) for
+    an import path, ``unhashable SPEC`` for one that cannot be imported here.
+    `imports`: the packages an import path's sources import, each with its
+    distribution, version and code digest (harness.core.optimizer_source).
     """
     return {spec: optimizer_identity(spec) for spec in dict.fromkeys(specs)}
 
