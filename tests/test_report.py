@@ -249,3 +249,187 @@ def test_table_1_and_paper_values_take_only_cifar10_runs(results):
     assert ["not the paper's scale" in row["note"] for row in rows if row["n_train"] == 5_000] == [True]
     paper_values = {row["key"]: row["paper"] for row in run_rows([cifar, mnist])}
     assert paper_values["c" * 16] is not None and paper_values["m" * 16] is None
+
+
+# --- figures for a talk: read against the paper --------------------------------------------------------------
+
+JPEG_COPY = "CIFAR-10 (JPEG q75 copy, centre-cropped 28x28)"
+
+
+def _paper_scale_copy(template, key, model, variant, p, **fields):
+    """A record of the real shape on the JPEG copy at Table 1's scale, its numbers set by hand."""
+    record = copy.deepcopy(template)
+    record.update(n_train=50_000, n_test=10_000, data_source=JPEG_COPY, key=key, **fields)
+    record["config"].update(model=model, variant=variant, corruption=p, lr=None)
+    return record
+
+
+@pytest.fixture(scope="module")
+def drawn(results, tmp_path_factory):
+    """The figures of synthetic paper-scale records, drawn once: ({png name: matplotlib figure}, runs, folder).
+
+    MLP 1x512 runs at p = 0, 0.2, 0.5, 1; AlexNet at p = 0 and 1 only, so
+    its line must break over 0.2 and 0.5; true-label MLP 1x512 runs at
+    Table 1's weight decay (44.44% test) and at the C6 sweep's 0.05 (33.33%).
+    """
+    pytest.importorskip("matplotlib")
+    from harness.report import figures
+
+    _, records = results
+    runs = []
+    for model, levels in (("mlp_1x512", (0.0, 0.2, 0.5, 1.0)), ("alexnet", (0.0, 1.0))):
+        for p in levels:
+            variant = {0.0: "true", 1.0: "random"}.get(p, "partial")
+            template = records["partial"] if variant == "partial" else records["true"]
+            runs.append(
+                _paper_scale_copy(
+                    template,
+                    f"{model}-{p}",
+                    model,
+                    variant,
+                    p,
+                    steps_to_fit=int(1000 * (1 + p)),
+                    test_accuracy=0.5 - 0.4 * p,
+                )
+            )
+    for decay, accuracy in ((0.0005, 0.4444), (0.05, 0.3333)):
+        run = _paper_scale_copy(records["true"], f"wd-{decay}", "mlp_1x512", "true", 0.0, test_accuracy=accuracy)
+        run["config"]["weight_decay"] = decay
+        runs.append(run)
+    runs.append(_paper_scale_copy(records["gaussian"], "gaussian", "mlp_1x512", "gaussian", 0.0))
+    folder = tmp_path_factory.mktemp("figures")
+    captured = {}
+    real_save = figures.save_figure
+
+    def keep(figure, path):
+        captured[path.name] = figure
+        return real_save(figure, path)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(figures, "save_figure", keep)
+        figures.render_all(runs, folder)
+    return captured, runs, folder
+
+
+def _texts(figure) -> str:
+    """Every text of a figure (titles, labels, legend, footer), lines joined by spaces."""
+    from matplotlib.text import Text
+
+    return " ".join(" ".join(t.get_text().split()) for t in figure.findobj(Text))
+
+
+def _lines(figure):
+    return [line for ax in figure.axes for line in ax.get_lines()]
+
+
+def test_every_figure_is_drawn_and_written_as_png_and_svg(drawn):
+    import xml.etree.ElementTree as ElementTree
+
+    captured, _, folder = drawn
+    assert set(captured) == {
+        "figure1a.png",
+        "figure1b.png",
+        "figure1c.png",
+        "table1.png",
+        "memorisation.png",
+        "figure2_early_stopping.png",
+    }
+    for name in captured:
+        assert (folder / name).stat().st_size > 0
+        ElementTree.parse(folder / name.replace(".png", ".svg"))  # a whole SVG, not a stub
+
+
+def test_reference_points_are_the_papers_numbers_labelled_with_their_source(drawn):
+    from harness.suite.paper import TABLE_1
+
+    captured, _, _ = drawn
+    lines = {line.get_label(): line for line in _lines(captured["figure1c.png"])}
+    for model in ("mlp_1x512", "alexnet"):
+        name = {"mlp_1x512": "MLP 1x512", "alexnet": "AlexNet (small)"}[model]
+        reference = lines[f"{name}: paper, Table 1 (no regulariser, 50,000 training images)"]
+        stated = {labels: test for m, crop, decay, labels, _, test in TABLE_1 if m == model and not crop and not decay}
+        assert list(reference.get_xdata()) == [0.0, 1.0]
+        assert list(reference.get_ydata()) == pytest.approx([100 - stated["true"], 100 - stated["random"]])
+    chance = lines["chance: 90% error"]
+    assert set(chance.get_ydata()) == {90.0}
+    ratio_lines = {line.get_label(): line for line in _lines(captured["figure1b.png"])}
+    definition = ratio_lines["paper: 1 at p = 0 (by definition)"]
+    assert (list(definition.get_xdata()), list(definition.get_ydata())) == ([0.0], [1.0])
+    assert "Table 1" in _texts(captured["table1.png"])
+
+
+def test_no_line_passes_over_a_level_without_a_run(drawn):
+    """AlexNet ran p = 0 and 1 only: its line must not join them across 0.2 and 0.5, which MLP 1x512 ran."""
+    captured, _, _ = drawn
+    for name in ("figure1b.png", "figure1c.png"):
+        grid = [0.0, 0.2, 0.5, 1.0]
+        measured = [line for line in _lines(captured[name]) if line.get_marker() == "o"]
+        assert measured, name
+        for line in measured:
+            xs = list(line.get_xdata())
+            assert xs == grid[grid.index(xs[0]) : grid.index(xs[0]) + len(xs)], (name, line.get_label(), xs)
+        alexnet = [
+            list(line.get_xdata()) for line in measured if str(line.get_color()) == _colour_of(measured, "AlexNet")
+        ]
+        assert sorted(alexnet) == [[0.0], [1.0]], name
+
+
+def _colour_of(lines, model_name) -> str:
+    return next(str(line.get_color()) for line in lines if line.get_label().startswith(model_name))
+
+
+def test_figure_1b_reads_from_zero(drawn):
+    captured, _, _ = drawn
+    bottom, top = captured["figure1b.png"].axes[0].get_ylim()
+    assert bottom == 0 and top > 1
+
+
+def test_every_figure_names_its_data_from_the_records(drawn):
+    captured, runs, _ = drawn
+    for name, figure in captured.items():
+        assert "data: the JPEG copy (q75) of CIFAR-10, centre-cropped 28x28" in _texts(figure), name
+        assert "CIFAR-10 (JPEG" not in _texts(figure), name  # the copy is never called CIFAR-10 itself
+
+
+def test_titles_fit_inside_the_figure_at_any_panel_count(drawn):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    captured, _, _ = drawn
+    for name, figure in captured.items():
+        renderer = FigureCanvasAgg(figure).get_renderer()  # the layout of the last save stands
+        bounds = figure.bbox
+        titles = [figure._suptitle, figure._supxlabel, *(ax.title for ax in figure.axes if ax.get_visible())]
+        for text in titles:
+            if text is None or not text.get_text():
+                continue
+            box = text.get_window_extent(renderer)
+            assert bounds.x0 - 1 <= box.x0 and box.x1 <= bounds.x1 + 1, (name, text.get_text())
+
+
+def test_table_1_figure_and_rows_leave_out_the_weight_decay_sweep(drawn):
+    """The C6 sweep's 0.05 run is not Table 1's 'weight decay: yes': neither in its rows nor on its figure."""
+    from harness.report.describe import paper_value
+    from harness.report.render import table_1_rows
+
+    captured, runs, _ = drawn
+    dots = [x for line in _lines(captured["table1.png"]) if line.get_marker() == "o" for x in line.get_xdata()]
+    assert 44.44 in [round(x, 2) for x in dots] and 33.33 not in [round(x, 2) for x in dots]
+    rows = [row for row in table_1_rows(runs) if row["model"] == "mlp_1x512" and row["weight_decay"] and row["setup"]]
+    assert [(row["weight_decay_value"], row["test"]) for row in rows] == [(0.0005, 0.4444)]
+    sweep = next(run for run in runs if run["key"] == "wd-0.05")
+    assert paper_value(sweep["config"]) is None
+
+
+def test_measured_accuracies_beside_the_paper_are_in_percent(rendered):
+    path, _, _ = rendered
+    text = path.read_text()
+    assert "| 99.34 | 100.00% (1) |" in text  # C1: the paper's 99.34 beside the measured 100.00%
+    row = next(line for line in text.splitlines() if line.startswith("| inception | no | no | true | 100.00 | 85.75 |"))
+    assert row.split(" | ")[8:10] == ["100.00", "80.00"]  # measured train and test, in percent as the paper's
+
+
+def test_table_1_coefficient_is_the_one_the_claims_run():
+    from harness.report.describe import TABLE_1_WEIGHT_DECAY
+
+    regularisation = pytest.importorskip("claims.test_c06_regularisation")
+    assert regularisation.WEIGHT_DECAY == TABLE_1_WEIGHT_DECAY

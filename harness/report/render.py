@@ -34,11 +34,11 @@ from harness.report.describe import (
     paper_value,
     regulariser_text,
     regularisers,
-    setup_key,
     setup_text,
+    table_1_matches,
     variant_name,
 )
-from harness.suite.paper import ARPIT_ET_AL, TABLE_1
+from harness.suite.paper import ARPIT_ET_AL
 
 # --- tables ------------------------------------------------------------------
 
@@ -85,24 +85,13 @@ def run_rows(runs: list[dict]) -> list[dict]:
 
 
 def table_1_rows(runs: list[dict]) -> list[dict]:
-    """Table 1 beside the measured runs of each of its settings, one row per (setting, setup)."""
+    """Table 1 beside the measured runs of each of its settings, one row per (setting, setup).
+
+    Only runs of Table 1's own settings (`describe.table_1_matches`: the C6
+    sweep's other weight decays are left out); percentages as the paper's.
+    """
     rows = []
-    for model, crop, weight_decay, labels, paper_train, paper_test in TABLE_1:
-        matches = defaultdict(list)
-        for record in runs:
-            config = record.get("config", {})
-            reg = regularisers(config)
-            level = label_level(config)
-            if (
-                config.get("model") == model
-                and reg["crop"] == crop
-                and bool(reg["weight_decay"]) == weight_decay
-                and not reg["dropout"]
-                and level == (0.0 if labels == "true" else 1.0)
-                and record.get("outcome") != "interrupted"
-                and on_cifar10(record)
-            ):
-                matches[setup_key(record)].append(record)
+    for (model, crop, weight_decay, labels, paper_train, paper_test), matches in table_1_matches(runs):
         base = {
             "model": model,
             "crop": crop,
@@ -122,6 +111,7 @@ def table_1_rows(runs: list[dict]) -> list[dict]:
                 "seeds": sorted(r["config"].get("seed", 0) for r in records),
                 "n_train": records[0].get("n_train"),
                 "data_source": records[0].get("data_source"),
+                "weight_decay_value": regularisers(records[0]["config"])["weight_decay"],
                 "train": train,
                 "test": test,
                 "outcomes": sorted({r.get("outcome") for r in records}),
@@ -199,7 +189,9 @@ def render_report(results_dir: Path, out_dir: Path) -> Path:
         "runs": runs_table,
         "differences": differences,
         "expected_spread_points": EXPECTED_SPREAD,
-        "figures": [{**f, "path": Path(f["path"]).name} for f in figure_files],  # relative to the report
+        "figures": [  # file names, relative to the report
+            {**f, "path": Path(f["path"]).name, "svg": Path(f["svg"]).name} for f in figure_files
+        ],
         "figures_note": figure_note,
     }
     from harness.core.record import replace_atomically, write_json_atomic
@@ -251,7 +243,8 @@ def _markdown(report: dict, figure_files: list[dict], out_dir: Path) -> str:
         held = sum(1 for f in claims if f.get("holds"))
         lines += [
             f"{held} of {len(claims)} figures hold. Paper values as printed (percent, or percentage points "
-            "for differences); measured values as the claim reports them (fractions for accuracies). "
+            "for differences); a measured accuracy beside a paper value is shown in percent too, then as the "
+            "claim reports it and its threshold reads it (a fraction), in brackets. "
             "A label in brackets after a figure is its scope: [beyond the paper] for a run the paper never "
             f"made (--claims-extended), [{ARPIT_ET_AL}] for that paper's claims (A1-A3), read from these runs.",
             "",
@@ -261,7 +254,7 @@ def _markdown(report: dict, figure_files: list[dict], out_dir: Path) -> str:
         for f in claims:
             lines.append(
                 f"| {f.get('claim')} | {'holds' if f.get('holds') else '**FAILS**'} | {_cell(shown_figure(f))} | "
-                f"{_cell(f.get('threshold'))} | {_cell(fmt_value(f.get('paper')))} | {_cell(fmt_value(f.get('measured')))} | "
+                f"{_cell(f.get('threshold'))} | {_cell(fmt_value(f.get('paper')))} | {_cell(_measured_text(f))} | "
                 f"{f.get('profile')} | {_cell(f.get('optimizer') or '-')} | {_cell(f.get('test', '').split('::')[-1])} |"
             )
     else:
@@ -315,8 +308,31 @@ def _markdown(report: dict, figure_files: list[dict], out_dir: Path) -> str:
         lines.append("No runs of the kinds the figures plot.")
     for figure in figure_files:
         name = Path(figure["path"]).name
-        lines += [f"### {figure['title']}", "", f"![{figure['title']}]({name})", "", figure["caption"], ""]
+        svg = Path(figure["svg"]).name
+        lines += [
+            f"### {figure['title']}",
+            "",
+            f"![{figure['title']}]({name})",
+            "",
+            f"{figure['caption']} [SVG]({svg})",
+            "",
+        ]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _measured_text(figure: dict) -> str:
+    """A claim figure's measured value; an accuracy (or its change) set beside a paper percentage in percent too.
+
+    "75.74% (0.7574)" where the paper's 76.07 stands beside it, so the two
+    read in one unit; the fraction stays for the threshold, which reads it.
+    A change of accuracy is in points, as the paper's difference is.
+    """
+    measured, paper = figure.get("measured"), figure.get("paper")
+    is_number = isinstance(measured, (int, float)) and not isinstance(measured, bool)
+    if not (is_number and isinstance(paper, (int, float)) and "accuracy" in str(figure.get("figure", ""))):
+        return fmt_value(measured)
+    unit = " points" if "change" in str(figure.get("figure", "")) else "%"
+    return f"{100 * measured:.2f}{unit} ({fmt_value(measured)})"
 
 
 def _yes(value) -> str:
