@@ -6,6 +6,10 @@ modes, the spec resolved as the loop resolves it). Planted here: SGD that
 adds a small fixed vector after its first step (off the row space: it
 converges elsewhere), SGD that stops stepping (undecided, never holds), and
 LBFGS (a closure optimizer, which calls the closure several times a step).
+Through `train_optimizer_spec`, as the loop runs them: a SAM-like optimizer
+(needs the closure, calls it twice a step), a schedule-free-like one (steps
+only after train(), shows other weights after eval()), torch's own LBFGS, a
+factory that asks for the model, and the Muon/AdamW hybrid (`by_shape`).
 """
 
 import shutil
@@ -89,6 +93,91 @@ class CountingLBFGS(torch.optim.LBFGS):
             return closure()
 
         return super().step(counted)
+
+
+class SamLike(torch.optim.Optimizer):
+    """Sharpness-aware: needs the closure, evaluates it at w and at w + rho g, steps with the second gradient."""
+
+    def __init__(self, params, lr: float = 1e-3, rho: float = 1e-3):
+        super().__init__(params, dict(lr=lr, rho=rho))
+        self.closure_calls = 0
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        if closure is None:
+            raise RuntimeError("SamLike requires closure")
+
+        def counted():
+            self.closure_calls += 1
+            with torch.enable_grad():
+                return closure()
+
+        loss = counted()
+        group = self.param_groups[0]
+        (weights,) = group["params"]
+        start = weights.clone()
+        weights.add_(weights.grad, alpha=group["rho"])
+        counted()
+        weights.copy_(start).add_(weights.grad, alpha=-group["lr"])
+        return loss
+
+
+class ScheduleFreeLike(torch.optim.Optimizer):
+    """Steps only in train mode; eval() shows the average y of the training iterates z (y <- y + (z - y) / 2
+    at each step), train() brings z back. Both stay in the span of the gradients: the limit is pinv(X) y."""
+
+    def __init__(self, params, lr: float = 1e-3):
+        super().__init__(params, dict(lr=lr))
+        self.training = False  # starts in eval mode, as schedule-free optimizers do
+        self.log = []
+
+    @torch.no_grad()
+    def train(self):
+        (weights,) = self.param_groups[0]["params"]
+        if not self.training and "z" in self.state[weights]:
+            weights.copy_(self.state[weights]["z"])
+        self.training = True
+        self.log.append("train")
+
+    @torch.no_grad()
+    def eval(self):
+        (weights,) = self.param_groups[0]["params"]
+        if self.training and "y" in self.state[weights]:
+            self.state[weights]["z"] = weights.clone()
+            weights.copy_(self.state[weights]["y"])
+        self.training = False
+        self.log.append("eval")
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        if not self.training:
+            raise RuntimeError("ScheduleFreeLike is not in train mode: call optimizer.train() first")
+        with torch.enable_grad():
+            loss = closure() if closure is not None else None
+        (weights,) = self.param_groups[0]["params"]
+        weights.add_(weights.grad, alpha=-self.param_groups[0]["lr"])
+        state = self.state[weights]
+        state["y"] = state.get("y", torch.zeros_like(weights)) * 0.5 + weights * 0.5
+        return loss
+
+
+BUILT = []  # the optimizers the factories below built, and what they were handed
+
+
+def sam_like(params, lr=1e-3):
+    BUILT.append(SamLike(params, lr))
+    return BUILT[-1]
+
+
+def schedule_free_like(params, lr=1e-3):
+    BUILT.append(ScheduleFreeLike(params, lr))
+    return BUILT[-1]
+
+
+def sgd_of_model(model, lr=1e-3):
+    """Asks for the model: C9's is the least-squares module, whose one parameter is the weights."""
+    BUILT.append(model)
+    return torch.optim.SGD(model.parameters(), lr=lr)
 
 
 def test_an_optimizer_kicked_off_the_row_space_converges_elsewhere():
@@ -225,3 +314,45 @@ def test_a_session_without_the_optimizer_names_the_claims_that_do_not_read_it():
     assert "run without it (listed once, below): C12 (trains one network with its own full-batch Adam" in text
     assert "C9: a test per optimizer in the table, and fixed checks that run without it, below" in text
     assert "| C9 | holds · 1/1 figures hold · 1e-10 | the paper's SGD claim asked of adam: **FAILS**" in text
+
+
+# --- C9 through the loop's contract: any optimizer the loop accepts ---------------------------------------
+
+
+def test_a_sam_like_optimizer_runs_c9_through_its_closure():
+    x, y = small_problem()
+    run = min_norm.train_optimizer_spec(x, y, f"{THIS}:sam_like", max_steps=5_000)
+    assert BUILT[-1].closure_calls == 2 * run.steps  # two evaluations a step, every step
+    assert min_norm.optimizer_outcome(run) == min_norm.REACHES
+
+
+def test_a_schedule_free_like_optimizer_steps_in_train_mode_and_is_read_in_eval_mode():
+    x, y = small_problem()
+    run = min_norm.train_optimizer_spec(x, y, f"{THIS}:schedule_free_like", max_steps=5_000)
+    optimizer = BUILT[-1]
+    assert optimizer.log == ["train", "eval"] * run.steps
+    (weights,) = optimizer.param_groups[0]["params"]
+    assert torch.equal(run.weights, optimizer.state[weights]["y"])  # the run read the evaluation weights
+    assert not torch.equal(run.weights, optimizer.state[weights]["z"])
+    assert min_norm.optimizer_outcome(run) == min_norm.REACHES
+
+
+def test_torchs_own_lbfgs_runs_c9_from_its_spec():
+    x, y = small_problem()
+    run = min_norm.train_optimizer_spec(x, y, "torch.optim:LBFGS(lr=1.0, tolerance_grad=0.0, tolerance_change=0.0)")
+    assert min_norm.optimizer_outcome(run) == min_norm.REACHES
+
+
+def test_a_factory_that_asks_for_the_model_gets_the_least_squares_model():
+    x, y = small_problem()
+    run = min_norm.train_optimizer_spec(x, y, f"{THIS}:sgd_of_model")
+    model = BUILT[-1]
+    assert isinstance(model, torch.nn.Module) and [name for name, _ in model.named_parameters()] == ["weights"]
+    assert min_norm.optimizer_outcome(run) == min_norm.REACHES
+
+
+def test_the_muon_adamw_hybrid_runs_c9():
+    """C9's one parameter is a vector: the hybrid gives it to its `rest` part (here plain SGD: it reaches)."""
+    x, y = small_problem()
+    run = min_norm.train_optimizer_spec(x, y, 'harness.core.hybrid:by_shape(matrices="torch.optim:Muon", rest="sgd")')
+    assert min_norm.optimizer_outcome(run) == min_norm.REACHES

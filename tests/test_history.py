@@ -7,7 +7,15 @@ import shutil
 import pytest
 from support import EnvironmentKept, claims_project
 
-from harness.suite.history import History, Measured, Progress, longest_first, machine_text, read_history
+from harness.suite.history import (
+    History,
+    Measured,
+    Progress,
+    longest_first,
+    machine_text,
+    read_history,
+    tuning_seconds_per_pass,
+)
 from harness.suite.session import parse_duration
 
 
@@ -105,6 +113,74 @@ def test_sessions_of_another_profile_and_unreadable_files_are_passed_over(tmp_pa
     history = read_history("smoke", [baseline, tmp_path / "missing.json"])
     assert history.runs["k"].seconds == 3.0 and history.runs["j"].source == "baseline baseline.json"
     assert machine_text({"node": "box", "gpus": ["H100", "H100"]}) == "box (H100)"
+
+
+# --- a new optimizer's tests, estimated from another's by the ratio of their seconds per pass ---
+
+C1 = "claims/c.py::test_c1_x[mlp_1x512-{}]"
+LION = "lionpkg:Lion"  # a new optimizer: its test ids carry "Lion"
+SCALE = {"model": "mlp_1x512", "n_train": 5000, "batch_size": 128}  # a tuning record's scale (trimmed)
+STAMP = {"cpu": "x86_64", "host_platform": "Linux", "threads": 2}
+
+
+def tuning_record(spec, trials, scale=SCALE, stamp=STAMP) -> dict:
+    """A tuning record's keys the estimate reads (harness.suite.tuning.tune writes them): (train_seconds, passes)."""
+    return {
+        "optimizer": spec,
+        "scale": scale,
+        "stamp": stamp,
+        "trials": [{"lr": 0.001, "train_seconds": s, "passes": n} for s, n in trials],
+    }
+
+
+def adam_history(tmp_path, lion_stamp=STAMP) -> History:
+    """adam ran C1 (runs of 60 s and 30 s); Lion is tuned, never ran C1; Lion takes 3 s a pass, adam 1.5 s
+    (its untimed trial, a record from before trials were timed, left out)."""
+    folder = tmp_path / "tuning"
+    folder.mkdir(parents=True)
+    (folder / "adam.json").write_text(json.dumps(tuning_record("adam", [(30.0, 20), (15.0, 10), (None, 7)])))
+    (folder / "Lion.json").write_text(json.dumps(tuning_record(LION, [(60.0, 20)], stamp=lion_stamp)))
+    (folder / "damaged.json").write_text("{not json")  # passed over
+    (folder / "untimed.json").write_text(json.dumps(tuning_record("sgd", [(None, 5)])))  # no timed trial
+    earlier = session({C1.format("adam"): [("k1", 60.0), ("k2", 30.0)]})
+    earlier["tests"][C1.format("adam")]["optimizer"] = "adam"
+    history = History()
+    history.add_session(earlier, "session 1")
+    history.per_pass = tuning_seconds_per_pass(folder)
+    assert set(history.per_pass) == {"adam", LION}
+    return history
+
+
+def test_a_never_measured_test_is_estimated_from_another_optimizers_by_their_seconds_per_pass(tmp_path, monkeypatch):
+    history = adam_history(tmp_path)
+    monkeypatch.setenv("HARNESS_RESULTS_DIR", str(tmp_path))  # read_history reads the results folder's records
+    assert read_history("smoke").per_pass == history.per_pass
+    to_train = history.to_train([C1.format("Lion")], lambda key: False)
+    # Lion's 3 s a pass over adam's 1.5 s: twice adam's measured seconds.
+    assert {key: m.seconds for key, m in to_train.items()} == {"k1@Lion": 120.0, "k2@Lion": 60.0}
+    assert history.test_seconds([C1.format("Lion")], lambda key: False) == {C1.format("Lion"): 180.0}  # the order
+    # The order is read before collection, from the history's own test ids: Lion's version is among them.
+    assert history.test_seconds(history.tests, lambda key: False)[C1.format("Lion")] == 180.0
+    progress = Progress(started=0.0, to_train=to_train)
+    assert (
+        progress.left_text()
+        == ", about 3.0 min left (by the last measured times; 2 runs estimated from Lion's seconds per pass)"
+    )
+    # Lion's own run (its key unknown before) takes one estimate's place: run 1 of 2, one estimate left.
+    line = progress.finished({"key": "lion-run", "reason": "fitted", "seconds": {"training": 100.0}}, now=100.0)
+    assert line.startswith("run 1/2 done") and line.endswith(
+        "(by the last measured times; 1 run estimated from Lion's seconds per pass)"
+    )
+    assert history.to_train([C1.format("Lion")], lambda key: key == "k1") == {"k2@Lion": to_train["k2@Lion"]}
+
+
+def test_no_estimate_without_both_seconds_per_pass_on_one_machine_and_scale(tmp_path):
+    other_machine = adam_history(tmp_path, lion_stamp={**STAMP, "threads": 16})
+    assert other_machine.to_train([C1.format("Lion")], lambda key: False) == {}  # left "never measured", as before
+    untuned = adam_history(tmp_path / "b")
+    untuned.per_pass.pop("adam")  # the paper's SGD, say: never tuned, so never timed at the tuning scale
+    assert untuned.to_train([C1.format("Lion")], lambda key: False) == {}
+    assert untuned.test_seconds([C1.format("Lion")], lambda key: False) == {}  # a test no session ran goes first
 
 
 @pytest.mark.parametrize(

@@ -422,3 +422,53 @@ def test_the_numbers_that_differ_between_optimizers_are_shown_in_their_cells_wit
         "| C3 | random/true passes to fit, seed 0 (# vs # passes) | ? | 1.04 holds · # = 28, 27 · 27 passes | "
         "2.17 holds · # = 13, 6 · 6 passes |"
     ]
+
+
+# --- a claim not comparable for an optimizer, and tuning's warnings ---
+
+C6_SWEEP = "claims/t.py::test_c6_weight_decay_sweep_finds_where_random_labels_stop_fitting[alexnet-{}]"
+C6_OTHER = "claims/t.py::test_c6_no_regulariser_is_needed_to_generalise[alexnet-{}]"
+NOT_COMPARABLE_REASON = (
+    "Skipped: not comparable: adam at lr 0.001: its shrink scales as weight decay^0.00, not in proportion"
+)
+
+
+def not_comparable_session(other_outcome="passed"):
+    """Adam's C6: one test ran (its figure holds or not), the sweep skipped as not comparable."""
+    return {
+        "profile": "smoke",
+        "optimizers": ["paper_sgd", "adam"],
+        "figures": [figure("C6", "test accuracy", 0.5, other_outcome == "passed", "adam", C6_OTHER.format("adam"))],
+        "tests": {
+            C6_OTHER.format("adam"): {"optimizer": "adam", "outcome": other_outcome},
+            C6_SWEEP.format("adam"): {"optimizer": "adam", "outcome": "skipped", "reason": NOT_COMPARABLE_REASON},
+        },
+    }
+
+
+def test_a_test_skipped_as_not_comparable_makes_the_cell_not_comparable_with_the_measured_reason():
+    text = claims_matrix(not_comparable_session())
+    reason = NOT_COMPARABLE_REASON.removeprefix("Skipped: not comparable: ")
+    # Never "holds" (a test did not run), "skipped in part" or FAILS: the measured reason instead.
+    assert table_rows(text, "C6")[0] == f"| C6 | not run | not comparable · 1/1 figures hold · 0.5 · {reason} |"
+    assert "not comparable: a test's settings do not carry over" in text.split("| claim |")[0]  # the legend
+
+
+def test_a_failure_of_another_test_still_fails_the_cell_and_says_what_was_not_comparable():
+    row = table_rows(claims_matrix(not_comparable_session("failed")), "C6")[0]
+    assert "| **FAILS** · 0/1 figures hold" in row
+    assert "· not comparable: adam at lr 0.001" in row
+
+
+def test_tuning_warnings_are_listed_under_their_optimizer():
+    session = two_optimizer_session()
+    session["tuning"]["adam"]["warnings"] = [
+        "adam: the chosen lr 0.0001 is at the edge of the values tried (0.0001..0.1)",
+        "adam: no lr tried fits true labels within 60 passes at the tuning scale; chosen by loss",
+    ]
+    notes = claims_matrix(session).split("| claim |")[0]
+    head, first, second = notes.split("adam: learning rate 0.001, chosen by the tuning step")[1].splitlines()[:3]
+    assert first == "  - warning: adam: the chosen lr 0.0001 is at the edge of the values tried (0.0001..0.1)"
+    assert second.startswith("  - warning: adam: no lr tried fits true labels") and second.endswith("chosen by loss")
+    del session["tuning"]["adam"]["warnings"]  # a session file from before warnings were recorded
+    assert "warning:" not in claims_matrix(session)

@@ -319,3 +319,18 @@ def test_a_run_of_a_wrapper_retrains_after_the_wrapped_package_is_edited(importa
     forget("inner_opt_pkg")  # the edited code is what trains, as in a new process
     edited = cached_fit(config)
     assert not edited["reused"] and edited["key"] != first["key"]
+
+
+def test_a_hybrid_of_the_harness_is_keyed_by_the_optimizers_it_combines_not_by_the_harness_files(importable):
+    """by_shape's own code is what every record's run-code stamp answers; its parts are named by their own
+    fingerprints, so editing the package of a part retrains (hashing the harness package instead would
+    retrain on any edit of the project and never on an edit of the part)."""
+    importable({"part_opt.py": "import torch\n\ndef Opt(params, lr=0.1):\n    return torch.optim.SGD(params, lr=lr)\n"})
+    spec = 'harness.core.hybrid:by_shape(matrices="part_opt:Opt", rest="adamw")'
+    before = code_fingerprint(spec)
+    assert before == f"harness run code; matrices={code_fingerprint('part_opt:Opt')}; rest=torch {torch.__version__}"
+    importable({"part_opt.py": "import torch\n\ndef Opt(params, lr=0.2):\n    return torch.optim.SGD(params, lr=lr)\n"})
+    assert code_fingerprint(spec) != before
+    identity = optimizer_identity(spec)
+    assert identity["package"] == "harness" and set(identity["parts"]) == {"matrices", "rest"}
+    assert describe(spec).startswith(spec + " (harness run code; matrices=")

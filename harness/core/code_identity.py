@@ -31,6 +31,7 @@ RUN_CODE_MODULES = (
     "data",
     "evidence",
     "graph_step",
+    "hybrid",
     "models",
     "optim",
     "prepare",

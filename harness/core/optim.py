@@ -10,15 +10,37 @@ What reaches the optimizer from the run's config:
 - a built-in takes the config's ``lr``, ``weight_decay`` and, for
   ``paper_sgd``, ``momentum``; its spec's keywords add to them (a keyword that
   names one of those settings fills it in the config: harness.core.config);
-- an imported factory is called with the parameters, ``lr`` when the run sets
-  one, ``weight_decay`` when the run sets a nonzero one, and the spec's
-  keywords; the config's momentum never reaches it (set it in the spec).
-Arguments are passed by name only: the factory takes the parameters first.
+- an imported factory is called with what its first parameter asks for,
+  ``lr`` when the run sets one, ``weight_decay`` when the run sets a nonzero
+  one, and the spec's keywords; the config's momentum never reaches it (set
+  it in the spec).
+Keywords are passed by name only. The first argument is passed by position
+and chosen by the name of the factory's first parameter:
+- ``model``: the ``torch.nn.Module`` being trained;
+- ``named_parameters``: a list of ``(name, parameter)`` pairs, the model's
+  ``named_parameters()`` (names such as ``"3.weight"``);
+- any other name (``params``, a torch.optim class's first parameter): the
+  model's parameters, as torch.optim expects them.
+A Muon-style hybrid (one optimizer for the hidden layers' matrices, another
+for the rest) is then one spec: `by_shape`, for instance
+``harness.core.optim:by_shape(matrices="torch.optim:Muon", rest="adamw")``;
+`CombinedOptimizer` is the one torch.optim.Optimizer that steps its parts.
+
+`resolve(spec)` returns ``build(model, hyper)``; the training loop, the
+first-step check and C9 hand it the model. A caller that has parameters
+only may pass them instead, and then a factory that asks for the model or
+its named parameters is refused (OptimizerSpecError), never called with
+something else. When a run leaves lr unset and the factory has no default
+rate of its own (``lr=None``, or ``lr`` without a default), the first-step
+check builds it at NO_DEFAULT_LR, the rate tuning tries first for it
+(`first_step_lr`).
 
 Every run key holds the identity of the optimizer's code (`code_fingerprint`):
 torch's version for a built-in; for an import path, a hash of every source
 file of the package that holds it and that package's version, so that an edit
-anywhere in it (not only in the module the spec names) trains anew.
+anywhere in it (not only in the module the spec names) trains anew, and of the
+packages those files import (torch, torchvision and numpy by version only):
+editing a package that a small factory file wraps trains anew too.
 """
 
 from __future__ import annotations
@@ -132,7 +154,12 @@ BUILTINS: dict[str, Callable[..., torch.optim.Optimizer]] = {name: _builtin(name
 
 _SPEC = re.compile(r"^(?P<target>[\w.:]+?)(?:\((?P<arguments>.*)\))?$", re.S)
 _IMPORT_TARGET = re.compile(r"^(?P<module>[\w.]+):(?P<attr>[\w.]+)$")
-FACTORY_SHAPE = "a torch.optim.Optimizer subclass, or a function (params, lr=..., **options) -> torch.optim.Optimizer"
+FACTORY_SHAPE = (
+    "a torch.optim.Optimizer subclass, or a function (params, lr=..., **options) -> torch.optim.Optimizer "
+    "(its first parameter named model or named_parameters to receive those instead)"
+)
+# What a factory's first parameter asks for, by its name; any other name gets the parameters.
+ASKS_FOR_MODEL, ASKS_FOR_NAMED_PARAMETERS, ASKS_FOR_PARAMETERS = "model", "named_parameters", "parameters"
 
 
 class OptimizerSpecError(ValueError):
@@ -150,29 +177,40 @@ def builtin_takes(name: str, keyword: str) -> bool:
     return keyword in (_keyword_names(BUILTIN_CLASSES[name][0]) or ())
 
 
-def resolve(spec: str) -> Callable[[Iterable, Hyper], torch.optim.Optimizer]:
-    """Turn a spec into `build(params, hyper) -> Optimizer`.
+def resolve(spec: str) -> Callable[[torch.nn.Module | Iterable, Hyper], torch.optim.Optimizer]:
+    """Turn a spec into `build(model, hyper) -> Optimizer`.
+
+    build's first argument is the torch.nn.Module being trained; the factory
+    gets the model, its named parameters or its parameters, as its first
+    parameter's name asks (see the module docstring). A caller with
+    parameters only may pass them (an iterable of tensors or param groups),
+    and then a factory that asks for the model or its named parameters
+    raises OptimizerSpecError at build time, naming what it asked for.
 
     Raises OptimizerSpecError, one line naming the fix, for: a name that is
     neither a built-in nor ``package.module:factory`` (with a suggestion for a
     dotted path), positional or non-literal arguments, a module or name that
     cannot be imported, a target that is no optimizer factory (``os:system``),
+    a factory with no positional first parameter to receive the parameters,
     and keywords the factory does not take.
     """
     target, keywords = _parse(spec)
     if target in BUILTINS:
         _check_keywords(spec, target, BUILTIN_CLASSES[target][0], keywords)
-        return functools.partial(BUILTINS[target], **keywords) if keywords else BUILTINS[target]
+        builtin = functools.partial(BUILTINS[target], **keywords) if keywords else BUILTINS[target]
+        return lambda model, hyper: builtin(_parameters(model), hyper)
     factory = import_factory(spec, target)
     _check_keywords(spec, target, factory, keywords)
+    asks_for = factory_asks_for(spec, factory)
 
-    def build(params, hyper: Hyper):
+    def build(model, hyper: Hyper):
+        first = _first_argument(spec, asks_for, model)
         given = _settings_for_factory(spec, factory, hyper)
         try:
-            optimizer = factory(params, **{**given, **keywords})
+            optimizer = factory(first, **{**given, **keywords})
         except TypeError as error:  # called with what a factory takes, yet the call does not fit
             raise OptimizerSpecError(
-                f"optimizer {spec!r} cannot be called as factory(params, **options) ({error}); name {FACTORY_SHAPE}"
+                f"optimizer {spec!r} cannot be called as factory({asks_for}, **options) ({error}); name {FACTORY_SHAPE}"
             ) from error
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise OptimizerSpecError(
@@ -181,6 +219,73 @@ def resolve(spec: str) -> Callable[[Iterable, Hyper], torch.optim.Optimizer]:
         return optimizer
 
     return build
+
+
+def factory_asks_for(spec: str, factory) -> str:
+    """What a factory's first parameter asks for: ASKS_FOR_MODEL, ASKS_FOR_NAMED_PARAMETERS or ASKS_FOR_PARAMETERS.
+
+    Read from the first parameter's name (``model``, ``named_parameters``,
+    anything else); a factory whose signature cannot be read gets the
+    parameters. Raises OptimizerSpecError for a factory with no positional
+    first parameter (``def factory(*, lr)``): it could receive nothing.
+    """
+    try:
+        parameters = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):
+        return ASKS_FOR_PARAMETERS
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if not parameters or parameters[0].kind not in (*positional, inspect.Parameter.VAR_POSITIONAL):
+        raise OptimizerSpecError(
+            f"optimizer {spec!r}: its factory has no positional first parameter to receive the parameters "
+            f"(nor the model); name {FACTORY_SHAPE}"
+        )
+    first = parameters[0]
+    if first.kind in positional and first.name in (ASKS_FOR_MODEL, ASKS_FOR_NAMED_PARAMETERS):
+        return first.name
+    return ASKS_FOR_PARAMETERS
+
+
+def _first_argument(spec: str, asks_for: str, model):
+    """The model, its (name, parameter) pairs, or its parameters, as the factory asks; OptimizerSpecError
+    when it asks for the model or its names and the caller handed over parameters only."""
+    if asks_for == ASKS_FOR_PARAMETERS:
+        return _parameters(model)
+    if not isinstance(model, torch.nn.Module):
+        raise OptimizerSpecError(
+            f"optimizer {spec!r}: its factory asks for {asks_for} (its first parameter's name), and it was "
+            f"handed parameters only; build it with the torch.nn.Module, build(model, hyper)"
+        )
+    return model if asks_for == ASKS_FOR_MODEL else list(model.named_parameters())
+
+
+def _parameters(model):
+    """The parameters to give an optimizer: a module's, or what the caller handed over (tensors or groups)."""
+    return model.parameters() if isinstance(model, torch.nn.Module) else model
+
+
+def first_step_lr(spec: str, lr: float | None) -> float | None:
+    """The learning rate the first-step check builds `spec` with, for a run whose rate is `lr`.
+
+    `lr` itself where the run sets one (a built-in always has one:
+    RunConfig.learning_rate). Unset, an imported factory whose default lr is
+    None or missing (CAME's lr=None raises unless given a rate), or which has
+    no ``lr`` of its own but takes ``**options``, gets NO_DEFAULT_LR, the rate
+    tuning tries first for it; a factory with a default rate keeps it (None:
+    not passed), and one that takes no lr at all gets none.
+    """
+    if lr is not None or builtin_name(spec):
+        return lr
+    try:
+        parameters = inspect.signature(import_factory(spec)).parameters
+    except (OptimizerSpecError, TypeError, ValueError):  # resolve() reports a bad spec; no signature: as it is
+        return None
+    if "lr" in spec_kwargs(spec):
+        return None  # the spec's own lr wins over the run's anyway
+    own = parameters.get("lr")
+    if own is None:
+        takes_any = any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+        return NO_DEFAULT_LR if takes_any else None
+    return NO_DEFAULT_LR if own.default is None or own.default is inspect.Parameter.empty else None
 
 
 def _parse(spec: str) -> tuple[str, dict]:
@@ -372,6 +477,8 @@ def describe(spec: str) -> str:
     """
     if builtin_name(spec):
         return f"{spec} (torch {torch.__version__})"
+    if _is_harness_factory(spec):
+        return f"{spec} ({code_fingerprint(spec)})"
     identity = code_identity(spec)
     if identity.digest is None:
         return f"{spec} ({identity.package} not importable)"
@@ -392,6 +499,18 @@ def optimizer_identity(spec: str) -> dict:
             "source": "",
             "files": 0,
             "code": code_fingerprint(spec),
+            "imports": [],
+        }
+    if _is_harness_factory(spec):
+        return {
+            "package": "harness",
+            "distribution": None,
+            "version": None,
+            "source": "",
+            "files": 0,
+            "code": code_fingerprint(spec),
+            "imports": [],
+            "parts": {name: optimizer_identity(part) for name, part in _spec_parts(spec).items()},
         }
     return code_identity(spec).as_dict()
 
@@ -414,8 +533,50 @@ def code_fingerprint(spec: str) -> str:
     ``lion-pytorch 0.2.2, sha256:0123456789abcdef``. Editing any source file of
     your optimizer's package (not only the module the spec names), or
     installing another version of it, retrains instead of reusing records
-    made by the old code.
+    made by the old code; so does editing a package it imports (named
+    ``, imports sha256:...``; torch, torchvision and numpy by version only).
+
+    A factory of the harness itself (``harness.core.hybrid:by_shape(...)``)
+    is ``harness run code; matrices=<fingerprint>; rest=<fingerprint>``:
+    the harness's code is what every record's run-code stamp already
+    answers (harness.core.code_identity), and the optimizers it combines,
+    given as specs in its keywords, are named by their own fingerprints.
     """
     if builtin_name(spec):
         return f"torch {torch.__version__}"
+    if _is_harness_factory(spec):
+        parts = "".join(f"; {name}={code_fingerprint(part)}" for name, part in sorted(_spec_parts(spec).items()))
+        return f"harness run code{parts}"
     return code_identity(spec).fingerprint
+
+
+def _is_harness_factory(spec: str) -> bool:
+    """Whether an import spec names a factory of the harness itself (harness.core.hybrid:by_shape)."""
+    parts = _import_parts(spec)
+    return parts is not None and parts[0].split(".")[0] == "harness"
+
+
+def _spec_parts(spec: str) -> dict[str, str]:
+    """The keywords of `spec` whose values are optimizer specs themselves (by_shape's matrices and rest)."""
+    found = {}
+    for name, value in spec_kwargs(spec).items():
+        if isinstance(value, str):
+            try:
+                _parse(value)
+            except OptimizerSpecError:
+                continue
+            found[name] = value
+    return found
+
+
+def extra_attributes(optimizer: torch.optim.Optimizer) -> dict:
+    """The optimizer's instance attributes outside what torch.optim.Optimizer keeps (a step counter kept as a
+    Python int, a schedule's position): state_dict() does not hold them, so whatever saves an optimizer keeps
+    them beside it."""
+    return {name: value for name, value in vars(optimizer).items() if name not in _base_optimizer_attributes()}
+
+
+@functools.lru_cache(maxsize=1)
+def _base_optimizer_attributes() -> frozenset:
+    probe = torch.optim.Optimizer([torch.zeros(1, requires_grad=True)], {})
+    return frozenset(vars(probe)) | {"defaults", "state", "param_groups"}

@@ -60,7 +60,6 @@ import time
 import weakref
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
-from functools import lru_cache
 from typing import NamedTuple
 
 import torch
@@ -69,8 +68,15 @@ import torch.nn.functional as F
 from harness.core import evidence
 from harness.core.checkpoint import RunCheckpoint
 from harness.core.config import RunConfig
+from harness.core.hybrid import CombinedOptimizer
 from harness.core.models import MODELS, build_model
-from harness.core.optim import BUILTIN_OPTIMIZERS, Hyper, resolve
+from harness.core.optim import (
+    BUILTIN_OPTIMIZERS,
+    Hyper,
+    extra_attributes,
+    first_step_lr,
+    resolve,
+)
 from harness.core.prepare import DeviceData, fitting_refusal, load_raw_cached, prepare
 from harness.core.record import LoopFacts, empty_curves, run_record
 from harness.core.train_check import TrainingSetCheck
@@ -431,9 +437,8 @@ class _Stepping(NamedTuple):
 
 def _stepping(config: RunConfig, data: DeviceData, model, train_x: torch.Tensor, device: torch.device) -> _Stepping:
     """The optimizer, generator and loop of a run, made in the order the run's random draws depend on."""
-    optimizer = resolve(config.optimizer)(
-        model.parameters(), Hyper(config.learning_rate, config.momentum, config.weight_decay)
-    )
+    # The model itself: a factory may ask for it or its named parameters (harness.core.optim.resolve).
+    optimizer = resolve(config.optimizer)(model, Hyper(config.learning_rate, config.momentum, config.weight_decay))
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     generator = torch.Generator(device=device).manual_seed(config.seed)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if config.precision == "bf16" else nullcontext()
@@ -509,10 +514,15 @@ def optimizer_attributes(optimizer) -> dict:
     Python int, a schedule's position): state_dict() does not hold them, so a checkpoint keeps them beside it.
 
     Raises CheckpointRefused when one is not plain data (numbers, strings, tensors, and lists, tuples and
-    dicts of them): it could not be saved and restored, so the run is not checkpointed.
+    dicts of them): it could not be saved and restored, so the run is not checkpointed. The parts of a
+    CombinedOptimizer are checked too (its state_dict() carries their attributes).
     """
-    extra = {name: value for name, value in vars(optimizer).items() if name not in _base_optimizer_attributes()}
-    unsaved = sorted(name for name, value in extra.items() if not _plain(value))
+    extra = extra_attributes(optimizer)
+    held = dict(extra)
+    if isinstance(optimizer, CombinedOptimizer):
+        for index, part in enumerate(optimizer.optimizers):
+            held.update({f"{name} (of part {index})": value for name, value in extra_attributes(part).items()})
+    unsaved = sorted(name for name, value in held.items() if not _plain(value))
     if unsaved:
         raise CheckpointRefused(
             f"the optimizer keeps {', '.join(unsaved)} outside state_dict(), which a checkpoint cannot restore"
@@ -522,12 +532,6 @@ def optimizer_attributes(optimizer) -> dict:
 
 class CheckpointRefused(Exception):
     """A run's state cannot be checkpointed faithfully: it trains on without checkpoints."""
-
-
-@lru_cache(maxsize=1)
-def _base_optimizer_attributes() -> frozenset:
-    probe = torch.optim.Optimizer([torch.zeros(1, requires_grad=True)], {})
-    return frozenset(vars(probe)) | {"defaults", "state", "param_groups"}
 
 
 def _plain(value) -> bool:
@@ -618,19 +622,26 @@ IGNORES_CLOSURE: weakref.WeakSet[torch.optim.Optimizer] = weakref.WeakSet()
 def first_step_error(spec: str, device: str = "cpu") -> str | None:
     """Why optimizer `spec` cannot take one step as the training loop takes it, or None if it can.
 
-    One step on a tiny linear model on `device` (the device the runs train
-    on: a CUDA-only optimizer, Adam(capturable=True), steps only there)
-    through the loop's own path (train(), step(closure), eval() where it has
-    modes), at the learning rate a run would use, so that an optimizer that
+    One step on a tiny MLP on `device` (the device the runs train on: a
+    CUDA-only optimizer, Adam(capturable=True), steps only there) through
+    the loop's own path (the model handed to the factory, train(),
+    step(closure), eval() where it has modes), so that an optimizer that
     cannot run stops before anything trains instead of failing inside every
-    claim. The message is one line: the error's type and text.
+    claim. The MLP has an input layer, one hidden matrix and a classifier,
+    so each part of a hybrid (harness.core.hybrid.by_shape) takes a step.
+    The rate is the one a run would use; a factory with no default rate of
+    its own (lr=None) gets the one tuning tries first (first_step_lr).
+    The message is one line: the error's type and text.
     """
     generator = torch.Generator().manual_seed(0)
-    model = torch.nn.Linear(8, 3).to(device)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)
+    ).to(device)
     images, labels = torch.randn(16, 8, generator=generator), torch.randint(0, 3, (16,), generator=generator)
     images, labels = images.to(device), labels.to(device)
     try:
-        optimizer = resolve(spec)(model.parameters(), Hyper(RunConfig(optimizer=spec).learning_rate))
+        lr = first_step_lr(spec, RunConfig(optimizer=spec).learning_rate)
+        optimizer = resolve(spec)(model, Hyper(lr))
         set_optimizer_mode(optimizer, "train")
         closure_step(model, optimizer, images, labels)
         set_optimizer_mode(optimizer, "eval")

@@ -56,6 +56,7 @@ RUN_WITHOUT_THE_OPTIMIZER = {
     "C12": "trains one network with its own full-batch Adam, an instrument for the class's supremum",
 }
 UNDECIDED = "undecided"  # a skip whose reason starts with this: the claim's test could not tell
+NOT_COMPARABLE = "not comparable"  # a skip reason's start: the test's settings do not carry over (C6's sweep)
 
 
 def claims_matrix(session: dict, *, reference: dict | None = None) -> str:
@@ -197,15 +198,17 @@ def _notes(session: dict, columns) -> list[str]:
                 if entry.get("reused")
                 else ""
             )
+            warned = "".join(f"\n  - warning: {line}" for line in entry.get("warnings") or [])
             notes.append(
                 f"{spec_id(spec)}: learning rate {entry['lr']:g}, chosen by the tuning step "
-                f"({entry.get('file', 'RESULTS/tuning')}{cost})"
+                f"({entry.get('file', 'RESULTS/tuning')}{cost}){warned}"
             )
     notes.append(
         "holds: every figure of the claim holds and every test behind it ran and passed; FAILS: a figure or test "
         "failed; FAILS (expected): listed in the expected-failures file; skipped: could not run here; skipped in "
         "part: a test of the claim skipped (the reason follows), never holds; "
-        "undecided: ran, but could not tell (a run that did not converge in its budget), never holds"
+        "undecided: ran, but could not tell (a run that did not converge in its budget), never holds; "
+        "not comparable: a test's settings do not carry over to the optimizer (what was measured follows)"
     )
     notes.append(
         "training: the training passes' time of the runs the claim's tests used, each run once; "
@@ -254,6 +257,7 @@ def verdict(cell: dict | None) -> str:
     the claim's scope at this tier, OUT_OF_SCOPE_SKIPS), with its reason.
     undecided: every test skipped, one of them because it could not tell (its
     reason starts with "undecided": C9's run that did not converge); never holds.
+    not comparable: a test skipped "not comparable: <what was measured>", none failed.
     """
     if not cell:
         return "not run"
@@ -270,6 +274,8 @@ def verdict(cell: dict | None) -> str:
         return "FAILS (expected)"
     if any(o == "xpassed" for o in outcomes.values()):
         return "holds (unexpectedly: listed as expected to fail)"
+    if not_comparable(cell):  # never "holds", "skipped" or "skipped in part": the reason is a measurement
+        return NOT_COMPARABLE
     if outcomes and all(o == "skipped" for o in outcomes.values()):
         # Figures a skipped test declared are reported, not a verdict (C3's per-seed ratios
         # at a tier where its verdict cannot discriminate): the claim was not decided here.
@@ -295,6 +301,12 @@ def part_skipped(cell: dict) -> list[str]:
     ]
 
 
+def not_comparable(cell: dict) -> list[str]:
+    """The measured reasons of the claim's tests that skipped as not comparable for this optimizer."""
+    reasons = [reason.removeprefix("Skipped: ") for reason in (cell.get("skips") or {}).values()]
+    return [r.removeprefix(f"{NOT_COMPARABLE}: ") for r in reasons if r.startswith(NOT_COMPARABLE)]
+
+
 def _cell(cell: dict | None) -> str:
     text = decided = verdict(cell)
     figures = (cell or {}).get("figures") or []
@@ -305,6 +317,9 @@ def _cell(cell: dict | None) -> str:
         text += f" · {holding}/{len(figures)} figures hold · {values}{more}"
     if decided == "skipped in part":  # why, in the skipped test's own words
         text += f" · skipped: {textwrap.shorten(part_skipped(cell)[0], MAX_MESSAGE * 2, placeholder='...')}"
+    if not_comparable(cell or {}):  # why, as measured; beside a failure of another test, too
+        said = "" if decided == NOT_COMPARABLE else f"{NOT_COMPARABLE}: "
+        text += f" · {said}{textwrap.shorten(not_comparable(cell)[0], MAX_MESSAGE * 2, placeholder='...')}"
     if decided == UNDECIDED:  # why, in the test's own words
         reason = next(iter((cell or {}).get("skips", {}).values()), "")
         reason = reason.removeprefix("Skipped: ").removeprefix(f"{UNDECIDED}: ")

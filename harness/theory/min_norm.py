@@ -12,7 +12,7 @@ The optimizer is a plug-in: any callable that turns an iterable of
 parameters into a torch.optim.Optimizer. The harness owns the rest (model,
 loss, gradient, batches, step budget, the checks). `train_optimizer_spec`
 runs an optimizer under test as the training loop does: resolved from its
-spec with `harness.core.optim.resolve(spec)(params, Hyper(lr))`, stepped
+spec with `harness.core.optim.resolve(spec)(model, Hyper(lr))`, stepped
 through `harness.core.train.closure_step` (so closure optimizers such as
 LBFGS run), switched with `set_optimizer_mode` (train() to step, eval() to
 read the weights); `optimizer_outcome` reads its run: REACHES, ELSEWHERE or
@@ -231,6 +231,7 @@ def train_least_squares(
     tolerance: float = 1e-10,
     seed: int = 0,
     closure: bool = False,
+    factory_takes_model: bool = False,
 ) -> LinearRun:
     """Train w on 0.5 ||X_B w - y_B||^2 over random batches until ||X w - y|| <= tolerance ||X w0 - y||.
 
@@ -245,6 +246,10 @@ def train_least_squares(
         recomputed by a closure, optimizer.train() to step and optimizer.eval()
         to read the weights; otherwise the gradient is written into w.grad and
         optimizer.step() is called without a closure.
+    factory_takes_model: hand optimizer_factory the least-squares model (a
+        torch.nn.Module whose one parameter, named ``weights``, is w; the
+        module the closure evaluates) instead of [w], as the training loop
+        hands a factory the network (`train_optimizer_spec`).
 
     X may be rank-deficient (repeated rows, rows combining others, n > d):
     the row space, pinv(X) y and the bounds all use the numerical rank.
@@ -277,7 +282,8 @@ def train_least_squares(
     _check_consistent(inconsistency, y, start, sigma_cut, kappa, tolerance * start_residual, rank)
     factory = optimizer_factory or plain_sgd(default_learning_rate(x, batch_size))
     weights = torch.nn.Parameter(start.clone())
-    optimizer = factory([weights])
+    model = _SquaredResidual(weights)
+    optimizer = factory(model if factory_takes_model else [weights])
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer_factory returned {type(optimizer).__name__}, not a torch.optim.Optimizer")
 
@@ -290,7 +296,7 @@ def train_least_squares(
     # X_B^T r_B (scaling r_B by b, squaring, and the loss's 1/b and 2 back):
     # gamma_{b+4} instead of gamma_b.
     gradient_rounding = _gamma(batch_size + 4) if closure else _gamma(batch_size)
-    stepper = _closure_stepper(weights, optimizer) if closure else None
+    stepper = _closure_stepper(model, optimizer) if closure else None
     with torch.no_grad(), _one_thread(closure):
         residual = float((x @ weights - y).norm()) / start_residual
         while residual > tolerance and steps < max_steps:
@@ -391,17 +397,16 @@ class _SquaredResidual(torch.nn.Module):
         return torch.stack([torch.zeros_like(half), half], 1)
 
 
-def _closure_stepper(weights: torch.nn.Parameter, optimizer: torch.optim.Optimizer):
+def _closure_stepper(model: _SquaredResidual, optimizer: torch.optim.Optimizer):
     """step(x_b, y_b): one optimizer step on the batch through the training loop's step contract.
 
     optimizer.train() before the step (`set_optimizer_mode`), the step
     through `closure_step` (a closure that zeroes the gradient, recomputes
     the loss and back-propagates, called as often as the optimizer needs;
     the plain form for an optimizer that ignores it), then optimizer.eval(),
-    so that `weights` holds what the optimizer means to be evaluated (a
-    schedule-free optimizer's average) whenever they are read.
+    so that the model's `weights` hold what the optimizer means to be
+    evaluated (a schedule-free optimizer's average) whenever they are read.
     """
-    model = _SquaredResidual(weights)
 
     def step(x_b: torch.Tensor, y_b: torch.Tensor) -> None:
         set_optimizer_mode(optimizer, "train")
@@ -435,10 +440,13 @@ def train_optimizer_spec(
 ) -> LinearRun:
     """`train_least_squares` from zero with the optimizer `spec` built and stepped as the training loop does.
 
-    The optimizer is `resolve(spec)(params, Hyper(lr))` (the loop's
+    The optimizer is `resolve(spec)(model, Hyper(lr))` (the loop's
     resolution: a built-in or ``package.module:factory``, keywords in the
-    spec winning over lr; paper_sgd gets the config's momentum 0.9), and
-    every step goes through the loop's closure step (`_closure_stepper`).
+    spec winning over lr; paper_sgd gets the config's momentum 0.9; a
+    factory that asks for the model or its named parameters gets the
+    least-squares model, whose one parameter is ``weights``), and every step
+    goes through the loop's closure step (`_closure_stepper`): any optimizer
+    the loop accepts, SAM-like, schedule-free-like and LBFGS included.
     lr: the rate to use; None for C9's own rule, `spec_learning_rate`.
     """
     x, y = check_problem(x, y)
@@ -449,12 +457,13 @@ def train_optimizer_spec(
     return train_least_squares(
         x,
         y,
-        optimizer_factory=lambda params: build(params, Hyper(lr)),
+        optimizer_factory=lambda model: build(model, Hyper(lr)),
         batch_size=batch_size,
         max_steps=max_steps,
         tolerance=tolerance,
         seed=seed,
         closure=True,
+        factory_takes_model=True,
     )
 
 
