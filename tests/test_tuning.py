@@ -35,8 +35,10 @@ def test_the_grid_runs_on_true_labels_is_recorded_and_reused(tiny_npz, results):
     base = tiny_base(tiny_npz)
     lines = []
     record = tuning.tune("adam", base, grid=(1e-4, 1e-2), passes=2, progress=lines.append)
-    # adam's own 1e-3 joins the grid, and is tried first
-    assert record["values_tried"] == [1e-4, 1e-3, 1e-2] and len(lines) == 3 and "lr 0.001" in lines[0]
+    # adam's own 1e-3 joins the grid, and is tried first; a real first pass gives the cost per pass
+    trial_lines = [line for line in lines if "fit" in line and "passes" in line.split("lr ")[-1]]
+    assert record["values_tried"] == [1e-4, 1e-3, 1e-2] and "lr 0.001" in trial_lines[0]
+    assert "one pass of mlp_1x512 on 256 images takes about" in lines[1]  # tiny_npz: 256 training images
     assert record["lr"] in (1e-4, 1e-3, 1e-2) and not record["reused"]
     saved = json.loads(tuning.tuning_path("adam").read_text())
     assert saved["lr"] == record["lr"] and saved["grid"] == [1e-4, 1e-2]
@@ -48,15 +50,20 @@ def test_the_grid_runs_on_true_labels_is_recorded_and_reused(tiny_npz, results):
     assert not other_grid["reused"] and other_grid["lr"] == 1e-3
 
 
+PASS_SECONDS = {"train_seconds": 0.25, "eval_seconds": 0.125}  # what fake_runs reports of each pass
+
+
 def fake_runs(monkeypatch, fits_at: dict, losses: dict, calls: list | None = None):
     """cached_fit stand-in: lr -> pass at which true labels fit (None: never) and last-pass loss; honours max_passes."""
 
-    def fake_fit(config, fresh=False, root=None):
+    def fake_fit(config, fresh=False, root=None, progress=None):
         if calls is not None:
             calls.append((config.lr, config.max_passes))
         fit_pass, loss = fits_at.get(config.lr), losses[config.lr]
         fitted = fit_pass is not None and fit_pass <= config.max_passes and loss == loss
         passes = fit_pass if fitted else config.max_passes
+        for number in range(1, passes + 1) if progress else ():
+            progress({"pass": number, "max_passes": config.max_passes, "loss": 3.0, **PASS_SECONDS})
         outcome = "fitted" if fitted else ("diverged" if loss != loss else "out_of_budget")
         return {
             "outcome": outcome,
@@ -81,8 +88,8 @@ def test_fewest_passes_to_fit_wins_where_the_early_loss_points_elsewhere(tiny_np
     )
     record = tuning.tune("adam", tiny_base(tiny_npz), passes=60)
     assert record["lr"] == 1e-4 and record["fits_true_labels"]
-    # adam's own 1e-3 first, at the whole budget; every later trial capped at the best passes to fit so far
-    assert calls == [(1e-3, 60), (1e-4, 60), (1e-2, 19), (1e-1, 19)]
+    # adam's own 1e-3 first, at the whole budget, then upward, then down; each capped at the best fit so far
+    assert calls == [(1e-3, 60), (1e-2, 60), (1e-1, 40), (1e-4, 40)]
 
 
 def test_ties_and_unfitted_grids_go_to_the_lowest_loss_and_diverged_runs_are_excluded(tiny_npz, results, monkeypatch):
@@ -129,3 +136,88 @@ def test_a_grid_is_parsed_or_refused():
     for bad in ("", "fast", "0.1,-1", "nan"):
         with pytest.raises(ValueError, match="bad learning-rate grid"):
             tuning.parse_grid(bad)
+
+
+def test_trials_bracket_from_the_default_outward_upward_first(tiny_npz, results, monkeypatch):
+    """adam starts at its 1e-3; each direction stops at its first trial worse than its nearer neighbour."""
+    calls = []
+    fake_runs(
+        monkeypatch,
+        fits_at={1e-3: 30, 1e-2: 20, 1e-1: 25, 1e-4: 45},
+        losses={1e-5: 2.0, 1e-4: 1.0, 1e-3: 0.5, 1e-2: 0.2, 1e-1: 0.3, 1.0: float("nan")},
+        calls=calls,
+    )
+    record = tuning.tune("adam", tiny_base(tiny_npz), grid=(1e-5, 1e-4, 1e-2, 1e-1, 1.0), passes=60)
+    # 1e-1 cannot fit within 1e-2's 20 passes: worse, so 1.0 is skipped; 1e-4 cannot beat 1e-3: 1e-5 skipped
+    assert calls == [(1e-3, 60), (1e-2, 30), (1e-1, 20), (1e-4, 20)] and record["lr"] == 1e-2
+    assert sorted((t["order"], t["lr"]) for t in record["trials"]) == [(1, 1e-3), (2, 1e-2), (3, 1e-1), (4, 1e-4)]
+    assert [s["lr"] for s in record["skipped"]] == [1.0, 1e-5]
+    assert all("worse than lr" in s["why"] for s in record["skipped"])
+
+
+def diverging_default_factory(tmp_path, monkeypatch) -> str:
+    (tmp_path / "divergent.py").write_text(
+        "import torch\n"
+        "def momentum_sgd(params, lr=1.0, momentum=0.9):\n"
+        "    return torch.optim.SGD(params, lr=lr, momentum=momentum)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "divergent:momentum_sgd"
+
+
+def test_a_diverging_default_stops_the_walk_upward_and_the_slow_rates_do_not_run_their_budget(
+    tiny_npz, results, monkeypatch, tmp_path
+):
+    """The issue's case: the default 1.0 diverges; 10 is not tried, 1e-3 and 1e-4 never run their 60 passes."""
+    spec, calls = diverging_default_factory(tmp_path, monkeypatch), []
+    fits_at = {1e-1: 8, 1e-2: 30, 1e-3: 55}  # the slower the rate, the more passes it needs
+    losses = {10.0: float("nan"), 1.0: float("nan"), 1e-1: 0.05, 1e-2: 0.3, 1e-3: 0.8, 1e-4: 1.5}
+    fake_runs(monkeypatch, fits_at=fits_at, losses=losses, calls=calls)
+    record = tuning.tune(spec, tiny_base(tiny_npz), grid=(*tuning.GRID, 10.0), passes=60)
+    assert calls == [(1.0, 60), (1e-1, 60), (1e-2, 8)] and record["lr"] == 1e-1
+    assert not [lr for lr, budget in calls if lr <= 1e-3 and budget == 60]
+    assert {s["lr"]: s["why"].split(":")[0] for s in record["skipped"]} == {
+        10.0: "above lr 1, which diverged",
+        1e-3: "beyond lr 0.01, worse than lr 0.1",
+        1e-4: "beyond lr 0.01, worse than lr 0.1",
+    }
+
+
+def test_the_plan_comes_first_then_the_measured_cost_and_a_line_every_ten_passes(tiny_npz, results, monkeypatch):
+    fake_runs(monkeypatch, fits_at={1e-2: 25}, losses={1e-4: 2.0, 1e-3: 1.0, 1e-2: 0.2, 1e-1: float("nan")})
+    lines = []
+    tuning.tune("adam", tiny_base(tiny_npz), passes=60, progress=lines.append)
+    assert lines[0].startswith("tuning adam: from lr 0.001 up (0.01, 0.1), then down (0.0001)")
+    assert lines[0].endswith("at most 4 trials x 60 passes")
+    per_pass = PASS_SECONDS["train_seconds"] + PASS_SECONDS["eval_seconds"]
+    assert f"takes about {per_pass:.2f} s here" in lines[1] and "lr" not in lines[1].split(":")[1]
+    # 1e-3 runs its whole 60 passes (a line at 10..50), 1e-2 fits at 25 of 60 (lines at 10, 20)
+    assert [line.split(": ")[1] for line in lines if "/60" in line] == [
+        *(f"lr 0.001 pass {n}/60, loss 3.0000" for n in (10, 20, 30, 40, 50)),
+        "lr 0.01 pass 10/60, loss 3.0000",
+        "lr 0.01 pass 20/60, loss 3.0000",
+    ]
+    assert lines.index("tuning adam: lr 0.001 pass 10/60, loss 3.0000") > 1
+
+
+def test_a_record_of_this_version_is_reused_and_the_session_carries_its_warnings(tiny_npz, results, monkeypatch):
+    calls = []
+    losses = {1e-5: 3.0, 1e-4: 2.0, 1e-3: 1.5, 1e-2: 1.0, 1e-1: 0.1}
+    fake_runs(monkeypatch, fits_at={1e-1: 5}, losses=losses, calls=calls)
+    base, lines = tiny_base(tiny_npz), []
+    grid = (1e-5, 1e-4, 1e-2, 1e-1)
+    with pytest.warns(tuning.TuningWarning, match="at the edge"):
+        entry = tuning.tune_session(["adam"], base, grid=grid, say=lines.append)["adam"]
+    first = json.loads(tuning.tuning_path("adam").read_text())
+    assert [t["order"] for t in first["trials"]] == [4, 1, 2, 3]  # sorted by lr; 1e-4 ran last
+    assert [s["lr"] for s in first["skipped"]] == [1e-5]
+    assert entry["warnings"] == tuning.choice_warnings(first) and "at the edge" in entry["warnings"][0]
+    assert f"warning: {entry['warnings'][0]}" in lines
+    calls.clear()
+    again = tuning.tune("adam", base, grid=grid)
+    assert again["reused"] and again["lr"] == first["lr"] == 1e-1 and calls == []
+    # a record of the older format (every value run, no order, nothing skipped) is reused as it is
+    older = {key: value for key, value in first.items() if key not in ("skipped", "start_lr")}
+    older["trials"] = [{key: value for key, value in t.items() if key != "order"} for t in first["trials"]]
+    tuning.tuning_path("adam").write_text(json.dumps(older))
+    assert tuning.tune("adam", base, grid=grid)["reused"] and calls == []

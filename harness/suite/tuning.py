@@ -7,9 +7,15 @@ set ``lr``) gets one from this small tuning step, in the spirit of DeepOBS:
 
 - scale: the smoke tier's first model (MLP 1x512) on its CIFAR-10 subset
   (5,000 images), TRUE labels only, seed 0, the profile's batch and schedule;
-- grid: GRID, one value per decade (override with ``--tune-lr-grid``), plus
-  the optimizer's own default rate (a built-in's usual one, an imported
-  factory's ``lr`` default), so a rate its author intends is always tried;
+- grid: GRID, one per decade (override with ``--tune-lr-grid``), plus the
+  optimizer's own default rate (a built-in's usual one, a factory's ``lr``
+  default; NO_DEFAULT_LR where it has none), so its author's rate is tried;
+- order: from that default outward, upward first (a faster rate fits in fewer
+  passes, tightening the cap for the slower, costlier ones, or diverges in a
+  pass or two), then downward. A direction stops at its first trial worse (by
+  `_rank`; diverged or stalled is worst) than its neighbour nearer the start,
+  upward also at a diverged or stalled one: the measure is ASSUMED unimodal in
+  log lr. Values not run are listed under ``skipped``, each with its reason;
 - budget: PASSES passes per value at most; each value after the first is
   stopped at the fewest passes to fit found so far, since it can only win by
   fitting in fewer (or as many, then by loss);
@@ -20,14 +26,20 @@ set ``lr``) gets one from this small tuning step, in the spirit of DeepOBS:
   found Lion's 5-pass loss best at 1e-3, where it fits neither label set in
   150 passes, while its default 1e-4 fits random labels in 19 passes).
 
-Every value's outcome is reported; a choice at the grid's edge, or one that
+A plan line (order, cap, bound: values x PASSES passes) comes first, the
+seconds of the first pass once it ran, a line every PROGRESS_PASSES passes of
+a trial, and every trial's outcome. A choice at the grid's edge, or one that
 does not fit true labels, warns (`TuningWarning`). The choice is recorded in
-``RESULTS/tuning/<optimizer id>.json`` (grid, scale, every trial, machine
-stamp) and used for every variant of every claim run of that optimizer,
-random labels included: it is tuned once, on true labels, never per claim.
-Runs go through the run store, so a repeated tuning step only reads records.
-Cost at the smoke scale: about the passes to fit of each value tried (Adam:
-some tens of passes in all, under a minute of CPU).
+``RESULTS/tuning/<optimizer id>.json`` (grid, scale, every trial with its
+order, the values skipped, machine stamp) and used for every claim run of that
+optimizer, random labels included. Runs go through the run store, so a
+repeated tuning step only reads records; a record of the older format (every
+value run, no order) is reused as it is: it saw every value.
+Cost, measured (docs/results/tuning-bracket-cpu-2026-12-05, `measure.py
+before|after --passes 60`, 2 shared CPU cores): a momentum SGD whose default
+1.0 diverges took 152 passes (158 s) in the old sorted order, 59 (80 s)
+bracketed; at 20 passes per trial, 65 against 45. Seconds there follow the
+machine's load (0.26 to 3.3 s per pass); the plan line states the bound.
 """
 
 from __future__ import annotations
@@ -45,6 +57,7 @@ from harness.core.config import RunConfig, get_profile
 from harness.core.optim import (
     BUILTIN_OPTIMIZERS,
     BUILTINS,
+    NO_DEFAULT_LR,
     PAPER_LR,
     OptimizerSpecError,
     builtin_name,
@@ -59,6 +72,7 @@ GRID = (1e-4, 1e-3, 1e-2, 1e-1)  # initial learning rates tried, one per decade
 # the true labels of the tuning subset (measured on 2 cores), so a rate that fits
 # true labels in this budget is no slower than the paper's optimizer by more than 2x.
 PASSES = 60
+PROGRESS_PASSES = 10  # a long trial says where it is every this many passes
 N_TEST = 1_000  # test images evaluated once per trial (the choice ignores them; kept small)
 SEED = 0
 # Built-ins that use the paper's learning rates (their registry entry's default lr is the model's paper lr).
@@ -91,12 +105,14 @@ def default_lr(spec: str) -> float | None:
 
 
 def tuning_grid(spec: str, grid=GRID) -> tuple[float, ...]:
-    """The values tried for `spec`: the grid and the optimizer's default rate, ascending, each once."""
-    values = {float(v) for v in grid}
+    """The values tried for `spec`: the grid and its start (`start_lr`), ascending, each once."""
+    return tuple(sorted({float(v) for v in grid} | {start_lr(spec)}))
+
+
+def start_lr(spec: str) -> float:
+    """Where tuning starts: the optimizer's default rate, else NO_DEFAULT_LR."""
     own = default_lr(spec)
-    if own is not None:
-        values.add(own)
-    return tuple(sorted(values))
+    return NO_DEFAULT_LR if own is None else own
 
 
 def needs_tuning(spec: str) -> bool:
@@ -216,6 +232,15 @@ def _rank(trial: dict) -> tuple | None:
     return (passes, trial["final_loss"], trial["lr"])
 
 
+def _worse(trial: dict, than: dict) -> bool:
+    """Whether `trial` ranks below `than` (unusable is worst; passes to fit, then loss; lr not compared)."""
+    return _rank(than) is not None and (_rank(trial) is None or _rank(trial)[:2] > _rank(than)[:2])
+
+
+def _listed(values) -> str:
+    return ", ".join(f"{v:g}" for v in values) or "none"
+
+
 def _describe_trial(spec: str, trial: dict) -> str:
     if trial["outcome"] == "fitted":
         what = f"fits true labels in {trial['passes_to_fit']} passes"
@@ -240,9 +265,11 @@ def tune(
     """Choose `spec`'s learning rate (see the module docstring); returns the tuning record, saved.
 
     A record made with the same grid, budget and scale is reused unless `fresh`.
-    `progress(text)` hears one line per trial. Warns (TuningWarning) when the
+    `progress(text)` hears the plan, the cost per pass once measured, a line every
+    PROGRESS_PASSES passes of a trial, one per trial and one per skip. Warns (TuningWarning) when the
     choice sits at the edge of the values tried or does not fit true labels.
     """
+    from harness.core.formatting import fmt_duration
     from harness.core.runner import cached_fit
     from harness.core.store import machine_stamp, write_json_atomic
 
@@ -251,19 +278,53 @@ def tune(
         if record is not None:
             record["reused"] = True
             return record
-    values = tuning_grid(spec, grid)
-    own = default_lr(spec)
-    # The optimizer's own rate first: it usually fits, and its passes then cap every other trial.
-    order = sorted(values, key=lambda v: (v != own, v))
-    trials, best = [], passes
-    for lr in order:
-        run = cached_fit(trial_config(base, spec, lr, best), fresh=fresh, root=root)
-        trial = _trial(lr, run)
+    values, start, name, say = tuning_grid(spec, grid), start_lr(spec), spec_id(spec), progress or (lambda _: None)
+    above, below = [v for v in values if v > start], [v for v in reversed(values) if v < start]
+    say(
+        f"tuning {name}: from lr {start:g} up ({_listed(above)}), then down ({_listed(below)}), each direction "
+        f"stopped at its first trial worse than the one before, each trial at the fewest passes to fit so far; "
+        f"at most {len(values)} trials x {passes} passes"
+    )
+    trials, skipped, best, measured = [], [], passes, []
+
+    def heard(lr: float):
+        def state(now: dict) -> None:
+            if not measured:  # the first pass trained here: the cost per pass, measured
+                measured.append(now["train_seconds"] + now["eval_seconds"])
+                images = now["train_checked"] if now.get("train_whole") else (base.n_train or "all")
+                say(
+                    f"tuning {name}: one pass of {base.model} on {images} images takes about {measured[0]:.2f} s "
+                    f"here: the bound is about {fmt_duration(len(values) * passes * measured[0])}"
+                )
+            if now["pass"] % PROGRESS_PASSES == 0 and now["pass"] < now["max_passes"]:
+                say(f"tuning {name}: lr {lr:g} pass {now['pass']}/{now['max_passes']}, loss {now['loss']:.4f}")
+
+        return state
+
+    def run_trial(lr: float) -> dict:
+        nonlocal best
+        run = cached_fit(trial_config(base, spec, lr, best), fresh=fresh, root=root, progress=heard(lr))
+        trial = {**_trial(lr, run), "order": len(trials) + 1}
         trials.append(trial)
         if trial["outcome"] == "fitted":
             best = min(best, trial["passes_to_fit"])
-        if progress:
-            progress(_describe_trial(spec, trial))
+        say(_describe_trial(spec, trial))
+        return trial
+
+    first = run_trial(start)
+    for rest, upward in ((above, True), (below, False)):
+        nearer, previous = first, None
+        for index, lr in enumerate(rest):
+            if upward and _rank(nearer) is None:
+                why = f"above lr {nearer['lr']:g}, which {nearer['outcome']}: assumed no better"
+            elif previous is not None and _worse(nearer, previous):
+                why = f"beyond lr {nearer['lr']:g}, worse than lr {previous['lr']:g}: assumed unimodal in log lr"
+            else:
+                previous, nearer = nearer, run_trial(lr)
+                continue
+            skipped += [{"lr": value, "why": why} for value in rest[index:]]
+            say(f"tuning {name}: lr {_listed(rest[index:])} skipped, {why}")
+            break
     usable = [(_rank(t), t) for t in trials if _rank(t) is not None]
     if not usable:
         raise TuningError(f"every learning rate of {list(values)} diverged or stalled for {spec!r} on true labels")
@@ -273,12 +334,15 @@ def tune(
         "id": spec_id(spec),
         "lr": chosen["lr"],
         "fits_true_labels": chosen["outcome"] == "fitted",
-        "criterion": "fewest passes to fit true labels (100% training accuracy), trials capped at the best so far; "
+        "criterion": "fewest passes to fit true labels (100% training accuracy), trials capped at the best so far "
+        "and bracketed from the default outward; "
         "ties and unfitted grids: lowest last-pass training loss, then smaller lr; diverged and "
         "stalled runs excluded",
         "grid": [float(v) for v in grid],
         "values_tried": list(values),
-        "default_lr": own,
+        "default_lr": default_lr(spec),
+        "start_lr": start,
+        "skipped": skipped,
         "passes": passes,
         "scale": _scale(base, passes),
         "code": code_fingerprint(spec),  # an edited optimizer is tuned again
@@ -334,9 +398,10 @@ def tune_session(specs, base: RunConfig, *, grid=GRID, fresh: bool = False, say=
             "file": str(path),
             "reused": record["reused"],
             "seconds": time.perf_counter() - started,  # this session's wall time on it (reading a recorded choice: ~0)
+            "warnings": choice_warnings(record),
         }
         say(f"{spec_id(spec)} uses lr {record['lr']:g} ({'recorded' if record['reused'] else 'chosen now'}, {path})")
-        for line in choice_warnings(record):
+        for line in chosen[spec]["warnings"]:
             say(f"warning: {line}")
     return chosen
 
