@@ -147,6 +147,17 @@ import torch
 def adamw_default(params, lr=None):
     """An imported factory that keeps its package's own default weight decay (as SOAP's 0.01 and Muon's 0.1)."""
     return torch.optim.AdamW(params, lr=lr or 1e-3)
+
+
+class SharpnessAware(torch.optim.SGD):
+    """Keeps a setting as its own attribute, outside its param groups (as some SAM ports keep rho)."""
+
+    def __init__(self, params, lr=0.01):
+        super().__init__(params, lr=lr)
+        self.rho = 0.05
+        self.scales = (1.0, 2.0)
+        self.helper = object()  # not a setting: left out
+        self.buffer = torch.zeros(2)  # a tensor: state, not a setting
 '''
 
 
@@ -170,3 +181,14 @@ def test_the_record_keeps_the_settings_that_ran_and_a_no_regulariser_claim_refus
     sgd = cached_fit(RunConfig(data=f"npz:{tiny_npz}", n_train=64, n_test=32, max_passes=2))
     assert sgd["optimizer_settings"][0]["weight_decay"] == 0.0
     require_trained(sgd, "C6: paper SGD", no_weight_decay=True)  # the paper's SGD passes
+
+
+def test_the_record_keeps_the_settings_an_optimizer_holds_outside_its_param_groups(
+    tiny_npz, tmp_path, results, monkeypatch
+):
+    (tmp_path / "decaying_opts.py").write_text(DECAYING)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = RunConfig(data=f"npz:{tiny_npz}", n_train=64, n_test=32, max_passes=1)
+    record = cached_fit(config.replace(optimizer="decaying_opts:SharpnessAware"))
+    assert record["optimizer_settings_outside_groups"] == {"rho": 0.05, "scales": [1.0, 2.0]}
+    assert cached_fit(config)["optimizer_settings_outside_groups"] == {}  # the paper's SGD keeps none

@@ -138,6 +138,9 @@ FIELDS = {
     "optimizer_settings": "the optimizer's settings as its param groups held them once built, one dict per group of "
     "its scalar entries (lr, weight_decay, momentum, betas, eps, ...): what ran, defaults of an imported factory "
     "included; None where the loop builds no torch optimizer",
+    "optimizer_settings_outside_groups": "the optimizer's scalar settings kept as its own attributes, outside its "
+    "param groups, once built ({name: value}: a SAM's rho, a warm-up length); a combined optimizer's parts' as "
+    "'name (of part i)'; None where the loop builds no torch optimizer",
     "test_label_counts": "test images per true class (K,)",
     "test_prediction_counts": "test predictions per class (K,); absent when the last pass measured none",
     "test_confusion": "K x K counts, rows true class, columns predicted class; absent as above",
@@ -192,6 +195,7 @@ class LoopFacts:
     optimizer_modes: bool = False
     optimizer_closure: bool = False
     optimizer_settings: list | None = None
+    optimizer_settings_outside_groups: dict | None = None
 
 
 def run_record(

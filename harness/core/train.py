@@ -252,6 +252,7 @@ def _fit(
     initial_loss = _initial_loss(model, train_x, data.train_y, config.batch_size)  # before any checkpoint is restored
     loss_ceiling = MAX_LOSS_GROWTH * max(initial_loss, math.log(data.num_classes))
     settings = optimizer_settings(optimizer)  # as built: before the schedule or a checkpoint changes a group
+    settings_outside = settings_outside_groups(optimizer)
     resumed = checkpoint.load(config_values) if checkpoint else None
     if resumed is not None:
         _restore(resumed, model, optimizer, graphed, generator, curves)
@@ -355,6 +356,7 @@ def _fit(
         optimizer_modes=graphed is None and has_modes(optimizer),
         optimizer_closure=graphed is None and optimizer not in IGNORES_CLOSURE,
         optimizer_settings=settings,
+        optimizer_settings_outside_groups=settings_outside,
     )
     measured_at_end = bool(curves["test_accuracy"]) and curves["test_accuracy"][-1] is not None
     return run_record(
@@ -499,6 +501,20 @@ def optimizer_settings(optimizer) -> list[dict]:
         {name: list(value) if isinstance(value, tuple) else value for name, value in group.items() if _setting(value)}
         for group in optimizer.param_groups
     ]
+
+
+def settings_outside_groups(optimizer) -> dict:
+    """The optimizer's scalar settings kept as its own instance attributes, outside its param groups ({name:
+    value}, a SAM's rho, a warm-up length): what a reader of the record could not see in `optimizer_settings`.
+    A combined optimizer's parts' are named 'name (of part i)'; tensors and objects are left out (not settings)."""
+    found = {name: value for name, value in extra_attributes(optimizer).items() if _setting(value)}
+    for index, part in enumerate(
+        getattr(optimizer, "optimizers", ()) if isinstance(optimizer, CombinedOptimizer) else ()
+    ):
+        found.update(
+            {f"{name} (of part {index})": value for name, value in extra_attributes(part).items() if _setting(value)}
+        )
+    return {name: list(value) if isinstance(value, tuple) else value for name, value in found.items()}
 
 
 def _setting(value) -> bool:
