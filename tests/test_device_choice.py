@@ -49,7 +49,7 @@ def test_a_cuda_only_optimizer_fails_the_check_on_a_cpu_with_the_reason():
     assert train.first_step_error("paper_sgd", "cpu") is None
 
 
-def test_workers_are_pinned_only_where_nvml_counts_the_gpus_never_by_starting_cuda(monkeypatch):
+def test_workers_are_pinned_only_where_nvml_counts_the_gpus_never_by_starting_cuda(monkeypatch, tmp_path):
     """torch.cuda.device_count() starts the CUDA driver where NVML fails; the pinning must not (planted: it raises)."""
     import types
     import warnings
@@ -65,7 +65,12 @@ def test_workers_are_pinned_only_where_nvml_counts_the_gpus_never_by_starting_cu
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # restored after: pin_worker_gpu sets it
     monkeypatch.setattr(torch.cuda, "_device_count_nvml", lambda: -1)  # NVML does not answer
+    monkeypatch.setattr(gpus, "NVIDIA_DRIVER", tmp_path)  # a driver is loaded: its silence is a fault
     with pytest.warns(UserWarning, match="cannot be counted without starting CUDA"):
+        assert gpus.pin_worker_gpu(worker) is None
+    monkeypatch.setattr(gpus, "NVIDIA_DRIVER", tmp_path / "absent")  # no driver: a CPU machine, said nothing
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         assert gpus.pin_worker_gpu(worker) is None
     monkeypatch.setattr(torch.cuda, "_device_count_nvml", lambda: 2)
     with warnings.catch_warnings():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from pathlib import Path
 
 import torch
 
@@ -91,6 +92,10 @@ def worker_gpu(worker: str, visible: str | None, count: int) -> str:
     return ids[index % min(count, len(ids))]
 
 
+# Present where the NVIDIA kernel driver is loaded (Linux): without it NVML's silence means no GPU, not a fault.
+NVIDIA_DRIVER = Path("/proc/driver/nvidia")
+
+
 def pin_worker_gpu(config) -> str | None:
     """One GPU per xdist worker, set through CUDA_VISIBLE_DEVICES before CUDA starts in the worker.
 
@@ -103,6 +108,8 @@ def pin_worker_gpu(config) -> str | None:
     if not worker or not hasattr(config, "workerinput"):
         return None
     count = gpus_without_starting_cuda()
+    if count is None and not NVIDIA_DRIVER.exists():
+        return None  # no NVIDIA driver loaded: a CPU machine, nothing to pin and nothing to warn of
     if count is None:
         warnings.warn(
             f"xdist worker {worker}: the GPUs cannot be counted without starting CUDA (NVML does not answer), so "
