@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import signal
 import sys
@@ -401,5 +402,14 @@ def _print_progress(state: dict, optimizer: str, pass_seconds: list[float]) -> N
     )
 
 
+def _main_to_a_pipe() -> int:
+    """main(), where a reader that stops early (`| head`) ends the command quietly, as Unix tools do."""
+    try:
+        return main()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool stopped by a closed pipe
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main_to_a_pipe())

@@ -368,3 +368,24 @@ def test_a_comparison_says_when_an_optimizers_code_changed():
     unread = session(lion_figure(LION, 1.0), optimizers=(LION,))
     unread["optimizer_identity"] = {LION: {"version": None, "code": f"unhashable {LION}"}}
     assert not [note for note in compare(unread, before).notes if "code of" in note]
+
+
+def test_the_results_folder_is_taken_after_the_subcommand_too_and_a_closed_pipe_ends_quietly(tmp_path, capsys):
+    """`sessions list --results-dir X`, as every other command spells it; given on both sides, the later wins."""
+    import subprocess
+    import sys
+
+    save_session(session(figure("C1", "a", 1.0)), tmp_path)
+    assert sessions_cli.main(["list", "--results-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith("0001")
+    assert sessions_cli.main(["--results-dir", str(tmp_path / "none"), "list", "--results-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith("0001")
+    # A reader that stops at once (`| head -0`): no traceback, the exit status a shell gives a tool stopped by it.
+    listing = subprocess.Popen(
+        [sys.executable, "-m", "harness", "sessions", "list", "--results-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    listing.stdout.close()
+    assert listing.wait(timeout=120) == 141
+    assert b"Traceback" not in listing.stderr.read()

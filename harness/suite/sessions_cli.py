@@ -30,17 +30,20 @@ from harness.suite.matrix import sessions_matrix
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness sessions", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--results-dir",
-        type=lambda text: Path(text).expanduser(),  # '~' as the home folder (a shell leaves it in '--x=~/y')
-        default=None,
-        help="results folder holding sessions/ (default $HARNESS_RESULTS_DIR or .harness-results)",
-    )
+    results_help = "results folder holding sessions/ (default $HARNESS_RESULTS_DIR or .harness-results)"
+    as_path = lambda text: Path(text).expanduser()  # noqa: E731 -- '~' as the home folder (a shell leaves it in '--x=~/y')
+    parser.add_argument("--results-dir", type=as_path, default=None, help=results_help)
+    # The same option after the subcommand too (`sessions list --results-dir X`), as every other command takes it;
+    # SUPPRESS: where it is not given there, the one before the subcommand stands.
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--results-dir", type=as_path, default=argparse.SUPPRESS, help=results_help)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="numbered sessions: number, profile, optimizers, exit status")
-    show = commands.add_parser("show", help="one session's figures")
+    commands.add_parser("list", parents=[where], help="numbered sessions: number, profile, optimizers, exit status")
+    show = commands.add_parser("show", parents=[where], help="one session's figures")
     show.add_argument("ref", nargs="?", default="last")
-    matrix = commands.add_parser("matrix", help="the claims matrix (Markdown) of a session, or one of several sessions")
+    matrix = commands.add_parser(
+        "matrix", parents=[where], help="the claims matrix (Markdown) of a session, or one of several sessions"
+    )
     matrix.add_argument(
         "refs",
         nargs="*",
@@ -52,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     matrix.add_argument(
         "--reference", default=None, help="session or baseline supplying paper_sgd if the sessions lack it"
     )
-    comp = commands.add_parser("compare", help="figure deltas of a session against a baseline; exit 1 on a regression")
+    comp = commands.add_parser(
+        "compare", parents=[where], help="figure deltas of a session against a baseline; exit 1 on a regression"
+    )
     comp.add_argument("ref", help="the session: 'last', a number, or a file")
     comp.add_argument("baseline", help="the baseline: a number or a file")
     comp.add_argument("--fail", action="append", default=[], metavar="CLAIM:TOL", help="failure rule, repeatable")
@@ -65,10 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         help="compare the session's optimizer SPEC_A with the baseline's SPEC_B (specs or ids, e.g. "
         "'Lion(lr=0.0001)=Lion'): two specs of one optimizer; repeatable",
     )
-    export = commands.add_parser("export", help="every figure of the sessions as CSV, one row per figure")
+    export = commands.add_parser(
+        "export", parents=[where], help="every figure of the sessions as CSV, one row per figure"
+    )
     export.add_argument("refs", nargs="+", metavar="REF", help="sessions: 'last', numbers or files")
     export.add_argument("--csv", default="-", metavar="FILE", help="where the CSV goes (default: standard output)")
-    base = commands.add_parser("baseline", help="copy a real session into a baseline file")
+    base = commands.add_parser("baseline", parents=[where], help="copy a real session into a baseline file")
     base.add_argument("ref", help="the session: 'last', a number, or a file")
     base.add_argument("out", type=Path)
     base.add_argument("--note", default=None, help="what the baseline covers, kept in the file")
