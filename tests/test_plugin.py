@@ -240,6 +240,8 @@ def test_two_optimizers_on_xdist_workers_get_a_tuned_lr_a_claims_matrix_and_numb
     assert session["tuning"]["adam"]["seconds"] > 0  # the tuning's cost is kept beside the runs
     tuned = session["tuning"]["adam"]["lr"]
     assert tuned in (1e-3, 1e-2) and (results / "tuning" / "adam.json").exists()
+    # The paper's SGD timed at the tuning scale: adam's runs can then be estimated from paper_sgd's (history)
+    assert json.loads((results / "tuning" / "paper_sgd.json").read_text())["timed_only"]
     assert session["number"] == 1 and session["optimizers"] == ["paper_sgd", "adam"]
     assert session["command"].startswith("python -m pytest") and session["machine"]["cpu_count"]
     assert {t["outcome"] for t in session["tests"].values()} == {"passed"}

@@ -50,6 +50,20 @@ def test_the_grid_runs_on_true_labels_is_recorded_and_reused(tiny_npz, results):
     assert not other_grid["reused"] and other_grid["lr"] == 1e-3
 
 
+def test_the_paper_sgd_is_timed_at_the_tuning_scale_so_runs_of_a_tuned_optimizer_can_be_estimated(tiny_npz, results):
+    """history.py estimates a new optimizer's runs by the ratio of seconds per pass at one scale on one machine:
+    the paper's SGD, never tuned, is timed at that scale (planted: recorded at another scale, the two
+    differ and nothing could be estimated)."""
+    from harness.suite.history import tuning_seconds_per_pass
+
+    base = tiny_base(tiny_npz)
+    tuning.tune("adam", base, grid=(1e-3,))
+    record = tuning.time_reference("paper_sgd", base)
+    assert record["timed_only"] and record["lr"] == 0.01 and record["trials"][0]["train_seconds"] > 0
+    per_pass = tuning_seconds_per_pass(tuning.tuning_path("adam").parent)
+    assert set(per_pass) == {"adam", "paper_sgd"} and per_pass["adam"][1] == per_pass["paper_sgd"][1]
+
+
 PASS_SECONDS = {"train_seconds": 0.25, "eval_seconds": 0.125}  # what fake_runs reports of each pass
 
 

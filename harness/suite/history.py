@@ -18,7 +18,8 @@ with a "baseline" entry, committed beside the suite) come after every
 session file, so a fresh checkout orders its first session by them.
 A test never run with optimizer X but run with Y is estimated (one ratio,
 no model): Y's seconds times X's over Y's tuning seconds per pass, both
-tuned at one scale on one machine. Any other run never trained in a kept
+measured at the tuning scale on one machine (a given-rate optimizer such as
+the paper's SGD is timed there by harness.suite.tuning.time_reference). Any other run never trained in a kept
 session is "never measured", and the time left says how many of each.
 """
 

@@ -124,6 +124,9 @@ def _tune_learning_rates(config, claims: ClaimsSession) -> None:
     except tuning.TuningError as error:
         raise pytest.UsageError(str(error)) from None
     claims.tuned_lr.update({spec: entry["lr"] for spec, entry in claims.tuning.items()})
+    for spec in dict.fromkeys(claims.optimizers):  # the given-rate ones, timed at the same scale (history's ratio)
+        if not tuning.needs_tuning(spec):
+            tuning.time_reference(spec, base, fresh=config.getoption("--claims-fresh"))
 
 
 @pytest.hookimpl(optionalhook=True)

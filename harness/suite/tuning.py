@@ -406,6 +406,31 @@ def tune_session(specs, base: RunConfig, *, grid=GRID, fresh: bool = False, say=
     return chosen
 
 
+def time_reference(spec: str, base: RunConfig, *, fresh: bool = False, root: Path | None = None) -> dict:
+    """One trial of an optimizer with a given rate (the paper's SGD) at the tuning scale, recorded like a tuning
+    (`tuning_path`, ``"timed_only": true``): the seconds per pass the tuned optimizers' are compared with, so a
+    session can estimate a new optimizer's runs from the reference's measured ones (harness.suite.history).
+    The run goes through the run store: trained once per scale, code and machine. Returns the record."""
+    from harness.core.runner import cached_fit
+    from harness.core.store import machine_stamp, write_json_atomic
+
+    lr = base.replace(optimizer=spec).learning_rate
+    run = cached_fit(trial_config(base, spec, lr), fresh=fresh, root=root)
+    record = {
+        "optimizer": spec,
+        "id": spec_id(spec),
+        "lr": lr,
+        "timed_only": True,  # not a choice: the rate is the optimizer's own (the paper's)
+        "scale": _scale(base, PASSES),
+        "code": code_fingerprint(spec),
+        "trials": [_trial(lr, run)],
+        "stamp": machine_stamp(base.device),
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_json_atomic(tuning_path(spec, root), record)
+    return record
+
+
 def parse_grid(text: str) -> tuple[float, ...]:
     """'1e-4,1e-3,1e-2' -> (0.0001, 0.001, 0.01); a clear error otherwise."""
     try:
