@@ -94,7 +94,8 @@ class History:
             for known, other in self.optimizers.items():
                 theirs, their_where = self.per_pass.get(other, (0, None))
                 if test != nodeid and where == their_where and _same_test(known, other) == test:
-                    ratio, runs = own / theirs, [(k, self.runs.get(k)) for k in self.tests[known] if not recorded(k)]
+                    # X's runs, not Y's, are the ones to train: that Y's are recorded says nothing of them
+                    ratio, runs = own / theirs, [(k, self.runs.get(k)) for k in self.tests[known]]
                     return {f"{k}@{name}": Measured(m.seconds * ratio, m.machine, m.source, name) for k, m in runs if m}
         return {}
 
