@@ -88,7 +88,19 @@ def figure_row(entry: dict, session: dict) -> tuple[str, str, str]:
     """(claim, test id without optimizer, label): a figure's identity across optimizers and sessions."""
     optimizer = entry_optimizer(entry, session)
     label = entry.get("key") or figure_label(entry.get("figure", ""))
-    return entry.get("claim", "?"), strip_optimizer_param(entry.get("test", ""), optimizer), label
+    return entry.get("claim", "?"), strip_optimizer_param(claims_test_id(entry.get("test", "")), optimizer), label
+
+
+# A claim test's file and test, after whatever folder the session saw it in: claims/ in the repository,
+# none or a site-packages path ending in harness_claims/ where the claims are installed.
+_CLAIM_TEST = re.compile(r"^(?:(?:.*/)?(?:claims|harness_claims)/)?(test_[^/]+\.py::.+)$")
+
+
+def claims_test_id(nodeid: str) -> str:
+    """A claim test's id as the repository names it (``claims/test_c01_...py::...``), whether the session ran the
+    repository's claims/ or the installed harness_claims (whose ids start at the file), so the two compare."""
+    match = _CLAIM_TEST.match(nodeid)
+    return f"claims/{match[1]}" if match else nodeid
 
 
 def indexed_figures(session: dict, as_optimizer: dict[str, str] | None = None) -> dict[tuple, dict]:
@@ -323,7 +335,8 @@ def _absence(key: tuple, current: dict, pairs: dict[str, str]) -> str:
     for nodeid, entry in (current.get("tests") or {}).items():
         optimizer = entry.get("optimizer")
         identity = pairs.get(optimizer, optimizer)
-        if (spec_id(identity) if identity else "") != optimizer_id or strip_optimizer_param(nodeid, optimizer) != test:
+        same_test = strip_optimizer_param(claims_test_id(nodeid), optimizer) == test
+        if (spec_id(identity) if identity else "") != optimizer_id or not same_test:
             continue
         outcome = entry.get("outcome", "ran")
         detail = reason_of_test(entry)
