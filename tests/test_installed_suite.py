@@ -193,6 +193,8 @@ def test_the_installed_claims_run_from_any_folder_with_your_optimizer(installed,
             f"--data-dir={data}",
             f"--results-dir={results}",
             "--profile=smoke",
+            "-n",  # as the CI recipe runs it: the workers load the plugins through the same entry point
+            "2",
             "-p",
             "no:cacheprovider",
             "-W",
